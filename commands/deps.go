@@ -1,0 +1,52 @@
+package commands
+
+import (
+	"context"
+	"time"
+
+	"github.com/toolbox-collective/toolbox/state"
+)
+
+// Store is the part of the state the verbs use.
+type Store interface {
+	CreateJob(j state.Job) (state.Job, error)
+	UpdateJob(id uint64, fn func(*state.Job) error) (state.Job, error)
+	RecentJobs(n int) ([]state.Job, error)
+	ActiveJobs() ([]state.Job, error)
+	InterruptRunning(reason string) ([]state.Job, error)
+	AppendAudit(r state.AuditRecord) error
+	RecentAudit(n int) ([]state.AuditRecord, error)
+	AddAdmin(a state.Admin) error
+	RemoveAdmin(userID string) error
+	Admins() ([]state.Admin, error)
+	IsAdmin(userID string) (bool, error)
+	UseNonce(nonce string, expires time.Time) (bool, error)
+	Apps() ([]state.App, error)
+}
+
+// Chat posts as the bot in a channel.
+type Chat interface {
+	// Post creates a post and returns its id.
+	Post(ctx context.Context, channelID, text string) (postID string, err error)
+	// Edit replaces the text of a post the bot made.
+	Edit(ctx context.Context, postID, text string) error
+	// AskConfirmation posts text with Confirm and Cancel buttons that carry token.
+	AskConfirmation(ctx context.Context, channelID, text, token string) (postID string, err error)
+}
+
+// Directory answers questions about the chat's users.
+type Directory interface {
+	IsSystemAdmin(ctx context.Context, userID string) (bool, error)
+	// UserByName finds a user by user name (without the @).
+	UserByName(ctx context.Context, name string) (User, error)
+}
+
+// User is a chat user.
+type User struct{ ID, Name string }
+
+// Check is one thing selftest verifies.
+type Check struct {
+	Name string
+	// Run returns a short detail on success.
+	Run func(ctx context.Context) (detail string, err error)
+}

@@ -1,0 +1,211 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/toolbox-collective/toolbox/state"
+)
+
+// Jobs runs slow verbs in the background on the application's root context,
+// records them in the state and reports on them by editing one bot post.
+type Jobs struct {
+	root    context.Context
+	deps    Deps
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	cancels map[uint64]context.CancelFunc
+	closed  bool
+	// progressEvery throttles edits of the progress post.
+	progressEvery time.Duration
+}
+
+func newJobs(root context.Context, deps Deps) *Jobs {
+	return &Jobs{root: root, deps: deps, cancels: map[uint64]context.CancelFunc{}, progressEvery: time.Second}
+}
+
+// start records the job durably, then runs it in a goroutine.
+func (j *Jobs) start(c Caller, v *Verb, args []string) (state.Job, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.closed {
+		return state.Job{}, Errorf(Unavailable, "The toolbox is restarting. Try again in a minute.")
+	}
+	job, err := j.deps.Store.CreateJob(state.Job{
+		Verb: v.Name, Args: args, UserID: c.UserID, UserName: c.UserName, ChannelID: c.ChannelID,
+		Status: state.JobQueued, Created: j.deps.Now(),
+	})
+	if err != nil {
+		return state.Job{}, fmt.Errorf("record job: %w", err)
+	}
+	ctx, cancel := context.WithCancel(j.root)
+	j.cancels[job.ID] = cancel
+	j.wg.Go(func() {
+		defer func() {
+			j.mu.Lock()
+			delete(j.cancels, job.ID)
+			j.mu.Unlock()
+			cancel()
+		}()
+		j.execute(ctx, c, v, job)
+	})
+	return job, nil
+}
+
+func (j *Jobs) title(job state.Job) string {
+	return fmt.Sprintf("job #%d `%s`", job.ID, strings.TrimSpace(job.Verb+" "+quoteArgs(job.Args)))
+}
+
+func (j *Jobs) execute(ctx context.Context, c Caller, v *Verb, job state.Job) {
+	log := j.deps.Log.With("job", job.ID, "verb", job.Verb)
+	title := j.title(job)
+	postID := j.post(ctx, job.ChannelID, fmt.Sprintf(":hourglass: %s started by %s", title, c.mention()))
+	started := j.deps.Now()
+	job, err := j.deps.Store.UpdateJob(job.ID, func(s *state.Job) error {
+		s.Status, s.Started, s.PostID = state.JobRunning, started, postID
+		return nil
+	})
+	if err != nil {
+		log.Error("job state not recorded", "err", err)
+	}
+
+	var (
+		pmu      sync.Mutex
+		lines    []string
+		lastEdit time.Time
+	)
+	progress := func(format string, args ...any) {
+		line := fmt.Sprintf(format, args...)
+		pmu.Lock()
+		defer pmu.Unlock()
+		lines = append(lines, line)
+		if len(lines) > 8 {
+			lines = lines[len(lines)-8:]
+		}
+		now := j.deps.Now()
+		if now.Sub(lastEdit) < j.progressEvery {
+			return
+		}
+		lastEdit = now
+		j.edit(ctx, postID, fmt.Sprintf(":hourglass: %s started by %s\n```\n%s\n```", title, c.mention(), strings.Join(lines, "\n")))
+		if _, err := j.deps.Store.UpdateJob(job.ID, func(s *state.Job) error { s.Progress = line; return nil }); err != nil {
+			log.Warn("job progress not recorded", "err", err)
+		}
+	}
+
+	result, runErr := j.runSafely(ctx, v, Invocation{Caller: c, Args: job.Args, Progress: progress})
+	finished := j.deps.Now()
+	status, icon, outcome := state.JobSucceeded, ":white_check_mark:", "succeeded"
+	var errText string
+	switch {
+	case runErr != nil && ctx.Err() != nil:
+		status, icon, outcome = state.JobInterrupted, ":warning:", "was interrupted by a shutdown"
+		errText = "interrupted by a shutdown of the toolbox"
+	case runErr != nil:
+		status, icon, outcome = state.JobFailed, ":x:", "failed"
+		text, ref := Message(runErr)
+		errText = text
+		if ref != "" {
+			log.Error("job failed", "ref", ref, "err", runErr)
+		}
+	}
+	dur := finished.Sub(started).Round(10 * time.Millisecond)
+	if _, err := j.deps.Store.UpdateJob(job.ID, func(s *state.Job) error {
+		s.Status, s.Finished, s.Result, s.Error = status, finished, result, errText
+		return nil
+	}); err != nil {
+		log.Error("job outcome not recorded", "err", err)
+	}
+	// Report on a context that outlives a shutdown's cancellation, briefly.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	j.edit(rctx, postID, fmt.Sprintf("%s %s %s in %s", icon, title, outcome, dur))
+	body := result
+	if errText != "" {
+		body = errText
+	}
+	j.post(rctx, job.ChannelID, fmt.Sprintf("%s **%s %s** (%s)\n%s", icon, title, outcome, dur, body))
+	log.Info("job done", "status", status, "duration", dur)
+}
+
+// runSafely turns a panic in a verb into a failed job instead of a dead bot.
+func (j *Jobs) runSafely(ctx context.Context, v *Verb, inv Invocation) (out string, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic in %s: %v", v.Name, p)
+		}
+	}()
+	return v.Run(ctx, inv)
+}
+
+func (j *Jobs) post(ctx context.Context, channelID, text string) string {
+	if j.deps.Chat == nil {
+		return ""
+	}
+	id, err := j.deps.Chat.Post(ctx, channelID, text)
+	if err != nil {
+		j.deps.Log.Warn("bot post failed", "channel", channelID, "err", err)
+	}
+	return id
+}
+
+func (j *Jobs) edit(ctx context.Context, postID, text string) {
+	if j.deps.Chat == nil || postID == "" {
+		return
+	}
+	if err := j.deps.Chat.Edit(ctx, postID, text); err != nil {
+		j.deps.Log.Warn("bot post edit failed", "post", postID, "err", err)
+	}
+}
+
+// Recover marks the jobs a previous run left running as interrupted and says
+// so in their channels. Call it once at start-up, before serving.
+func (j *Jobs) Recover(ctx context.Context) ([]state.Job, error) {
+	jobs, err := j.deps.Store.InterruptRunning("the toolbox stopped while this job ran")
+	if err != nil {
+		return nil, fmt.Errorf("recover jobs: %w", err)
+	}
+	for _, job := range jobs {
+		title := j.title(job)
+		j.edit(ctx, job.PostID, fmt.Sprintf(":warning: %s was interrupted", title))
+		j.post(ctx, job.ChannelID, fmt.Sprintf(":warning: %s was interrupted: the toolbox stopped while it ran. Nothing was retried; run it again if it is still needed.", title))
+	}
+	return jobs, nil
+}
+
+func (j *Jobs) drain() {
+	j.mu.Lock()
+	j.closed = true
+	j.mu.Unlock()
+}
+
+// Shutdown refuses new jobs and waits for running ones until ctx ends; then it
+// cancels them and waits for them to record their interruption.
+func (j *Jobs) Shutdown(ctx context.Context) error {
+	j.drain()
+	done := make(chan struct{})
+	go func() { j.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	j.mu.Lock()
+	for _, cancel := range j.cancels {
+		cancel()
+	}
+	j.mu.Unlock()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		return errors.New("jobs did not stop after cancellation")
+	}
+	return ctx.Err()
+}
+
+// Wait blocks until every started job has finished (for `toolbox do`).
+func (j *Jobs) Wait() { j.wg.Wait() }

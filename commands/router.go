@@ -1,0 +1,378 @@
+// Package commands holds the verbs of /toolbox: the table they live in, who may
+// run them, how they are parsed, confirmed, audited and run as jobs. It speaks to
+// the outside through the small interfaces declared in deps.go.
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/toolbox-collective/toolbox/state"
+)
+
+// Role says who may run a verb.
+type Role int
+
+const (
+	Anyone Role = iota // every member of the team
+	Admin              // Mattermost system admins and the toolbox admins list
+)
+
+func (r Role) String() string {
+	if r == Admin {
+		return "toolbox admins"
+	}
+	return "everyone"
+}
+
+// Caller is who typed a command, and where.
+type Caller struct {
+	UserID, UserName       string
+	ChannelID, ChannelName string
+	TeamID                 string
+	// Terminal is the local operator using `toolbox do`: an admin, with no chat.
+	Terminal bool
+}
+
+func (c Caller) mention() string {
+	if c.Terminal {
+		return "the operator"
+	}
+	return "@" + c.UserName
+}
+
+// Invocation is one run of a verb.
+type Invocation struct {
+	Caller Caller
+	Args   []string
+	// Progress reports a step of a job; it is a no-op for quick verbs.
+	Progress func(format string, args ...any)
+}
+
+// Verb is one entry of the command table: it carries its own usage and help.
+type Verb struct {
+	Name    string // one or two words: "status", "admins add"
+	Args    string // usage after the name: "<user>"
+	Summary string // one line for `help`
+	Help    string // more for `help <verb>`
+	Role    Role
+	// Confirmations is how many times the caller must click Confirm first (0: none).
+	Confirmations int
+	// Job verbs answer at once and run in the background.
+	Job bool
+	// MinArgs and MaxArgs bound len(Args); MaxArgs < 0 means no bound.
+	MinArgs, MaxArgs int
+	Run              func(ctx context.Context, inv Invocation) (string, error)
+	// Describe says in one line, for the confirmation prompt, what will happen.
+	Describe func(args []string) string
+}
+
+func (v *Verb) usage() string {
+	if v.Args == "" {
+		return "/toolbox " + v.Name
+	}
+	return "/toolbox " + v.Name + " " + v.Args
+}
+
+// Request is a command as it reaches the router.
+type Request struct {
+	Caller Caller
+	Text   string
+	// Confirmed skips the confirmation prompt (the terminal operator said yes).
+	Confirmed bool
+}
+
+// Reply is what the caller sees at once.
+type Reply struct {
+	Text string
+	// JobID is set when the command started a job.
+	JobID uint64
+}
+
+// Router finds the verb for a text, checks who may run it, and runs it.
+type Router struct {
+	verbs    map[string]*Verb
+	order    []*Verb
+	deps     Deps
+	jobs     *Jobs
+	confirm  *confirmer
+	draining atomic.Bool
+}
+
+// Deps are what the router needs from the rest of the program.
+type Deps struct {
+	Store     Store
+	Chat      Chat      // may be nil: `toolbox do` without a Mattermost
+	Directory Directory // may be nil likewise
+	Checks    []Check   // what selftest checks
+	Log       *slog.Logger
+	Now       func() time.Time
+	Version   string
+	// ConfirmKey signs confirmation buttons; ConfirmTTL is how long they stay valid.
+	ConfirmKey []byte
+	ConfirmTTL time.Duration
+}
+
+// NewRouter builds the router and its job runner. root is the application's
+// context: jobs run on it, not on the request's.
+func NewRouter(root context.Context, deps Deps, extra ...*Verb) (*Router, error) {
+	if deps.Store == nil {
+		return nil, errors.New("commands: a store is required")
+	}
+	if len(deps.ConfirmKey) < 32 {
+		return nil, errors.New("commands: the confirmation key must have at least 32 bytes")
+	}
+	if deps.Log == nil {
+		deps.Log = slog.New(slog.DiscardHandler)
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.ConfirmTTL == 0 {
+		deps.ConfirmTTL = 10 * time.Minute
+	}
+	r := &Router{verbs: map[string]*Verb{}, deps: deps}
+	r.jobs = newJobs(root, deps)
+	r.confirm = &confirmer{key: deps.ConfirmKey}
+	for _, v := range append(r.builtins(), extra...) {
+		if _, dup := r.verbs[v.Name]; dup {
+			return nil, fmt.Errorf("commands: verb %q defined twice", v.Name)
+		}
+		r.verbs[v.Name] = v
+		r.order = append(r.order, v)
+	}
+	sort.Slice(r.order, func(i, j int) bool { return r.order[i].Name < r.order[j].Name })
+	return r, nil
+}
+
+// Jobs returns the router's job runner (for start-up recovery and shutdown).
+func (r *Router) Jobs() *Jobs { return r.jobs }
+
+// Drain makes the router refuse new commands politely; running jobs go on.
+func (r *Router) Drain() { r.draining.Store(true); r.jobs.drain() }
+
+// Handle runs one command and records it in the audit log.
+func (r *Router) Handle(ctx context.Context, req Request) Reply {
+	start := r.deps.Now()
+	reply, outcome, err := r.handle(ctx, req)
+	if err != nil {
+		text, ref := Message(err)
+		reply = Reply{Text: text}
+		outcome = "error"
+		if k := KindOf(err); k == Forbidden {
+			outcome = "refused"
+		}
+		if ref != "" {
+			outcome = "error " + ref
+			r.deps.Log.Error("command failed", "ref", ref, "text", req.Text, "user", req.Caller.UserName, "err", err)
+		}
+	}
+	r.audit(req.Caller, kindOf(req.Caller), req.Text, outcome, start)
+	return reply
+}
+
+func kindOf(c Caller) string {
+	if c.Terminal {
+		return "terminal"
+	}
+	return "command"
+}
+
+func (r *Router) audit(c Caller, kind, text, outcome string, start time.Time) {
+	rec := state.AuditRecord{
+		Time: start, UserID: c.UserID, UserName: c.UserName, ChannelID: c.ChannelID,
+		ChannelName: c.ChannelName, Kind: kind, Text: truncate(text, 512), Outcome: outcome,
+	}
+	if err := r.deps.Store.AppendAudit(rec); err != nil {
+		r.deps.Log.Error("audit record lost", "err", err, "text", rec.Text, "user", c.UserName)
+	}
+}
+
+func (r *Router) handle(ctx context.Context, req Request) (Reply, string, error) {
+	if r.draining.Load() {
+		return Reply{}, "refused: draining", Errorf(Unavailable, "The toolbox is restarting. Try again in a minute.")
+	}
+	words, err := Split(req.Text)
+	if err != nil {
+		return Reply{}, "", err
+	}
+	if len(words) == 0 {
+		return Reply{Text: r.overview()}, "ok", nil
+	}
+	v, args, err := r.lookup(words)
+	if err != nil {
+		return Reply{}, "", err
+	}
+	if len(args) < v.MinArgs || (v.MaxArgs >= 0 && len(args) > v.MaxArgs) {
+		return Reply{}, "", Errorf(Invalid, "Usage: `%s`", v.usage())
+	}
+	if err := r.authorize(ctx, req.Caller, v); err != nil {
+		return Reply{}, "", err
+	}
+	if v.Confirmations > 0 && !req.Confirmed {
+		return r.askConfirmation(ctx, req.Caller, v, args, 1)
+	}
+	return r.run(ctx, req.Caller, v, args)
+}
+
+// run starts v as a job or runs it at once.
+func (r *Router) run(ctx context.Context, c Caller, v *Verb, args []string) (Reply, string, error) {
+	if v.Job {
+		job, err := r.jobs.start(c, v, args)
+		if err != nil {
+			return Reply{}, "", err
+		}
+		text := fmt.Sprintf("Started job #%d (`%s`). Progress and the result will appear in this channel.", job.ID, v.Name)
+		return Reply{Text: text, JobID: job.ID}, fmt.Sprintf("started job #%d", job.ID), nil
+	}
+	out, err := v.Run(ctx, Invocation{Caller: c, Args: args, Progress: func(string, ...any) {}})
+	if err != nil {
+		return Reply{}, "", err
+	}
+	return Reply{Text: out}, "ok", nil
+}
+
+// lookup finds the longest verb name that prefixes words.
+func (r *Router) lookup(words []string) (*Verb, []string, error) {
+	first := strings.ToLower(words[0])
+	if len(words) > 1 {
+		if v, ok := r.verbs[first+" "+strings.ToLower(words[1])]; ok {
+			return v, words[2:], nil
+		}
+	}
+	if v, ok := r.verbs[first]; ok {
+		return v, words[1:], nil
+	}
+	if group := r.group(first); len(group) > 0 {
+		return nil, nil, Errorf(Invalid, "`%s` needs one of: %s. Try `/toolbox help %s`.", first, joinNames(group, first), first)
+	}
+	msg := fmt.Sprintf("I don't know `%s`.", truncate(words[0], 40))
+	if s := r.suggest(first); s != "" {
+		msg += fmt.Sprintf(" Did you mean `%s`?", s)
+	}
+	return nil, nil, Errorf(Invalid, "%s Type `/toolbox help` for the list.", msg)
+}
+
+// group returns the verbs named "<prefix> something".
+func (r *Router) group(prefix string) []*Verb {
+	var out []*Verb
+	for _, v := range r.order {
+		if strings.HasPrefix(v.Name, prefix+" ") {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func joinNames(vs []*Verb, prefix string) string {
+	names := make([]string, len(vs))
+	for i, v := range vs {
+		names[i] = "`" + strings.TrimPrefix(v.Name, prefix+" ") + "`"
+	}
+	return strings.Join(names, ", ")
+}
+
+// suggest returns the verb closest to word, if close enough to be a typo.
+func (r *Router) suggest(word string) string {
+	best, bestDist := "", 3
+	seen := map[string]bool{}
+	for _, v := range r.order {
+		head := strings.SplitN(v.Name, " ", 2)[0]
+		if seen[head] {
+			continue
+		}
+		seen[head] = true
+		d := distance(word, head)
+		if strings.HasPrefix(head, word) && len(word) >= 2 {
+			d = 1
+		}
+		if d < bestDist {
+			best, bestDist = head, d
+		}
+	}
+	return best
+}
+
+// distance is the Levenshtein distance, bounded for speed on long input.
+func distance(a, b string) int {
+	if len(a) > 64 {
+		return 64
+	}
+	ra, rb := []rune(a), []rune(b)
+	prev := make([]int, len(rb)+1)
+	cur := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(rb)]
+}
+
+// authorize checks that c may run v.
+func (r *Router) authorize(ctx context.Context, c Caller, v *Verb) error {
+	if v.Role == Anyone || c.Terminal {
+		return nil
+	}
+	ok, err := r.isAdmin(ctx, c.UserID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return Errorf(Forbidden, "Only toolbox admins may run `%s`: Mattermost system admins and the people `/toolbox admins list` shows. Ask one of them.", v.Name)
+	}
+	return nil
+}
+
+func (r *Router) isAdmin(ctx context.Context, userID string) (bool, error) {
+	ok, err := r.deps.Store.IsAdmin(userID)
+	if err != nil || ok {
+		return ok, err
+	}
+	if r.deps.Directory == nil {
+		return false, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	ok, err = r.deps.Directory.IsSystemAdmin(ctx, userID)
+	if err != nil {
+		return false, &Error{Kind: Unavailable, Message: "I could not check your permissions with Mattermost. Try again in a moment.", Err: err}
+	}
+	return ok, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	// cut on a rune boundary
+	for n > 0 && n < len(s) && s[n]&0xC0 == 0x80 {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+// NeedsConfirmation says whether text names a verb that asks for confirmation.
+func (r *Router) NeedsConfirmation(text string) bool {
+	words, err := Split(text)
+	if err != nil || len(words) == 0 {
+		return false
+	}
+	v, _, err := r.lookup(words)
+	return err == nil && v.Confirmations > 0
+}

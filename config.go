@@ -1,0 +1,70 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// config is everything read from the environment, validated once.
+type config struct {
+	StatePath     string        // TOOLBOX_STATE
+	Listen        string        // TOOLBOX_LISTEN
+	MattermostURL string        // TOOLBOX_MATTERMOST_URL (else what the bootstrap recorded)
+	BotURL        string        // TOOLBOX_BOT_URL: the bot as Mattermost reaches it
+	TeamName      string        // TOOLBOX_TEAM
+	ChannelName   string        // TOOLBOX_CHANNEL
+	AdminUser     string        // TOOLBOX_MM_ADMIN_USER
+	AdminPassword string        // TOOLBOX_MM_ADMIN_PASSWORD
+	DockerHost    string        // DOCKER_HOST
+	ShutdownGrace time.Duration // TOOLBOX_SHUTDOWN_GRACE: how long running jobs get on SIGTERM
+	LogLevel      slog.Level    // TOOLBOX_LOG_LEVEL
+}
+
+func loadConfig(getenv func(string) string) (config, error) {
+	get := func(key, def string) string {
+		if v := strings.TrimSpace(getenv(key)); v != "" {
+			return v
+		}
+		return def
+	}
+	c := config{
+		StatePath:     get("TOOLBOX_STATE", "toolbox.db"),
+		Listen:        get("TOOLBOX_LISTEN", "127.0.0.1:8080"),
+		MattermostURL: strings.TrimRight(get("TOOLBOX_MATTERMOST_URL", ""), "/"),
+		BotURL:        strings.TrimRight(get("TOOLBOX_BOT_URL", ""), "/"),
+		TeamName:      get("TOOLBOX_TEAM", "collective"),
+		ChannelName:   get("TOOLBOX_CHANNEL", "toolbox"),
+		AdminUser:     get("TOOLBOX_MM_ADMIN_USER", "admin"),
+		AdminPassword: getenv("TOOLBOX_MM_ADMIN_PASSWORD"),
+		DockerHost:    get("DOCKER_HOST", ""),
+	}
+	var problems []string
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		problems = append(problems, fmt.Sprintf("TOOLBOX_LISTEN=%q is not host:port", c.Listen))
+	}
+	for key, v := range map[string]string{"TOOLBOX_MATTERMOST_URL": c.MattermostURL, "TOOLBOX_BOT_URL": c.BotURL} {
+		if v == "" {
+			continue
+		}
+		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			problems = append(problems, fmt.Sprintf("%s=%q is not an http(s) URL", key, v))
+		}
+	}
+	grace, err := time.ParseDuration(get("TOOLBOX_SHUTDOWN_GRACE", "30s"))
+	if err != nil || grace < 0 {
+		problems = append(problems, "TOOLBOX_SHUTDOWN_GRACE is not a duration like 30s")
+	}
+	c.ShutdownGrace = grace
+	if err := c.LogLevel.UnmarshalText([]byte(get("TOOLBOX_LOG_LEVEL", "info"))); err != nil {
+		problems = append(problems, "TOOLBOX_LOG_LEVEL must be debug, info, warn or error")
+	}
+	if len(problems) > 0 {
+		return c, errors.New("configuration: " + strings.Join(problems, "; "))
+	}
+	return c, nil
+}

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/toolbox-collective/toolbox/bot"
+	"github.com/toolbox-collective/toolbox/commands"
+	"github.com/toolbox-collective/toolbox/state"
+)
+
+// The control socket lets `toolbox do` and `toolbox state backup` reach a
+// running server, which holds bbolt's file lock. It is a unix socket with
+// mode 0600 beside the state: only the machine's operator can use it.
+
+func controlSocket(cfg config) string { return cfg.StatePath + ".sock" }
+
+func listenControl(path string) (net.Listener, error) {
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("another toolbox is serving this state (%s answers)", path)
+	}
+	_ = os.Remove(path) // a stale socket from a crash
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	return ln, nil
+}
+
+type doRequest struct {
+	Text string `json:"text"`
+	Yes  bool   `json:"yes"`
+}
+
+type doReply struct {
+	Text string `json:"text"`
+}
+
+func controlHandler(router *commands.Router, st *state.Store, channelID string, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /do", func(w http.ResponseWriter, r *http.Request) {
+		var req doRequest
+		if err := json.NewDecoder(io.LimitReader(r.Body, bot.MaxBodyBytes)).Decode(&req); err != nil {
+			http.Error(w, "malformed request", http.StatusBadRequest)
+			return
+		}
+		// Jobs started from the terminal report in the toolbox channel.
+		caller := commands.Caller{UserName: "operator", ChannelID: channelID, Terminal: true}
+		reply := router.Handle(r.Context(), commands.Request{Caller: caller, Text: req.Text, Confirmed: req.Yes})
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(doReply{Text: reply.Text})
+	})
+	mux.HandleFunc("GET /state/backup", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		if _, err := st.Backup(w); err != nil {
+			log.Error("state backup through the control socket failed", "err", err)
+		}
+	})
+	return mux
+}
+
+func controlClient(path string) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		},
+	}}
+}
+
+// serverRunning says whether a server answers on the control socket.
+func serverRunning(path string) bool {
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+// doCommand runs one command as the operator: through the running server when
+// there is one, else on the state directly, waiting for the jobs it starts.
+func doCommand(ctx context.Context, cfg config, log *slog.Logger, args []string, stdin io.Reader, stdout io.Writer) error {
+	yes := false
+	if len(args) > 0 && (args[0] == "--yes" || args[0] == "-y") {
+		yes, args = true, args[1:]
+	}
+	if len(args) != 1 {
+		return errors.New(`usage: toolbox do [--yes] "<command text>"`)
+	}
+	text := args[0]
+	if sock := controlSocket(cfg); serverRunning(sock) {
+		body, _ := json.Marshal(doRequest{Text: text, Yes: yes})
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://toolbox/do", strings.NewReader(string(body)))
+		if err != nil {
+			return err
+		}
+		resp, err := controlClient(sock).Do(req)
+		if err != nil {
+			return fmt.Errorf("the running toolbox did not answer: %w", err)
+		}
+		defer resp.Body.Close()
+		var reply doReply
+		if err := json.NewDecoder(resp.Body).Decode(&reply); err != nil {
+			return fmt.Errorf("the running toolbox answered %s", resp.Status)
+		}
+		fmt.Fprintln(stdout, reply.Text)
+		return nil
+	}
+
+	st, err := state.Open(cfg.StatePath, state.Options{})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	var dir commands.Directory
+	var mm *bot.Client
+	if cs, err := loadChatSettings(cfg, st); err == nil {
+		mm = bot.NewClient(cs.siteURL, cs.botToken, cs.botURL)
+		dir = mm
+	}
+	router, err := newRouter(ctx, cfg, log, st, &terminalChat{w: stdout}, dir, mm)
+	if err != nil {
+		return err
+	}
+	if !yes && router.NeedsConfirmation(text) {
+		fmt.Fprintf(stdout, "%q asks for confirmation. Type yes to go on: ", text)
+		line, _ := bufio.NewReader(stdin).ReadString('\n')
+		if strings.TrimSpace(line) != "yes" {
+			return errors.New("not confirmed; nothing was done")
+		}
+		yes = true
+	}
+	reply := router.Handle(ctx, commands.Request{Caller: commands.Caller{UserName: "operator", Terminal: true}, Text: text, Confirmed: yes})
+	fmt.Fprintln(stdout, reply.Text)
+	router.Jobs().Wait()
+	return nil
+}
+
+// terminalChat prints what the bot would post.
+type terminalChat struct {
+	w io.Writer
+	n int
+}
+
+func (t *terminalChat) Post(_ context.Context, _ string, text string) (string, error) {
+	t.n++
+	fmt.Fprintln(t.w, text)
+	return fmt.Sprint(t.n), nil
+}
+
+func (t *terminalChat) Edit(_ context.Context, _ string, text string) error {
+	fmt.Fprintln(t.w, text)
+	return nil
+}
+
+func (t *terminalChat) AskConfirmation(context.Context, string, string, string) (string, error) {
+	return "", errors.New("confirmations are answered with --yes on the terminal")
+}
+
+func stateBackup(cfg config, path string, stdout io.Writer) error {
+	var (
+		n   int64
+		err error
+	)
+	if sock := controlSocket(cfg); serverRunning(sock) {
+		n, err = backupThroughServer(sock, path)
+	} else {
+		var st *state.Store
+		if st, err = state.Open(cfg.StatePath, state.Options{}); err != nil {
+			return err
+		}
+		n, err = st.BackupFile(path)
+		if cerr := st.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %d bytes of state to %s\n", n, path)
+	return nil
+}
+
+func backupThroughServer(sock, path string) (int64, error) {
+	resp, err := controlClient(sock).Get("http://toolbox/state/backup")
+	if err != nil {
+		return 0, fmt.Errorf("the running toolbox did not answer: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("the running toolbox answered %s", resp.Status)
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	n, err := io.Copy(f, resp.Body)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		// A cut-off stream would leave a torn file: check it opens as a state.
+		var st *state.Store
+		if st, err = state.Open(tmp, state.Options{}); err == nil {
+			err = st.Close()
+		}
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return 0, fmt.Errorf("state backup: %w", err)
+	}
+	return n, os.Rename(tmp, path)
+}

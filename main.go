@@ -1,0 +1,79 @@
+// Command toolbox is a chat-ops bot that runs a collective's tools from its
+// Mattermost: see README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "toolbox:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+const usage = `toolbox runs a collective's tools from its Mattermost.
+
+Usage:
+  toolbox serve                      run the bot's HTTP server (Mattermost calls it)
+  toolbox do [--yes] "<text>"        run a /toolbox command from this terminal, as the operator
+  toolbox mattermost bootstrap       set up the admin, team, channel, bot and /toolbox command
+  toolbox state backup FILE          write a consistent copy of the state to FILE
+  toolbox version                    print the version
+
+Configuration is read from the environment; see README.md.
+`
+
+// run is the whole program, testable: main only adds the process around it.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return flag.ErrHelp
+	}
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	switch args[0] {
+	case "serve":
+		return serve(ctx, cfg, log)
+	case "do":
+		return doCommand(ctx, cfg, log, args[1:], stdin, stdout)
+	case "mattermost":
+		if len(args) < 2 || args[1] != "bootstrap" {
+			return errors.New("usage: toolbox mattermost bootstrap")
+		}
+		return bootstrapCommand(ctx, cfg, log, stdout)
+	case "state":
+		if len(args) != 3 || args[1] != "backup" {
+			return errors.New("usage: toolbox state backup FILE")
+		}
+		return stateBackup(cfg, args[2], stdout)
+	case "version":
+		fmt.Fprintln(stdout, "toolbox", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}

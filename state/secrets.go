@@ -1,0 +1,126 @@
+package state
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+)
+
+const redacted = "[redacted]"
+
+// Secret is a token, password or key. It prints, logs and marshals as
+// "[redacted]"; Reveal is the only way to the clear value, so that
+// `grep -rn Reveal` finds every use.
+//
+// Two gaps remain, as for any string type: fmt prints an unexported struct
+// field of type Secret raw (it cannot call methods on it), and encoding/json
+// writes a map key of type Secret raw (string keys skip MarshalText). Keep
+// secrets in exported fields, variables and map values.
+type Secret string
+
+// Reveal returns the clear value.
+func (s Secret) Reveal() string { return string(s) }
+
+// String returns "[redacted]".
+func (Secret) String() string { return redacted }
+
+// GoString returns "[redacted]", for %#v.
+func (Secret) GoString() string { return redacted }
+
+// Format prints "[redacted]" for every verb (%v, %s, %q, %x, %d...).
+func (Secret) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, redacted) }
+
+// LogValue makes slog print "[redacted]".
+func (Secret) LogValue() slog.Value { return slog.StringValue(redacted) }
+
+// MarshalJSON returns "[redacted]" as a JSON string.
+func (Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + redacted + `"`), nil }
+
+// MarshalText returns "[redacted]".
+func (Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
+
+// NewRandomSecret returns nbytes from crypto/rand as URL-safe base64 without
+// padding.
+func NewRandomSecret(nbytes int) (Secret, error) {
+	if nbytes <= 0 {
+		return "", fmt.Errorf("state: new random secret: %d bytes", nbytes)
+	}
+	buf := make([]byte, nbytes)
+	if _, err := rand.Read(buf); err != nil {
+		return "", fmt.Errorf("state: new random secret: %w", err)
+	}
+	return Secret(base64.RawURLEncoding.EncodeToString(buf)), nil
+}
+
+// secretRecord is how a secret is stored: Secret itself marshals redacted.
+type secretRecord struct {
+	Value string    `json:"value"`
+	Set   time.Time `json:"set,omitzero"`
+}
+
+// Secret returns the secret called name, or ErrNotFound.
+func (s *Store) Secret(name string) (Secret, error) {
+	var rec secretRecord
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		var err error
+		rec, err = get[secretRecord](tx.Bucket([]byte(bucketSecrets)), []byte(name))
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("state: secret %q: %w", name, err)
+	}
+	return Secret(rec.Value), nil
+}
+
+// SetSecret stores v under name, durably, replacing any previous value.
+func (s *Store) SetSecret(name string, v Secret) error {
+	if name == "" || v == "" {
+		return fmt.Errorf("state: set secret %q: empty name or value", name)
+	}
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		return put(tx.Bucket([]byte(bucketSecrets)), []byte(name), secretRecord{Value: v.Reveal(), Set: s.stamp()})
+	})
+	if err != nil {
+		return fmt.Errorf("state: set secret %q: %w", name, err)
+	}
+	return nil
+}
+
+// EnsureSecret returns the secret called name, creating it with generate if
+// it does not exist yet, in one transaction: concurrent callers all get the
+// same value. generate runs inside the write transaction; keep it quick
+// (NewRandomSecret is).
+func (s *Store) EnsureSecret(name string, generate func() (Secret, error)) (Secret, error) {
+	if name == "" {
+		return "", errors.New("state: ensure secret: empty name")
+	}
+	var v Secret
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket([]byte(bucketSecrets))
+		rec, err := get[secretRecord](b, []byte(name))
+		if err == nil {
+			v = Secret(rec.Value)
+			return nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		if v, err = generate(); err != nil {
+			return fmt.Errorf("generate: %w", err)
+		}
+		if v == "" {
+			return errors.New("generate: empty value")
+		}
+		return put(b, []byte(name), secretRecord{Value: v.Reveal(), Set: s.stamp()})
+	})
+	if err != nil {
+		return "", fmt.Errorf("state: ensure secret %q: %w", name, err)
+	}
+	return v, nil
+}
