@@ -22,6 +22,7 @@ type config struct {
 	AdminPassword string        // TOOLBOX_MM_ADMIN_PASSWORD
 	DockerHost    string        // DOCKER_HOST
 	ShutdownGrace time.Duration // TOOLBOX_SHUTDOWN_GRACE: how long running jobs get on SIGTERM
+	ConfirmTTL    time.Duration // TOOLBOX_CONFIRM_TTL: how long confirmation buttons stay valid
 	LogLevel      slog.Level    // TOOLBOX_LOG_LEVEL
 }
 
@@ -60,6 +61,11 @@ func loadConfig(getenv func(string) string) (config, error) {
 		problems = append(problems, "TOOLBOX_SHUTDOWN_GRACE is not a duration like 30s")
 	}
 	c.ShutdownGrace = grace
+	ttl, err := time.ParseDuration(get("TOOLBOX_CONFIRM_TTL", "10m"))
+	if err != nil || ttl <= 0 {
+		problems = append(problems, "TOOLBOX_CONFIRM_TTL is not a positive duration like 10m")
+	}
+	c.ConfirmTTL = ttl
 	if err := c.LogLevel.UnmarshalText([]byte(get("TOOLBOX_LOG_LEVEL", "info"))); err != nil {
 		problems = append(problems, "TOOLBOX_LOG_LEVEL must be debug, info, warn or error")
 	}

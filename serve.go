@@ -82,7 +82,7 @@ func newRouter(root context.Context, cfg config, log *slog.Logger, st *state.Sto
 	}})
 	return commands.NewRouter(root, commands.Deps{
 		Store: st, Chat: chat, Directory: dir, Checks: checks, Log: log, Version: version,
-		ConfirmKey: []byte(key.Reveal()),
+		ConfirmKey: []byte(key.Reveal()), ConfirmTTL: cfg.ConfirmTTL,
 	})
 }
 

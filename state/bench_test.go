@@ -2,58 +2,71 @@ package state
 
 import (
 	"fmt"
+	"path/filepath"
+	"runtime"
 	"testing"
 
 	bbolt "go.etcd.io/bbolt"
 )
 
-// The writers: AppendAudit uses bbolt's Batch (concurrent calls share one
-// commit and its fsync), CreateJob uses Update (one commit each). Run both
-// in one go to compare:
+// AppendAudit uses bbolt's Batch: concurrent calls share one commit and its
+// fsync, but a call waits up to MaxBatchDelay (10ms) for company. CreateJob
+// uses Update: one commit per call. Compare them in one run:
 //
-//	go test -run '^$' -bench . -benchtime 2s ./state/
+//	go test -run '^$' -bench . ./state/
 //
-// Parallelism 8 means 8*GOMAXPROCS goroutines, as when many people click.
+// "writers" is the number of goroutines writing at once.
+
+type runner = func(func(*bbolt.Tx) error) error
 
 func BenchmarkAppendAudit(b *testing.B) {
-	for _, bm := range []struct {
-		name string
-		run  func(*Store) func(func(*bbolt.Tx) error) error
-	}{
-		{"batch", func(s *Store) func(func(*bbolt.Tx) error) error { return s.db.Batch }},
-		{"update", func(s *Store) func(func(*bbolt.Tx) error) error { return s.db.Update }},
-	} {
-		b.Run(bm.name, func(b *testing.B) {
-			s := openBench(b)
-			run := bm.run(s)
-			b.SetParallelism(8)
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if err := s.appendAudit(AuditRecord{Kind: AuditCommand, Text: "/toolbox status", Outcome: "ok"}, run); err != nil {
-						b.Error(err)
-					}
-				}
+	for _, writers := range []int{1, 16, 128} {
+		for _, mode := range []struct {
+			name string
+			run  func(*Store) runner
+		}{
+			{"batch", func(s *Store) runner { return s.db.Batch }},
+			{"update", func(s *Store) runner { return s.db.Update }},
+		} {
+			b.Run(fmt.Sprintf("%s/writers=%d", mode.name, writers), func(b *testing.B) {
+				s := openBench(b)
+				run := mode.run(s)
+				parallel(b, writers, func() error {
+					return s.appendAudit(AuditRecord{Kind: AuditCommand, Text: "/toolbox status", Outcome: "ok"}, run)
+				})
 			})
-		})
-	}
-	b.Run("batch-alone", func(b *testing.B) {
-		// One writer at a time: each call waits for MaxBatchDelay.
-		s := openBench(b)
-		for b.Loop() {
-			if err := s.AppendAudit(AuditRecord{Kind: AuditCommand, Text: "/toolbox status"}); err != nil {
-				b.Fatal(err)
-			}
 		}
-	})
+	}
 }
 
 func BenchmarkCreateJob(b *testing.B) {
-	s := openBench(b)
-	b.SetParallelism(8)
+	for _, writers := range []int{1, 16} {
+		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+			s := openBench(b)
+			parallel(b, writers, func() error {
+				_, err := s.CreateJob(Job{Verb: "add", Args: []string{"wordpress", "blog"}, UserID: "u1"})
+				return err
+			})
+		})
+	}
+}
+
+// parallel calls fn b.N times from about writers goroutines.
+func parallel(b *testing.B, writers int, fn func() error) {
+	if writers == 1 {
+		for b.Loop() {
+			if err := fn(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return
+	}
+	b.SetParallelism(max(1, writers/runtime.GOMAXPROCS(0)))
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := s.CreateJob(Job{Verb: "add", Args: []string{"wordpress", "blog"}, UserID: "u1"}); err != nil {
+			if err := fn(); err != nil {
 				b.Error(err)
+				return
 			}
 		}
 	})
@@ -61,7 +74,7 @@ func BenchmarkCreateJob(b *testing.B) {
 
 func openBench(b *testing.B) *Store {
 	b.Helper()
-	s, err := Open(fmt.Sprintf("%s/bench.db", b.TempDir()), Options{})
+	s, err := Open(filepath.Join(b.TempDir(), "bench.db"), Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
