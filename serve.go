@@ -120,14 +120,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		log.Warn("jobs interrupted by the previous stop", "count", len(interrupted))
 	}
 	handler := &bot.Handler{Router: router, CommandToken: cs.commandToken, TeamID: cs.teamID, Log: log}
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second, // a slow client cannot hold a connection
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-	}
+	srv := bot.NewServer(handler)
 	ctlSrv := &http.Server{Handler: controlHandler(router, st, cs.channelID, log), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()

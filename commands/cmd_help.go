@@ -30,7 +30,7 @@ func (r *Router) overview() string {
 		if v.Role == Admin {
 			notes = append(notes, "admins")
 		}
-		if v.Confirmations > 0 {
+		if v.Confirmations > 0 || v.ConfirmationsFor != nil {
 			notes = append(notes, "asks to confirm")
 		}
 		if len(notes) > 0 {

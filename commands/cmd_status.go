@@ -4,13 +4,16 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
+
+	"github.com/toolbox-collective/toolbox/state"
 )
 
 func (r *Router) statusVerb() *Verb {
 	return &Verb{
 		Name: "status", MaxArgs: 0,
 		Summary: "show the apps and the jobs running now",
-		Run: func(context.Context, Invocation) (string, error) {
+		Run: func(ctx context.Context, _ Invocation) (string, error) {
 			apps, err := r.deps.Store.Apps()
 			if err != nil {
 				return "", err
@@ -25,7 +28,7 @@ func (r *Router) statusVerb() *Verb {
 			} else {
 				b.WriteString("| app | status | address | version |\n|---|---|---|---|\n")
 				for _, a := range apps {
-					fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", a.Name, a.Status, a.Domain, a.Version)
+					fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", a.Name, r.appHealth(ctx, a), r.appURL(a), a.Version)
 				}
 			}
 			if len(jobs) == 0 {
@@ -44,4 +47,49 @@ func (r *Router) statusVerb() *Verb {
 			return strings.TrimRight(b.String(), "\n"), nil
 		},
 	}
+}
+
+// appHealth summarises an app's containers, or its recorded status when the
+// machine cannot be asked.
+func (r *Router) appHealth(ctx context.Context, a state.App) string {
+	if r.deps.Apps == nil || a.Status != statusRunning {
+		return a.Status
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	svcs, err := r.deps.Apps.Machine.Services(ctx, a.Name)
+	if err != nil {
+		return a.Status + " (engine not answering)"
+	}
+	if len(svcs) == 0 {
+		return ":x: no containers"
+	}
+	healthy := 0
+	var bad []string
+	for _, s := range svcs {
+		if s.State == "running" && (s.Health == "" || s.Health == "healthy") {
+			healthy++
+			continue
+		}
+		what := s.State
+		if s.Health != "" && s.State == "running" {
+			what = s.Health
+		}
+		bad = append(bad, s.Name+" "+what)
+	}
+	if len(bad) == 0 {
+		return fmt.Sprintf(":white_check_mark: %d/%d healthy", healthy, len(svcs))
+	}
+	return fmt.Sprintf(":warning: %d/%d healthy (%s)", healthy, len(svcs), strings.Join(bad, ", "))
+}
+
+func (r *Router) appURL(a state.App) string {
+	if a.Domain == "" {
+		return "–"
+	}
+	scheme := "https"
+	if r.deps.Apps != nil {
+		scheme = r.deps.Apps.scheme()
+	}
+	return scheme + "://" + a.Domain
 }

@@ -91,8 +91,8 @@ func (r *Router) askConfirmation(ctx context.Context, c Caller, v *Verb, args []
 		what += ": " + v.Describe(args)
 	}
 	text := fmt.Sprintf("%s asked for %s\nConfirm before %s UTC. Only %s can confirm.", c.mention(), what, expires.UTC().Format("15:04"), c.mention())
-	if v.Confirmations > 1 {
-		text = fmt.Sprintf("**Confirmation %d of %d.** %s", step, v.Confirmations, text)
+	if n := v.confirmations(args); n > 1 {
+		text = fmt.Sprintf("**Confirmation %d of %d.** %s", step, n, text)
 	}
 	if _, err := r.deps.Chat.AskConfirmation(ctx, c.ChannelID, text, token); err != nil {
 		return Reply{}, "", &Error{Kind: Unavailable, Message: "I could not post the confirmation in this channel. Is the toolbox bot a member of it?", Err: err}
@@ -162,7 +162,7 @@ func (r *Router) handleClick(ctx context.Context, click Click) (ClickResult, str
 		return ClickResult{}, "", Errorf(Unavailable, "The toolbox is restarting. Try again in a minute.")
 	}
 	v, ok := r.verbs[p.Verb]
-	if !ok || v.Confirmations == 0 || p.Step < 1 || p.Step > v.Confirmations {
+	if !ok || v.confirmations(p.Args) == 0 || p.Step < 1 || p.Step > v.confirmations(p.Args) {
 		return ClickResult{}, "", Errorf(Forbidden, "This button is not valid.")
 	}
 	if click.Caller.ChannelID != p.ChannelID {
@@ -205,15 +205,15 @@ func (r *Router) handleClick(ctx context.Context, click Click) (ClickResult, str
 	if !click.Confirm {
 		return ClickResult{Update: fmt.Sprintf("%s: cancelled by %s at %s UTC.", command, who, at)}, "cancelled", nil
 	}
-	if p.Step < v.Confirmations {
+	if total := v.confirmations(p.Args); p.Step < total {
 		reply, _, err := r.askConfirmation(ctx, click.Caller, v, p.Args, p.Step+1)
 		if err != nil {
 			return ClickResult{}, "", err
 		}
 		return ClickResult{
-			Update:    fmt.Sprintf("%s: confirmation %d of %d given by %s at %s UTC.", command, p.Step, v.Confirmations, who, at),
+			Update:    fmt.Sprintf("%s: confirmation %d of %d given by %s at %s UTC.", command, p.Step, total, who, at),
 			Ephemeral: reply.Text,
-		}, fmt.Sprintf("confirmed %d of %d", p.Step, v.Confirmations), nil
+		}, fmt.Sprintf("confirmed %d of %d", p.Step, total), nil
 	}
 	reply, outcome, err := r.run(ctx, click.Caller, v, p.Args)
 	update := fmt.Sprintf("%s: confirmed by %s at %s UTC.", command, who, at)

@@ -62,8 +62,13 @@ type Verb struct {
 	Summary string // one line for `help`
 	Help    string // more for `help <verb>`
 	Role    Role
-	// Confirmations is how many times the caller must click Confirm first (0: none).
-	Confirmations int
+	// Confirmations is how many times the caller must click Confirm first (0: none);
+	// ConfirmationsFor, when set, decides it from the arguments instead.
+	Confirmations    int
+	ConfirmationsFor func(args []string) int
+	// Validate, when set, checks the arguments before any confirmation or job,
+	// so that a mistake is answered at once.
+	Validate func(ctx context.Context, args []string) error
 	// Job verbs answer at once and run in the background.
 	Job bool
 	// MinArgs and MaxArgs bound len(Args); MaxArgs < 0 means no bound.
@@ -71,6 +76,13 @@ type Verb struct {
 	Run              func(ctx context.Context, inv Invocation) (string, error)
 	// Describe says in one line, for the confirmation prompt, what will happen.
 	Describe func(args []string) string
+}
+
+func (v *Verb) confirmations(args []string) int {
+	if v.ConfirmationsFor != nil {
+		return v.ConfirmationsFor(args)
+	}
+	return v.Confirmations
 }
 
 func (v *Verb) usage() string {
@@ -114,6 +126,8 @@ type Deps struct {
 	Log       *slog.Logger
 	Now       func() time.Time
 	Version   string
+	// Apps, when set, brings the verbs that deploy apps.
+	Apps *AppDeps
 	// ConfirmKey signs confirmation buttons; ConfirmTTL is how long they stay valid.
 	ConfirmKey []byte
 	ConfirmTTL time.Duration
@@ -215,7 +229,12 @@ func (r *Router) handle(ctx context.Context, req Request) (Reply, string, error)
 	if err := r.authorize(ctx, req.Caller, v); err != nil {
 		return Reply{}, "", err
 	}
-	if v.Confirmations > 0 && !req.Confirmed {
+	if v.Validate != nil {
+		if err := v.Validate(ctx, args); err != nil {
+			return Reply{}, "", err
+		}
+	}
+	if v.confirmations(args) > 0 && !req.Confirmed {
 		return r.askConfirmation(ctx, req.Caller, v, args, 1)
 	}
 	return r.run(ctx, req.Caller, v, args)
@@ -373,6 +392,6 @@ func (r *Router) NeedsConfirmation(text string) bool {
 	if err != nil || len(words) == 0 {
 		return false
 	}
-	v, _, err := r.lookup(words)
-	return err == nil && v.Confirmations > 0
+	v, args, err := r.lookup(words)
+	return err == nil && v.confirmations(words[len(words)-len(args):]) > 0
 }

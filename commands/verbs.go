@@ -3,7 +3,7 @@ package commands
 // builtins is the command table of the chat foundation; later capabilities
 // pass their verbs to NewRouter.
 func (r *Router) builtins() []*Verb {
-	return []*Verb{
+	verbs := []*Verb{
 		r.helpVerb(),
 		r.statusVerb(),
 		r.jobsVerb(),
@@ -14,4 +14,9 @@ func (r *Router) builtins() []*Verb {
 		r.selftestVerb(),
 		r.versionVerb(),
 	}
+	if a := r.deps.Apps; a != nil {
+		verbs = append(verbs, a.catalogVerb(), a.addVerb(r), a.removeVerb(r), a.restartVerb(),
+			a.upgradeVerb(r), a.logsVerb())
+	}
+	return verbs
 }

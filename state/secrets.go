@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -123,4 +124,28 @@ func (s *Store) EnsureSecret(name string, generate func() (Secret, error)) (Secr
 		return "", fmt.Errorf("state: ensure secret %q: %w", name, err)
 	}
 	return v, nil
+}
+
+// DeleteSecrets removes every secret whose name starts with prefix (an app's
+// secrets when its data is purged) and returns how many went.
+func (s *Store) DeleteSecrets(prefix string) (int, error) {
+	if prefix == "" {
+		return 0, errors.New("state: delete secrets: empty prefix")
+	}
+	n := 0
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		c := tx.Bucket([]byte(bucketSecrets)).Cursor()
+		p := []byte(prefix)
+		for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Seek(p) {
+			if err := c.Delete(); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("state: delete secrets %q: %w", prefix, err)
+	}
+	return n, nil
 }

@@ -880,3 +880,22 @@ func TestNoAliasing(t *testing.T) {
 		t.Errorf("admin after Close = %q, want alice", admins[0].UserName)
 	}
 }
+
+func TestDeleteSecrets(t *testing.T) {
+	s := openTest(t, Options{})
+	for _, name := range []string{"app/wiki/DB", "app/wiki/KEY", "app/wikipedia/DB", "bot"} {
+		if err := s.SetSecret(name, Secret("v-"+name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := s.DeleteSecrets("app/wiki/")
+	if err != nil || n != 2 {
+		t.Fatalf("DeleteSecrets = %d, %v; want 2, nil", n, err)
+	}
+	for name, want := range map[string]bool{"app/wiki/DB": false, "app/wiki/KEY": false, "app/wikipedia/DB": true, "bot": true} {
+		_, err := s.Secret(name)
+		if got := err == nil; got != want {
+			t.Errorf("after delete, secret %q present = %v, want %v", name, got, want)
+		}
+	}
+}

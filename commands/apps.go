@@ -1,0 +1,203 @@
+package commands
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"math/big"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/toolbox-collective/toolbox/deploy/catalog"
+	"github.com/toolbox-collective/toolbox/state"
+)
+
+// Catalog is the list of apps the toolbox can deploy.
+type Catalog interface {
+	All() ([]catalog.App, error)
+	Get(name string) (catalog.App, error)
+}
+
+// Machine is the engine the apps run on.
+type Machine interface {
+	// Deploy converges app to project and returns the address the proxy
+	// forwards to (host:port on the shared network).
+	Deploy(ctx context.Context, app string, project *types.Project, entry catalog.Entry, progress func(string)) (upstream string, err error)
+	Remove(ctx context.Context, app string, purge bool) error
+	Restart(ctx context.Context, app string, progress func(string)) error
+	Services(ctx context.Context, app string) ([]Service, error)
+	Logs(ctx context.Context, app, service string, lines int) (string, error)
+	Exec(ctx context.Context, app, service string, cmd []string) (string, error)
+	// Memory returns the machine's memory and what running containers reserve.
+	Memory(ctx context.Context) (total, reserved int64, err error)
+}
+
+// Service is one container of an app.
+type Service struct {
+	Name, State, Health string
+	MemoryReservation   int64
+}
+
+// Proxy routes a domain to an app, with TLS.
+type Proxy interface {
+	SetRoute(ctx context.Context, app, domain, upstream string) error
+	RemoveRoute(ctx context.Context, app string) error
+}
+
+// AppStore is the part of the state the app verbs use.
+type AppStore interface {
+	App(name string) (state.App, error)
+	PutApp(a state.App) error
+	DeleteApp(name string) error
+	EnsureSecret(name string, generate func() (state.Secret, error)) (state.Secret, error)
+	Secret(name string) (state.Secret, error)
+	DeleteSecrets(prefix string) (int, error)
+	Setting(key string) (string, error)
+}
+
+// AppDeps are what the app verbs need on top of Deps.
+type AppDeps struct {
+	Catalog Catalog
+	Machine Machine
+	Proxy   Proxy
+	Store   AppStore
+	// BaseDomain names apps that are added without a domain: <app>.<BaseDomain>.
+	BaseDomain string
+	// Scheme of the apps' URLs: https, or http when no proxy with TLS is used.
+	Scheme string
+}
+
+var appNamePattern = regexp.MustCompile(`^[a-z][a-z0-9-]{0,30}$`)
+
+func secretName(app, name string) string  { return "app/" + app + "/" + name }
+func settingName(app, name string) string { return "app/" + app + "/" + name }
+
+// catalogApp finds a catalog entry by the name a user typed.
+func (a *AppDeps) catalogApp(name string) (catalog.App, error) {
+	if !appNamePattern.MatchString(name) {
+		return catalog.App{}, Errorf(Invalid, "`%s` is not an app name: use lowercase letters, digits and dashes.", truncate(name, 40))
+	}
+	app, err := a.Catalog.Get(name)
+	if errors.Is(err, catalog.ErrUnknownApp) {
+		all, _ := a.Catalog.All()
+		names := make([]string, len(all))
+		for i, x := range all {
+			names[i] = x.Name
+		}
+		return catalog.App{}, Errorf(NotFound, "There is no app `%s` in the catalog. It has: %s. `/toolbox catalog` says what each needs.", name, strings.Join(names, ", "))
+	}
+	return app, err
+}
+
+// installed returns the state record of an installed app.
+func (a *AppDeps) installed(name string) (state.App, error) {
+	if !appNamePattern.MatchString(name) {
+		return state.App{}, Errorf(Invalid, "`%s` is not an app name.", truncate(name, 40))
+	}
+	rec, err := a.Store.App(name)
+	if errors.Is(err, state.ErrNotFound) {
+		return state.App{}, Errorf(NotFound, "`%s` is not installed. `/toolbox status` lists what is.", name)
+	}
+	return rec, err
+}
+
+var domainLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// validateDomain accepts a lowercase host name with at least two labels.
+func validateDomain(d string) error {
+	labels := strings.Split(d, ".")
+	if len(d) > 253 || len(labels) < 2 {
+		return Errorf(Invalid, "`%s` is not a domain name like wiki.example.org.", truncate(d, 60))
+	}
+	for _, l := range labels {
+		if !domainLabel.MatchString(l) {
+			return Errorf(Invalid, "`%s` is not a domain name like wiki.example.org (lowercase letters, digits, dashes and dots).", truncate(d, 60))
+		}
+	}
+	return nil
+}
+
+// alnumSecret makes a secret of n characters from [A-Za-z0-9]: catalog
+// secrets end up in URLs and shell strings.
+func alnumSecret(n int) (state.Secret, error) {
+	const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	b := make([]byte, n)
+	for i := range b {
+		k, err := rand.Int(rand.Reader, big.NewInt(int64(len(alphabet))))
+		if err != nil {
+			return "", err
+		}
+		b[i] = alphabet[k.Int64()]
+	}
+	return state.Secret(b), nil
+}
+
+// vars gathers the variables of app's Compose file: domain, secrets (made
+// once and kept) and settings.
+func (a *AppDeps) vars(app catalog.App, domain string) (map[string]string, []string, error) {
+	vars := map[string]string{catalog.VarDomain: domain, catalog.VarApp: app.Name}
+	var secrets []string
+	for _, s := range app.Secrets {
+		v, err := a.Store.EnsureSecret(secretName(app.Name, s.Name), func() (state.Secret, error) { return alnumSecret(s.Length) })
+		if err != nil {
+			return nil, nil, err
+		}
+		vars[s.Name] = v.Reveal()
+		secrets = append(secrets, v.Reveal())
+	}
+	var missing []string
+	for _, s := range app.Settings {
+		var v string
+		if s.Secret {
+			sec, err := a.Store.Secret(secretName(app.Name, s.Name))
+			if err != nil && !errors.Is(err, state.ErrNotFound) {
+				return nil, nil, err
+			}
+			v = sec.Reveal()
+			if v != "" {
+				secrets = append(secrets, v)
+			}
+		} else {
+			val, err := a.Store.Setting(settingName(app.Name, s.Name))
+			if err != nil && !errors.Is(err, state.ErrNotFound) {
+				return nil, nil, err
+			}
+			v = val
+		}
+		if v != "" {
+			vars[s.Name] = v
+		} else if s.Required {
+			missing = append(missing, fmt.Sprintf("`%s` (%s)", s.Name, s.Description))
+		}
+	}
+	if len(missing) > 0 {
+		return nil, nil, Errorf(Invalid, "%s needs settings that are not given yet: %s.", app.Name, strings.Join(missing, ", "))
+	}
+	return vars, secrets, nil
+}
+
+// scrub hides every known secret in text.
+func scrub(text string, secrets []string) string {
+	sort.Slice(secrets, func(i, j int) bool { return len(secrets[i]) > len(secrets[j]) })
+	for _, s := range secrets {
+		if len(s) >= 6 {
+			text = strings.ReplaceAll(text, s, "[redacted]")
+		}
+	}
+	return text
+}
+
+func formatBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%d MiB", n>>20)
+	default:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+}

@@ -1,0 +1,212 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/toolbox-collective/toolbox/deploy/catalog"
+	"github.com/toolbox-collective/toolbox/state"
+)
+
+// App statuses kept in the state.
+const (
+	statusDeploying = "deploying"
+	statusRunning   = "running"
+	statusFailed    = "failed"
+	installedKey    = "post-install done"
+)
+
+func (a *AppDeps) addVerb(r *Router) *Verb {
+	return &Verb{
+		Name: "add", Args: "<app> [domain]", MinArgs: 1, MaxArgs: 2, Role: Admin, Job: true,
+		Summary: "deploy an app from the catalog, with HTTPS on its domain",
+		Help: "Without a domain the app gets one under the toolbox's base domain. Adding an app that is already there " +
+			"checks it and repairs what is missing. I refuse an app the machine's memory cannot hold.",
+		Validate: func(ctx context.Context, args []string) error {
+			app, err := a.catalogApp(args[0])
+			if err != nil {
+				return err
+			}
+			domain, err := a.domainFor(app.Name, args[1:])
+			if err != nil {
+				return err
+			}
+			if err := a.domainFree(app.Name, domain, r); err != nil {
+				return err
+			}
+			return a.checkCapacity(ctx, app, r)
+		},
+		Run: func(ctx context.Context, inv Invocation) (string, error) {
+			app, err := a.catalogApp(inv.Args[0])
+			if err != nil {
+				return "", err
+			}
+			domain, err := a.domainFor(app.Name, inv.Args[1:])
+			if err != nil {
+				return "", err
+			}
+			start := r.deps.Now()
+			if err := a.deploy(ctx, app, domain, inv.Progress, r); err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("**%s** is running at %s://%s (took %s).", app.Name, a.scheme(), domain, r.deps.Now().Sub(start).Round(time.Second)), nil
+		},
+	}
+}
+
+func (a *AppDeps) scheme() string {
+	if a.Scheme == "" {
+		return "https"
+	}
+	return a.Scheme
+}
+
+// domainFor is the domain given, or the one the app already has, or a default.
+func (a *AppDeps) domainFor(app string, given []string) (string, error) {
+	if len(given) > 0 {
+		d := strings.ToLower(strings.TrimSuffix(given[0], "."))
+		return d, validateDomain(d)
+	}
+	if rec, err := a.Store.App(app); err == nil && rec.Domain != "" {
+		return rec.Domain, nil
+	}
+	if a.BaseDomain == "" {
+		return "", Errorf(Invalid, "Give a domain: `/toolbox add %s <domain>` (no base domain is configured).", app)
+	}
+	return app + "." + a.BaseDomain, nil
+}
+
+// domainFree refuses a domain another app already serves.
+func (a *AppDeps) domainFree(app, domain string, r *Router) error {
+	apps, err := r.deps.Store.Apps()
+	if err != nil {
+		return err
+	}
+	for _, other := range apps {
+		if other.Name != app && other.Domain == domain {
+			return Errorf(Conflict, "%s already serves %s. Choose another domain.", other.Name, domain)
+		}
+	}
+	return nil
+}
+
+// checkCapacity refuses an app the machine's memory cannot hold, saying what
+// would make room.
+func (a *AppDeps) checkCapacity(ctx context.Context, app catalog.App, r *Router) error {
+	if _, err := a.Store.App(app.Name); err == nil {
+		return nil // already there: its containers are counted in what runs
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	total, reserved, err := a.Machine.Memory(ctx)
+	if err != nil {
+		return &Error{Kind: Unavailable, Message: "I could not ask the Docker engine how much memory is free.", Err: err}
+	}
+	free := total - reserved
+	if app.Memory.Min <= free {
+		return nil
+	}
+	msg := fmt.Sprintf("%s needs at least %s of memory (%s recommended), and only %s of %s is free.",
+		app.Name, formatBytes(app.Memory.Min), formatBytes(app.Memory.Recommended), formatBytes(max(free, 0)), formatBytes(total))
+	if room := a.whatMakesRoom(ctx, app.Memory.Min-free, r); room != "" {
+		msg += " " + room
+	} else {
+		msg += " A machine with more memory would hold it."
+	}
+	return Errorf(Conflict, "%s", msg)
+}
+
+func (a *AppDeps) whatMakesRoom(ctx context.Context, short int64, r *Router) string {
+	apps, err := r.deps.Store.Apps()
+	if err != nil || len(apps) == 0 {
+		return ""
+	}
+	type held struct {
+		name string
+		mem  int64
+	}
+	var hs []held
+	for _, app := range apps {
+		svcs, err := a.Machine.Services(ctx, app.Name)
+		if err != nil {
+			continue
+		}
+		var m int64
+		for _, s := range svcs {
+			m += s.MemoryReservation
+		}
+		hs = append(hs, held{app.Name, m})
+	}
+	sort.Slice(hs, func(i, j int) bool { return hs[i].mem > hs[j].mem })
+	var parts []string
+	for _, h := range hs {
+		if h.mem > 0 {
+			parts = append(parts, fmt.Sprintf("%s holds %s", h.name, formatBytes(h.mem)))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("To free %s, remove an app you can do without (%s), or move to a machine with more memory.", formatBytes(short), strings.Join(parts, ", "))
+}
+
+// deploy records the app, converges its containers, routes its domain and
+// runs its post-install steps once. Run again, it repairs and changes nothing else.
+func (a *AppDeps) deploy(ctx context.Context, app catalog.App, domain string, progress func(string, ...any), r *Router) error {
+	if app.Build != nil {
+		return Errorf(Unavailable, "%s is built on the machine by its upstream launcher (%s), which this toolbox does not run yet. %s",
+			app.Name, app.Build.Repository, app.Notes)
+	}
+	rec, err := a.Store.App(app.Name)
+	if err != nil && !errors.Is(err, state.ErrNotFound) {
+		return err
+	}
+	rec.Name, rec.Catalog, rec.Domain, rec.Version, rec.Status = app.Name, app.Name, domain, app.Version, statusDeploying
+	if err := a.Store.PutApp(rec); err != nil { // recorded first: a crash from here on is repaired by running add again
+		return err
+	}
+	fail := func(err error) error {
+		rec.Status = statusFailed
+		if perr := a.Store.PutApp(rec); perr != nil {
+			r.deps.Log.Error("app state not recorded", "app", app.Name, "err", perr)
+		}
+		return err
+	}
+	vars, _, err := a.vars(app, domain)
+	if err != nil {
+		return fail(err)
+	}
+	project, err := app.Project(ctx, vars)
+	if err != nil {
+		return fail(err)
+	}
+	progress("deploying %s %s", app.Name, app.Version)
+	upstream, err := a.Machine.Deploy(ctx, app.Name, project, app.Entry, func(line string) { progress("%s", line) })
+	if err != nil {
+		return fail(&Error{Kind: Unavailable, Message: fmt.Sprintf("Deploying %s failed: %s", app.Name, firstLine(err.Error())), Err: err})
+	}
+	if a.Proxy != nil {
+		progress("routing %s to %s", domain, app.Name)
+		if err := a.Proxy.SetRoute(ctx, app.Name, domain, upstream); err != nil {
+			return fail(&Error{Kind: Unavailable, Message: fmt.Sprintf("%s runs, but its route on %s could not be set.", app.Name, domain), Err: err})
+		}
+	}
+	if rec.Settings[installedKey] == "" {
+		for _, step := range app.PostInstall {
+			progress("post-install: %s", step.Description)
+			if _, err := a.Machine.Exec(ctx, app.Name, step.Service, step.Command); err != nil {
+				return fail(&Error{Kind: Unavailable, Message: fmt.Sprintf("%s runs, but its post-install step %q failed.", app.Name, step.Description), Err: err})
+			}
+		}
+		if rec.Settings == nil {
+			rec.Settings = map[string]string{}
+		}
+		rec.Settings[installedKey] = r.deps.Now().UTC().Format(time.RFC3339)
+	}
+	rec.Status = statusRunning
+	return a.Store.PutApp(rec)
+}

@@ -1,0 +1,65 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"slices"
+)
+
+const purgeFlag = "--purge"
+
+func (a *AppDeps) removeVerb(r *Router) *Verb {
+	purging := func(args []string) bool { return slices.Contains(args, purgeFlag) }
+	return &Verb{
+		Name: "remove", Args: "<app> [--purge]", MinArgs: 1, MaxArgs: 2, Role: Admin, Job: true,
+		Summary: "stop and remove an app; its data is kept unless --purge",
+		Help: "Without --purge, the app's volumes and secrets stay, so `/toolbox add <app>` brings it back with its data. " +
+			"With --purge, its data is deleted for good: that asks for two confirmations.",
+		ConfirmationsFor: func(args []string) int {
+			if purging(args) {
+				return 2
+			}
+			return 1
+		},
+		Describe: func(args []string) string {
+			if purging(args) {
+				return fmt.Sprintf("%s will be removed **and all its data deleted for good**.", args[0])
+			}
+			return fmt.Sprintf("%s will be stopped and removed; its data is kept.", args[0])
+		},
+		Validate: func(_ context.Context, args []string) error {
+			if len(args) == 2 && args[1] != purgeFlag {
+				return Errorf(Invalid, "Usage: `/toolbox remove <app> [--purge]`")
+			}
+			_, err := a.installed(args[0])
+			return err
+		},
+		Run: func(ctx context.Context, inv Invocation) (string, error) {
+			name := inv.Args[0]
+			purge := purging(inv.Args)
+			if _, err := a.installed(name); err != nil {
+				return "", err
+			}
+			if a.Proxy != nil {
+				inv.Progress("removing the route of %s", name)
+				if err := a.Proxy.RemoveRoute(ctx, name); err != nil {
+					return "", err
+				}
+			}
+			inv.Progress("removing the containers of %s", name)
+			if err := a.Machine.Remove(ctx, name, purge); err != nil {
+				return "", err
+			}
+			if err := a.Store.DeleteApp(name); err != nil {
+				return "", err
+			}
+			if !purge {
+				return fmt.Sprintf("**%s** is removed. Its data is kept: `/toolbox add %s` brings it back.", name, name), nil
+			}
+			if _, err := a.Store.DeleteSecrets(secretName(name, "")); err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("**%s** is removed and its data deleted.", name), nil
+		},
+	}
+}

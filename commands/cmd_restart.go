@@ -1,0 +1,24 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+)
+
+func (a *AppDeps) restartVerb() *Verb {
+	return &Verb{
+		Name: "restart", Args: "<app>", MinArgs: 1, MaxArgs: 1, Role: Admin, Job: true,
+		Summary: "restart an app's containers and wait until it is healthy",
+		Validate: func(_ context.Context, args []string) error {
+			_, err := a.installed(args[0])
+			return err
+		},
+		Run: func(ctx context.Context, inv Invocation) (string, error) {
+			name := inv.Args[0]
+			if err := a.Machine.Restart(ctx, name, func(line string) { inv.Progress("%s", line) }); err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("**%s** restarted and is healthy.", name), nil
+		},
+	}
+}
