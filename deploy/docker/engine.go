@@ -1,0 +1,217 @@
+// Package docker drives one Docker Engine through github.com/moby/moby/client:
+// networks, volumes, containers converged to a spec, images built or imported
+// without a registry, exec, logs and memory accounting.
+//
+// The engine may be local (unix socket), remote over TCP with TLS, or remote
+// over SSH (pure Go, forwarding to the remote engine's unix socket).
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/moby/moby/client"
+)
+
+// Labels the package itself puts on objects.
+const (
+	// LabelSpecHash holds the sha256 of the ContainerSpec a container was created from.
+	LabelSpecHash = "toolbox.spec-hash"
+)
+
+const (
+	connectTimeout = 10 * time.Second
+	stopTimeout    = 10 // seconds
+)
+
+// Config says which engine to reach.
+type Config struct {
+	// Host is the engine address: "" uses DOCKER_HOST (and DOCKER_CERT_PATH,
+	// DOCKER_TLS_VERIFY, DOCKER_API_VERSION) or the default unix socket;
+	// "unix:///path", "tcp://host:port" (TLS from DOCKER_CERT_PATH and
+	// DOCKER_TLS_VERIFY when set) or "ssh://user@host[:port][/socket/path]".
+	Host string
+	// SSHKeyFile is the private key for ssh:// hosts; empty uses the agent at
+	// SSH_AUTH_SOCK.
+	SSHKeyFile string
+	// SSHKnownHosts pins the ssh:// host key: one or more known_hosts lines
+	// (or authorized_keys-style "type base64" lines). Required for ssh://.
+	SSHKnownHosts string
+}
+
+// Engine is a connection to one Docker Engine. It is safe for concurrent use.
+type Engine struct {
+	cli  *client.Client
+	host string     // for messages
+	ssh  *sshTunnel // nil unless ssh://
+
+	lastDialErr atomic.Pointer[error]
+
+	netMu sync.Mutex // serialises EnsureNetwork: API 1.41 allows duplicate network names
+	names sync.Map   // container name → *sync.Mutex, serialising EnsureContainer per name
+}
+
+// Info describes the engine and the machine it runs on.
+type Info struct {
+	APIVersion        string // negotiated API version in use
+	ServerVersion     string
+	MemTotal          int64 // bytes
+	NCPU              int
+	Name              string
+	OperatingSystem   string
+	Architecture      string
+	KernelVersion     string
+	StorageDriver     string
+	DockerRootDir     string
+	ContainersRunning int
+	Images            int
+	SwarmState        string // "inactive", "active", ...
+}
+
+// Connect reaches the engine described by cfg, negotiates the API version
+// and pings it. An unreachable engine gives an error naming the host.
+func Connect(ctx context.Context, cfg Config) (*Engine, error) {
+	host := cfg.Host
+	fromEnv := host == ""
+	if fromEnv {
+		host = os.Getenv(client.EnvOverrideHost)
+		if host == "" {
+			host = client.DefaultDockerHost
+		}
+	}
+	e := &Engine{host: host}
+
+	var opts []client.Opt
+	switch {
+	case strings.HasPrefix(host, "ssh://"):
+		tun, err := newSSHTunnel(ctx, host, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("docker engine at %s is not reachable: %w", host, err)
+		}
+		e.ssh = tun
+		// The unix scheme keeps the client away from HTTP proxies and gives it
+		// a dummy host name; the dialer goes through the SSH connection.
+		opts = append(opts,
+			client.WithHost("unix://"+tun.socket),
+			client.WithDialContext(e.recordDial(tun.DialContext)),
+		)
+	default:
+		u, err := client.ParseHostURL(host)
+		if err != nil {
+			return nil, fmt.Errorf("docker host %q: %w", host, err)
+		}
+		if u.Scheme != "unix" && u.Scheme != "tcp" {
+			return nil, fmt.Errorf("docker host %q: unsupported scheme %q (want unix://, tcp:// or ssh://)", host, u.Scheme)
+		}
+		if fromEnv {
+			opts = append(opts, client.FromEnv)
+		} else {
+			opts = append(opts, client.WithTLSClientConfigFromEnv(), client.WithHost(host))
+		}
+		d := &net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}
+		proto, addr := u.Scheme, u.Host
+		opts = append(opts, client.WithDialContext(e.recordDial(func(ctx context.Context) (net.Conn, error) {
+			return d.DialContext(ctx, proto, addr)
+		})))
+	}
+
+	cli, err := client.New(opts...)
+	if err != nil {
+		e.closeSSH()
+		return nil, fmt.Errorf("docker host %q: %w", host, err)
+	}
+	e.cli = cli
+
+	pctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	if _, err := e.cli.Ping(pctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
+		_ = e.Close()
+		return nil, e.unreachable(ctx, err)
+	}
+	return e, nil
+}
+
+// recordDial wraps a dialer so that the last dial error is kept: the client
+// replaces it with a generic message, and people need the real cause.
+func (e *Engine) recordDial(dial func(context.Context) (net.Conn, error)) func(context.Context, string, string) (net.Conn, error) {
+	return func(ctx context.Context, _, _ string) (net.Conn, error) {
+		c, err := dial(ctx)
+		if err != nil {
+			e.lastDialErr.Store(&err)
+		}
+		return c, err
+	}
+}
+
+func (e *Engine) unreachable(ctx context.Context, err error) error {
+	cause := err
+	if p := e.lastDialErr.Load(); p != nil && client.IsErrConnectionFailed(err) {
+		cause = *p
+	}
+	if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		cause = fmt.Errorf("no answer within %s: %w", connectTimeout, err)
+	}
+	return fmt.Errorf("docker engine at %s is not reachable: %w", e.host, cause)
+}
+
+// Close releases the connection.
+func (e *Engine) Close() error {
+	var err error
+	if e.cli != nil {
+		err = e.cli.Close()
+	}
+	e.closeSSH()
+	return err
+}
+
+func (e *Engine) closeSSH() {
+	if e.ssh != nil {
+		_ = e.ssh.Close()
+	}
+}
+
+// Host is the address the engine was reached at.
+func (e *Engine) Host() string { return e.host }
+
+// Ping measures one round trip to the engine.
+func (e *Engine) Ping(ctx context.Context) (time.Duration, error) {
+	start := time.Now()
+	if _, err := e.cli.Ping(ctx, client.PingOptions{}); err != nil {
+		if client.IsErrConnectionFailed(err) {
+			return 0, e.unreachable(ctx, err)
+		}
+		return 0, fmt.Errorf("docker: ping %s: %w", e.host, err)
+	}
+	return time.Since(start), nil
+}
+
+// Info describes the engine and its machine.
+func (e *Engine) Info(ctx context.Context) (Info, error) {
+	res, err := e.cli.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return Info{}, fmt.Errorf("docker: info: %w", err)
+	}
+	i := res.Info
+	return Info{
+		APIVersion:        e.cli.ClientVersion(),
+		ServerVersion:     i.ServerVersion,
+		MemTotal:          i.MemTotal,
+		NCPU:              i.NCPU,
+		Name:              i.Name,
+		OperatingSystem:   i.OperatingSystem,
+		Architecture:      i.Architecture,
+		KernelVersion:     i.KernelVersion,
+		StorageDriver:     i.Driver,
+		DockerRootDir:     i.DockerRootDir,
+		ContainersRunning: i.ContainersRunning,
+		Images:            i.Images,
+		SwarmState:        string(i.Swarm.LocalNodeState),
+	}, nil
+}

@@ -1,0 +1,274 @@
+// Package stack deploys one app, described as a resolved Compose project, on a
+// Docker engine: its network, volumes and containers, in dependency order,
+// converging on every run. It is the orchestration above deploy/docker.
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/toolbox-collective/toolbox/deploy/docker"
+)
+
+// Labels on everything the toolbox creates.
+const (
+	LabelManaged = "toolbox.managed" // "1"
+	LabelApp     = "toolbox.app"
+	LabelService = "toolbox.service"
+)
+
+// Stack deploys apps on one engine.
+type Stack struct {
+	Engine *docker.Engine
+	// SharedNetwork is where the proxy (and the bot) run; each app's entry
+	// service joins it so the proxy reaches it by container name.
+	SharedNetwork string
+	// Labels are added to everything created (tests mark their objects).
+	Labels map[string]string
+	// HealthTimeout bounds the wait for one service to become healthy.
+	HealthTimeout time.Duration
+}
+
+// Names of an app's objects on the engine.
+func NetworkName(app string) string            { return "tb-" + app }
+func VolumeName(app, volume string) string     { return "tb-" + app + "-" + volume }
+func ContainerName(app, service string) string { return "tb-" + app + "-" + service }
+func (s *Stack) labels(app string) map[string]string {
+	l := maps.Clone(s.Labels)
+	if l == nil {
+		l = map[string]string{}
+	}
+	l[LabelManaged] = "1"
+	l[LabelApp] = app
+	return l
+}
+
+// Deploy brings app to the state p describes: it creates what is missing,
+// recreates what changed, and leaves the rest. entry is the service the
+// proxy routes to.
+func (s *Stack) Deploy(ctx context.Context, app string, p *types.Project, entry string, progress func(string)) error {
+	if progress == nil {
+		progress = func(string) {}
+	}
+	order, err := dependencyOrder(p)
+	if err != nil {
+		return err
+	}
+	labels := s.labels(app)
+	if s.SharedNetwork != "" {
+		if err := s.Engine.EnsureNetwork(ctx, s.SharedNetwork, s.labels("")); err != nil {
+			return err
+		}
+	}
+	if err := s.Engine.EnsureNetwork(ctx, NetworkName(app), labels); err != nil {
+		return err
+	}
+	for _, name := range slices.Sorted(maps.Keys(p.Volumes)) {
+		if err := s.Engine.EnsureVolume(ctx, VolumeName(app, name), labels); err != nil {
+			return err
+		}
+	}
+	for _, img := range images(p) {
+		if err := s.Engine.PullImage(ctx, img, progress); err != nil {
+			return err
+		}
+	}
+	healthyNeeded := map[string]bool{}
+	for _, svc := range p.Services {
+		for dep, d := range svc.DependsOn {
+			if d.Condition == types.ServiceConditionHealthy {
+				healthyNeeded[dep] = true
+			}
+		}
+	}
+	for _, name := range order {
+		spec, err := s.spec(app, p.Services[name], name == entry)
+		if err != nil {
+			return err
+		}
+		res, err := s.Engine.EnsureContainer(ctx, spec)
+		if err != nil {
+			return err
+		}
+		progress(fmt.Sprintf("%s: %s", name, res.Action))
+		if healthyNeeded[name] {
+			if err := s.waitHealthy(ctx, app, name, progress); err != nil {
+				return err
+			}
+		}
+	}
+	for _, name := range order {
+		if !healthyNeeded[name] {
+			if err := s.waitHealthy(ctx, app, name, progress); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Stack) waitHealthy(ctx context.Context, app, service string, progress func(string)) error {
+	timeout := s.HealthTimeout
+	if timeout == 0 {
+		timeout = 10 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	progress(fmt.Sprintf("%s: waiting until healthy", service))
+	if err := s.Engine.WaitHealthy(ctx, ContainerName(app, service)); err != nil {
+		return fmt.Errorf("%s of %s did not become healthy: %w", service, app, err)
+	}
+	progress(fmt.Sprintf("%s: healthy", service))
+	return nil
+}
+
+// images lists the project's images, once each, sorted.
+func images(p *types.Project) []string {
+	set := map[string]bool{}
+	for _, svc := range p.Services {
+		set[svc.Image] = true
+	}
+	return slices.Sorted(maps.Keys(set))
+}
+
+// dependencyOrder sorts services so that each comes after what it depends on;
+// ties are broken by name, so the order is stable.
+func dependencyOrder(p *types.Project) ([]string, error) {
+	var (
+		order []string
+		state = map[string]int{} // 0 new, 1 visiting, 2 done
+		visit func(name string, path []string) error
+	)
+	visit = func(name string, path []string) error {
+		svc, ok := p.Services[name]
+		if !ok {
+			return fmt.Errorf("service %q is depended on but not defined", name)
+		}
+		switch state[name] {
+		case 1:
+			return fmt.Errorf("services depend on each other in a cycle: %s", strings.Join(append(path, name), " -> "))
+		case 2:
+			return nil
+		}
+		state[name] = 1
+		for _, dep := range slices.Sorted(maps.Keys(svc.DependsOn)) {
+			if err := visit(dep, append(path, name)); err != nil {
+				return err
+			}
+		}
+		state[name] = 2
+		order = append(order, name)
+		return nil
+	}
+	names := slices.Sorted(maps.Keys(p.Services))
+	for _, n := range names {
+		if err := visit(n, nil); err != nil {
+			return nil, err
+		}
+	}
+	return order, nil
+}
+
+// spec turns a Compose service into a container spec.
+func (s *Stack) spec(app string, svc types.ServiceConfig, entry bool) (docker.ContainerSpec, error) {
+	labels := s.labels(app)
+	maps.Copy(labels, svc.Labels)
+	labels[LabelService] = svc.Name
+	env := map[string]string{}
+	for k, v := range svc.Environment {
+		if v != nil {
+			env[k] = *v
+		}
+	}
+	spec := docker.ContainerSpec{
+		Name: ContainerName(app, svc.Name), Image: svc.Image,
+		Cmd: svc.Command, Entrypoint: svc.Entrypoint, Env: env, Labels: labels,
+		Network: NetworkName(app), Aliases: []string{svc.Name},
+		MemoryLimit: int64(svc.MemLimit), MemoryReservation: int64(svc.MemReservation),
+		Restart: svc.Restart, User: svc.User,
+	}
+	if spec.Restart == "" || spec.Restart == "always" {
+		spec.Restart = "unless-stopped"
+	}
+	if r := svc.Deploy; r != nil {
+		if r.Resources.Limits != nil && spec.MemoryLimit == 0 {
+			spec.MemoryLimit = int64(r.Resources.Limits.MemoryBytes)
+		}
+		if r.Resources.Reservations != nil && spec.MemoryReservation == 0 {
+			spec.MemoryReservation = int64(r.Resources.Reservations.MemoryBytes)
+		}
+	}
+	if entry && s.SharedNetwork != "" {
+		spec.ExtraNetworks = []string{s.SharedNetwork}
+	}
+	for _, v := range svc.Volumes {
+		if v.Type != types.VolumeTypeVolume || v.Source == "" {
+			return docker.ContainerSpec{}, fmt.Errorf("service %s: only named volumes are supported, not %s %q", svc.Name, v.Type, v.Source)
+		}
+		spec.Mounts = append(spec.Mounts, docker.Mount{Volume: VolumeName(app, v.Source), Target: v.Target, ReadOnly: v.ReadOnly})
+	}
+	sort.Slice(spec.Mounts, func(i, j int) bool { return spec.Mounts[i].Target < spec.Mounts[j].Target })
+	if h := svc.HealthCheck; h != nil {
+		if h.Disable {
+			spec.Health = &docker.Health{Test: []string{"NONE"}}
+		} else {
+			spec.Health = &docker.Health{Test: h.Test}
+			if h.Interval != nil {
+				spec.Health.Interval = time.Duration(*h.Interval)
+			}
+			if h.Timeout != nil {
+				spec.Health.Timeout = time.Duration(*h.Timeout)
+			}
+			if h.StartPeriod != nil {
+				spec.Health.StartPeriod = time.Duration(*h.StartPeriod)
+			}
+			if h.Retries != nil {
+				spec.Health.Retries = int(*h.Retries)
+			}
+		}
+	}
+	return spec, nil
+}
+
+// Remove deletes app's containers and network; with purge, its volumes too.
+func (s *Stack) Remove(ctx context.Context, app string, purge bool) error {
+	filter := map[string]string{LabelManaged: "1", LabelApp: app}
+	cs, err := s.Engine.Containers(ctx, filter)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, c := range cs {
+		errs = append(errs, s.Engine.RemoveContainer(ctx, c.Name))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if err := s.Engine.RemoveNetwork(ctx, NetworkName(app)); err != nil {
+		return err
+	}
+	if !purge {
+		return nil
+	}
+	vols, err := s.Engine.Volumes(ctx, filter)
+	if err != nil {
+		return err
+	}
+	for _, v := range vols {
+		errs = append(errs, s.Engine.RemoveVolume(ctx, v))
+	}
+	return errors.Join(errs...)
+}
+
+// Containers lists app's containers.
+func (s *Stack) Containers(ctx context.Context, app string) ([]docker.Container, error) {
+	return s.Engine.Containers(ctx, map[string]string{LabelManaged: "1", LabelApp: app})
+}
