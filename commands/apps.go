@@ -37,10 +37,7 @@ type Machine interface {
 }
 
 // Service is one container of an app.
-type Service struct {
-	Name, State, Health string
-	MemoryReservation   int64
-}
+type Service struct{ Name, State, Health string }
 
 // Proxy routes a domain to an app, with TLS.
 type Proxy interface {

@@ -112,7 +112,7 @@ func (a *AppDeps) checkCapacity(ctx context.Context, app catalog.App, r *Router)
 	}
 	msg := fmt.Sprintf("%s needs at least %s of memory (%s recommended), and only %s of %s is free.",
 		app.Name, formatBytes(app.Memory.Min), formatBytes(app.Memory.Recommended), formatBytes(max(free, 0)), formatBytes(total))
-	if room := a.whatMakesRoom(ctx, app.Memory.Min-free, r); room != "" {
+	if room := a.whatMakesRoom(app.Memory.Min-free, r); room != "" {
 		msg += " " + room
 	} else {
 		msg += " A machine with more memory would hold it."
@@ -120,32 +120,16 @@ func (a *AppDeps) checkCapacity(ctx context.Context, app catalog.App, r *Router)
 	return Errorf(Conflict, "%s", msg)
 }
 
-func (a *AppDeps) whatMakesRoom(ctx context.Context, short int64, r *Router) string {
+func (a *AppDeps) whatMakesRoom(short int64, r *Router) string {
 	apps, err := r.deps.Store.Apps()
-	if err != nil || len(apps) == 0 {
+	if err != nil {
 		return ""
 	}
-	type held struct {
-		name string
-		mem  int64
-	}
-	var hs []held
-	for _, app := range apps {
-		svcs, err := a.Machine.Services(ctx, app.Name)
-		if err != nil {
-			continue
-		}
-		var m int64
-		for _, s := range svcs {
-			m += s.MemoryReservation
-		}
-		hs = append(hs, held{app.Name, m})
-	}
-	sort.Slice(hs, func(i, j int) bool { return hs[i].mem > hs[j].mem })
 	var parts []string
-	for _, h := range hs {
-		if h.mem > 0 {
-			parts = append(parts, fmt.Sprintf("%s holds %s", h.name, formatBytes(h.mem)))
+	sort.Slice(apps, func(i, j int) bool { return apps[i].Name < apps[j].Name })
+	for _, app := range apps {
+		if c, err := a.Catalog.Get(app.Catalog); err == nil {
+			parts = append(parts, fmt.Sprintf("%s needs %s", app.Name, formatBytes(c.Memory.Min)))
 		}
 	}
 	if len(parts) == 0 {

@@ -2,8 +2,8 @@ package commands
 
 import (
 	"context"
-	"fmt"
-	"strings"
+
+	"github.com/toolbox-collective/toolbox/deploy/catalog"
 )
 
 func (a *AppDeps) catalogVerb() *Verb {
@@ -15,14 +15,7 @@ func (a *AppDeps) catalogVerb() *Verb {
 			if err != nil {
 				return "", err
 			}
-			var b strings.Builder
-			b.WriteString("| app | what it is | memory (min / recommended) | disk | version |\n|---|---|---|---|---|\n")
-			for _, app := range apps {
-				fmt.Fprintf(&b, "| [%s](%s) | %s | %s / %s | %s | %s |\n", app.Name, app.Upstream, tableCell(app.Description),
-					formatBytes(app.Memory.Min), formatBytes(app.Memory.Recommended), formatBytes(app.Disk), app.Version)
-			}
-			b.WriteString("\nAdd one with `/toolbox add <app> [domain]`.")
-			return b.String(), nil
+			return catalog.Summary(apps) + "\nAdd one with `/toolbox add <app> [domain]`.", nil
 		},
 	}
 }

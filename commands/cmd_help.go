@@ -54,8 +54,10 @@ func (r *Router) explain(name string) (string, error) {
 		return strings.Join(parts, "\n\n"), nil
 	}
 	msg := fmt.Sprintf("There is no verb `%s`.", truncate(name, 40))
-	if s := r.suggest(strings.Fields(name)[0]); s != "" {
-		msg += fmt.Sprintf(" Did you mean `%s`?", s)
+	if words := strings.Fields(name); len(words) > 0 { // `help ''` has none
+		if s := r.suggest(words[0]); s != "" {
+			msg += fmt.Sprintf(" Did you mean `%s`?", s)
+		}
 	}
 	return "", Errorf(NotFound, "%s Type `/toolbox help` for the list.", msg)
 }

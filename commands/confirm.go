@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // prompt is what a confirmation button is bound to. It travels, signed, in the
@@ -103,12 +104,18 @@ func (r *Router) askConfirmation(ctx context.Context, c Caller, v *Verb, args []
 func quoteArgs(args []string) string {
 	q := make([]string, len(args))
 	for i, a := range args {
-		if a == "" || strings.ContainsAny(a, " \t\n'\"\\") {
+		if a == "" || strings.IndexFunc(a, needsQuote) >= 0 {
 			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
 		}
 		q[i] = a
 	}
 	return strings.Join(q, " ")
+}
+
+// needsQuote reports whether Split would not keep r in a bare word: any
+// Unicode space separates words, quotes and backslashes are syntax.
+func needsQuote(r rune) bool {
+	return unicode.IsSpace(r) || r == '\'' || r == '"' || r == '\\'
 }
 
 // Click is a press on a confirmation button.

@@ -178,7 +178,9 @@ func (r *Router) Handle(ctx context.Context, req Request) Reply {
 	if err != nil {
 		text, ref := Message(err)
 		reply = Reply{Text: text}
-		outcome = "error"
+		if outcome == "" { // a refusal may name itself ("refused: draining")
+			outcome = "error"
+		}
 		if k := KindOf(err); k == Forbidden {
 			outcome = "refused"
 		}

@@ -667,3 +667,14 @@ func (e *Engine) Reservations(ctx context.Context) (int64, error) {
 	}
 	return sum, nil
 }
+
+// RestartContainer stops (waiting up to 30 s) and starts the container called name.
+func (e *Engine) RestartContainer(ctx context.Context, name string) error {
+	unlock := e.lock(name)
+	defer unlock()
+	timeout := 30
+	if _, err := e.cli.ContainerRestart(ctx, name, client.ContainerRestartOptions{Timeout: &timeout}); err != nil {
+		return fmt.Errorf("docker: restart container %q: %w", name, err)
+	}
+	return nil
+}

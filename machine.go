@@ -1,0 +1,164 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/toolbox-collective/toolbox/commands"
+	"github.com/toolbox-collective/toolbox/deploy/catalog"
+	"github.com/toolbox-collective/toolbox/deploy/docker"
+	"github.com/toolbox-collective/toolbox/deploy/stack"
+)
+
+// machine is the Docker engine the apps run on, connected on first use so
+// that the bot starts (and says what is wrong) even when the engine is down.
+type machine struct {
+	cfg           docker.Config
+	sharedNetwork string
+
+	mu     sync.Mutex
+	engine *docker.Engine
+}
+
+var _ commands.Machine = (*machine)(nil)
+
+func (m *machine) connect(ctx context.Context) (*docker.Engine, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.engine != nil {
+		return m.engine, nil
+	}
+	e, err := docker.Connect(ctx, m.cfg)
+	if err != nil {
+		return nil, err
+	}
+	m.engine = e
+	return e, nil
+}
+
+func (m *machine) stack(ctx context.Context) (*stack.Stack, error) {
+	e, err := m.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &stack.Stack{Engine: e, SharedNetwork: m.sharedNetwork}, nil
+}
+
+// Close drops the engine connection.
+func (m *machine) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.engine == nil {
+		return nil
+	}
+	return m.engine.Close()
+}
+
+func (m *machine) Deploy(ctx context.Context, app string, p *types.Project, entry catalog.Entry, progress func(string)) (string, error) {
+	s, err := m.stack(ctx)
+	if err != nil {
+		return "", err
+	}
+	if err := s.Deploy(ctx, app, p, entry.Service, progress); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s:%d", stack.ContainerName(app, entry.Service), entry.Port), nil
+}
+
+func (m *machine) Remove(ctx context.Context, app string, purge bool) error {
+	s, err := m.stack(ctx)
+	if err != nil {
+		return err
+	}
+	return s.Remove(ctx, app, purge)
+}
+
+func (m *machine) Restart(ctx context.Context, app string, progress func(string)) error {
+	s, err := m.stack(ctx)
+	if err != nil {
+		return err
+	}
+	cs, err := s.Containers(ctx, app)
+	if err != nil {
+		return err
+	}
+	for _, c := range cs {
+		progress("restarting " + c.Labels[stack.LabelService])
+		if err := s.Engine.RestartContainer(ctx, c.Name); err != nil {
+			return err
+		}
+	}
+	for _, c := range cs {
+		if err := s.Engine.WaitHealthy(ctx, c.Name); err != nil {
+			return err
+		}
+		progress(c.Labels[stack.LabelService] + ": healthy")
+	}
+	return nil
+}
+
+func (m *machine) Services(ctx context.Context, app string) ([]commands.Service, error) {
+	s, err := m.stack(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := s.Containers(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]commands.Service, len(cs))
+	for i, c := range cs {
+		out[i] = commands.Service{Name: c.Labels[stack.LabelService], State: c.State, Health: c.Health}
+	}
+	return out, nil
+}
+
+func (m *machine) Logs(ctx context.Context, app, service string, lines int) (string, error) {
+	e, err := m.connect(ctx)
+	if err != nil {
+		return "", err
+	}
+	return e.Logs(ctx, stack.ContainerName(app, service), lines)
+}
+
+func (m *machine) Exec(ctx context.Context, app, service string, cmd []string) (string, error) {
+	e, err := m.connect(ctx)
+	if err != nil {
+		return "", err
+	}
+	var stdout, stderr bytes.Buffer
+	code, err := e.Exec(ctx, stack.ContainerName(app, service), cmd, &stdout, &stderr)
+	if err != nil {
+		return "", err
+	}
+	if code != 0 {
+		return "", fmt.Errorf("%s in %s exited with %d: %s", strings.Join(cmd, " "), service, code, lastLines(stderr.String(), 5))
+	}
+	return stdout.String(), nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
+
+func (m *machine) Memory(ctx context.Context) (int64, int64, error) {
+	e, err := m.connect(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	info, err := e.Info(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	reserved, err := e.Reservations(ctx)
+	return info.MemTotal, reserved, err
+}
