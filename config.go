@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -21,6 +22,11 @@ type config struct {
 	AdminUser     string        // TOOLBOX_MM_ADMIN_USER
 	AdminPassword string        // TOOLBOX_MM_ADMIN_PASSWORD
 	DockerHost    string        // DOCKER_HOST
+	BaseDomain    string        // TOOLBOX_BASE_DOMAIN: apps added without a domain get <app>.<base>
+	CatalogDir    string        // TOOLBOX_CATALOG_DIR: the collective's own catalog entries
+	Network       string        // TOOLBOX_NETWORK: the Docker network of the proxy, the bot and the apps' entries
+	ProxyAdmin    string        // TOOLBOX_PROXY_ADMIN: Caddy's admin API
+	Local         bool          // TOOLBOX_LOCAL: Caddy's internal CA instead of ACME (default: for a localhost base domain)
 	ShutdownGrace time.Duration // TOOLBOX_SHUTDOWN_GRACE: how long running jobs get on SIGTERM
 	ConfirmTTL    time.Duration // TOOLBOX_CONFIRM_TTL: how long confirmation buttons stay valid
 	LogLevel      slog.Level    // TOOLBOX_LOG_LEVEL
@@ -43,12 +49,16 @@ func loadConfig(getenv func(string) string) (config, error) {
 		AdminUser:     get("TOOLBOX_MM_ADMIN_USER", "admin"),
 		AdminPassword: getenv("TOOLBOX_MM_ADMIN_PASSWORD"),
 		DockerHost:    get("DOCKER_HOST", ""),
+		BaseDomain:    strings.ToLower(get("TOOLBOX_BASE_DOMAIN", "localhost")),
+		CatalogDir:    get("TOOLBOX_CATALOG_DIR", ""),
+		Network:       get("TOOLBOX_NETWORK", "toolbox"),
+		ProxyAdmin:    strings.TrimRight(get("TOOLBOX_PROXY_ADMIN", ""), "/"),
 	}
 	var problems []string
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		problems = append(problems, fmt.Sprintf("TOOLBOX_LISTEN=%q is not host:port", c.Listen))
 	}
-	for key, v := range map[string]string{"TOOLBOX_MATTERMOST_URL": c.MattermostURL, "TOOLBOX_BOT_URL": c.BotURL} {
+	for key, v := range map[string]string{"TOOLBOX_MATTERMOST_URL": c.MattermostURL, "TOOLBOX_BOT_URL": c.BotURL, "TOOLBOX_PROXY_ADMIN": c.ProxyAdmin} {
 		if v == "" {
 			continue
 		}
@@ -56,6 +66,11 @@ func loadConfig(getenv func(string) string) (config, error) {
 			problems = append(problems, fmt.Sprintf("%s=%q is not an http(s) URL", key, v))
 		}
 	}
+	local, err := strconv.ParseBool(get("TOOLBOX_LOCAL", strconv.FormatBool(c.BaseDomain == "localhost" || strings.HasSuffix(c.BaseDomain, ".localhost"))))
+	if err != nil {
+		problems = append(problems, "TOOLBOX_LOCAL must be true or false")
+	}
+	c.Local = local
 	grace, err := time.ParseDuration(get("TOOLBOX_SHUTDOWN_GRACE", "30s"))
 	if err != nil || grace < 0 {
 		problems = append(problems, "TOOLBOX_SHUTDOWN_GRACE is not a duration like 30s")

@@ -134,7 +134,9 @@ func doCommand(ctx context.Context, cfg config, log *slog.Logger, args []string,
 		mm = bot.NewClient(cs.siteURL, cs.botToken, cs.botURL)
 		dir = mm
 	}
-	router, err := newRouter(ctx, cfg, log, st, &terminalChat{w: stdout}, dir, mm)
+	m := newMachine(cfg)
+	defer m.Close()
+	router, err := newRouter(ctx, cfg, log, st, m, &terminalChat{w: stdout}, dir, mm)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io/fs"
+	"os"
 	"strings"
 	"sync"
 
@@ -12,7 +14,9 @@ import (
 	"github.com/toolbox-collective/toolbox/commands"
 	"github.com/toolbox-collective/toolbox/deploy/catalog"
 	"github.com/toolbox-collective/toolbox/deploy/docker"
+	"github.com/toolbox-collective/toolbox/deploy/proxy"
 	"github.com/toolbox-collective/toolbox/deploy/stack"
+	"github.com/toolbox-collective/toolbox/state"
 )
 
 // machine is the Docker engine the apps run on, connected on first use so
@@ -161,4 +165,28 @@ func (m *machine) Memory(ctx context.Context) (int64, int64, error) {
 	}
 	reserved, err := e.Reservations(ctx)
 	return info.MemTotal, reserved, err
+}
+
+func newMachine(cfg config) *machine {
+	return &machine{cfg: docker.Config{Host: cfg.DockerHost}, sharedNetwork: cfg.Network}
+}
+
+// newAppDeps wires the app verbs: the catalog (with the collective's own
+// entries), the machine and, when configured, the proxy.
+func newAppDeps(cfg config, st *state.Store, m *machine) (*commands.AppDeps, error) {
+	var extra fs.FS
+	if cfg.CatalogDir != "" {
+		if _, err := os.Stat(cfg.CatalogDir); err != nil {
+			return nil, fmt.Errorf("TOOLBOX_CATALOG_DIR: %w", err)
+		}
+		extra = os.DirFS(cfg.CatalogDir)
+	}
+	apps := &commands.AppDeps{
+		Catalog: catalog.New(extra), Machine: m, Store: st, BaseDomain: cfg.BaseDomain, Scheme: "http",
+	}
+	if cfg.ProxyAdmin != "" {
+		apps.Proxy = proxy.New(cfg.ProxyAdmin, proxy.Options{Local: cfg.Local})
+		apps.Scheme = "https"
+	}
+	return apps, nil
 }

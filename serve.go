@@ -12,7 +12,6 @@ import (
 
 	"github.com/toolbox-collective/toolbox/bot"
 	"github.com/toolbox-collective/toolbox/commands"
-	"github.com/toolbox-collective/toolbox/deploy/docker"
 	"github.com/toolbox-collective/toolbox/state"
 )
 
@@ -51,7 +50,7 @@ func loadChatSettings(cfg config, st *state.Store) (chatSettings, error) {
 var errNotBootstrapped = errors.New("mattermost is not set up for this state: run `toolbox mattermost bootstrap` first (with TOOLBOX_MATTERMOST_URL and TOOLBOX_BOT_URL)")
 
 // newRouter wires the verbs to the state, the chat and the checks.
-func newRouter(root context.Context, cfg config, log *slog.Logger, st *state.Store, chat commands.Chat, dir commands.Directory, mm *bot.Client) (*commands.Router, error) {
+func newRouter(root context.Context, cfg config, log *slog.Logger, st *state.Store, m *machine, chat commands.Chat, dir commands.Directory, mm *bot.Client) (*commands.Router, error) {
 	key, err := st.EnsureSecret(confirmKeySecret, func() (state.Secret, error) { return state.NewRandomSecret(32) })
 	if err != nil {
 		return nil, err
@@ -69,19 +68,22 @@ func newRouter(root context.Context, cfg config, log *slog.Logger, st *state.Sto
 		checks = append(checks, commands.Check{Name: "mattermost", Run: mm.Check})
 	}
 	checks = append(checks, commands.Check{Name: "docker", Run: func(ctx context.Context) (string, error) {
-		e, err := docker.Connect(ctx, docker.Config{Host: cfg.DockerHost})
+		e, err := m.connect(ctx)
 		if err != nil {
 			return "", err
 		}
-		defer e.Close()
 		info, err := e.Info(ctx)
 		if err != nil {
 			return "", err
 		}
 		return fmt.Sprintf("engine %s (API %s) at %s: %d CPUs, %.1f GiB", info.ServerVersion, info.APIVersion, e.Host(), info.NCPU, float64(info.MemTotal)/(1<<30)), nil
 	}})
+	apps, err := newAppDeps(cfg, st, m)
+	if err != nil {
+		return nil, err
+	}
 	return commands.NewRouter(root, commands.Deps{
-		Store: st, Chat: chat, Directory: dir, Checks: checks, Log: log, Version: version,
+		Store: st, Chat: chat, Directory: dir, Checks: checks, Log: log, Version: version, Apps: apps,
 		ConfirmKey: []byte(key.Reveal()), ConfirmTTL: cfg.ConfirmTTL,
 	})
 }
@@ -101,7 +103,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	// when their grace time is over.
 	jobsRoot, cancelJobs := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelJobs()
-	router, err := newRouter(jobsRoot, cfg, log, st, mm, mm, mm)
+	m := newMachine(cfg)
+	defer m.Close()
+	router, err := newRouter(jobsRoot, cfg, log, st, m, mm, mm, mm)
 	if err != nil {
 		return err
 	}

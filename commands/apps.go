@@ -54,6 +54,8 @@ type AppStore interface {
 	Secret(name string) (state.Secret, error)
 	DeleteSecrets(prefix string) (int, error)
 	Setting(key string) (string, error)
+	SetSetting(key, value string) error
+	SetSecret(name string, v state.Secret) error
 }
 
 // AppDeps are what the app verbs need on top of Deps.

@@ -69,6 +69,8 @@ type Verb struct {
 	// Validate, when set, checks the arguments before any confirmation or job,
 	// so that a mistake is answered at once.
 	Validate func(ctx context.Context, args []string) error
+	// Redact, when set, hides secret arguments in the audit log and the logs.
+	Redact func(args []string) []string
 	// Job verbs answer at once and run in the background.
 	Job bool
 	// MinArgs and MaxArgs bound len(Args); MaxArgs < 0 means no bound.
@@ -186,11 +188,24 @@ func (r *Router) Handle(ctx context.Context, req Request) Reply {
 		}
 		if ref != "" {
 			outcome = "error " + ref
-			r.deps.Log.Error("command failed", "ref", ref, "text", req.Text, "user", req.Caller.UserName, "err", err)
+			r.deps.Log.Error("command failed", "ref", ref, "text", r.redacted(req.Text), "user", req.Caller.UserName, "err", err)
 		}
 	}
-	r.audit(req.Caller, kindOf(req.Caller), req.Text, outcome, start)
+	r.audit(req.Caller, kindOf(req.Caller), r.redacted(req.Text), outcome, start)
 	return reply
+}
+
+// redacted is text with the secret arguments of its verb hidden.
+func (r *Router) redacted(text string) string {
+	words, err := Split(text)
+	if err != nil || len(words) == 0 {
+		return text
+	}
+	v, args, err := r.lookup(words)
+	if err != nil || v.Redact == nil {
+		return text
+	}
+	return strings.TrimSpace(v.Name + " " + quoteArgs(v.Redact(args)))
 }
 
 func kindOf(c Caller) string {

@@ -16,7 +16,7 @@ func (r *Router) builtins() []*Verb {
 	}
 	if a := r.deps.Apps; a != nil {
 		verbs = append(verbs, a.catalogVerb(), a.addVerb(r), a.removeVerb(r), a.restartVerb(),
-			a.upgradeVerb(r), a.logsVerb())
+			a.upgradeVerb(r), a.logsVerb(), a.setVerb())
 	}
 	return verbs
 }

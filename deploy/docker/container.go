@@ -568,13 +568,19 @@ func (e *Engine) PublishedAddr(ctx context.Context, name string, containerPort i
 // stderr (nil discards), and returns its exit code. A non-zero exit code is
 // not an error.
 func (e *Engine) Exec(ctx context.Context, name string, cmd []string, stdout, stderr io.Writer) (int, error) {
+	return e.ExecInput(ctx, name, cmd, nil, stdout, stderr)
+}
+
+// ExecInput is Exec with stdin fed from in (nil: none), closed when in ends:
+// how a dump is restored into a database container.
+func (e *Engine) ExecInput(ctx context.Context, name string, cmd []string, in io.Reader, stdout, stderr io.Writer) (int, error) {
 	if stdout == nil {
 		stdout = io.Discard
 	}
 	if stderr == nil {
 		stderr = io.Discard
 	}
-	ex, err := e.cli.ExecCreate(ctx, name, client.ExecCreateOptions{AttachStdout: true, AttachStderr: true, Cmd: cmd})
+	ex, err := e.cli.ExecCreate(ctx, name, client.ExecCreateOptions{AttachStdin: in != nil, AttachStdout: true, AttachStderr: true, Cmd: cmd})
 	if err != nil {
 		return -1, fmt.Errorf("docker: exec in %q: %w", name, err)
 	}
@@ -583,6 +589,13 @@ func (e *Engine) Exec(ctx context.Context, name string, cmd []string, stdout, st
 		return -1, fmt.Errorf("docker: exec in %q: %w", name, err)
 	}
 	stop := context.AfterFunc(ctx, att.Close)
+	if in != nil {
+		go func() {
+			// A failed copy shows as the command's own error or exit code.
+			_, _ = io.Copy(att.Conn, in)
+			_ = att.CloseWrite()
+		}()
+	}
 	_, err = stdcopy.StdCopy(stdout, stderr, att.Reader)
 	stop()
 	att.Close()

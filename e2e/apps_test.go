@@ -1,0 +1,161 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/toolbox-collective/toolbox/deploy/docker"
+	"github.com/toolbox-collective/toolbox/deploy/stack"
+	"github.com/toolbox-collective/toolbox/internal/dockertest"
+	standincatalog "github.com/toolbox-collective/toolbox/internal/standin/catalog"
+)
+
+// appsEnv prepares a toolbox that deploys on the real engine: a state, a
+// catalog folder holding the stand-in under a unique app name, and a unique
+// shared network; everything it creates is removed when the test ends.
+func appsEnv(t *testing.T, e *docker.Engine) (env []string, app string) {
+	t.Helper()
+	dockertest.BuildGoImage(t, e, dockertest.StandinPackage, standincatalog.Image)
+	app = dockertest.Unique(t, "st")
+	dir := t.TempDir()
+	entry, err := standincatalog.Files.ReadFile("standin.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, app+".yaml"), entry, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	huge := bytes.ReplaceAll(entry, []byte("mem_limit: 32m"), []byte("mem_limit: 4096g"))
+	huge = bytes.Replace(huge, []byte("min: 32m"), []byte("min: 4096g"), 1)
+	huge = bytes.Replace(huge, []byte("recommended: 64m"), []byte("recommended: 5000g"), 1)
+	if err := os.WriteFile(filepath.Join(dir, app+"-huge.yaml"), huge, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	network := dockertest.Unique(t, "tbnet")
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		s := &stack.Stack{Engine: e}
+		for _, a := range []string{app, app + "-huge"} {
+			if err := s.Remove(ctx, a, true); err != nil {
+				t.Errorf("cleanup of %s: %v", a, err)
+			}
+		}
+		if err := e.RemoveNetwork(ctx, network); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	return []string{
+		"TOOLBOX_STATE=" + filepath.Join(t.TempDir(), "toolbox.db"),
+		"TOOLBOX_CATALOG_DIR=" + dir,
+		"TOOLBOX_NETWORK=" + network,
+		"TOOLBOX_BASE_DOMAIN=localhost",
+	}, app
+}
+
+func containersOf(t *testing.T, e *docker.Engine, app string) []docker.Container {
+	t.Helper()
+	cs, err := e.Containers(context.Background(), map[string]string{stack.LabelApp: app})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
+
+func TestAddRemoveStandin(t *testing.T) {
+	e := dockertest.Engine(t)
+	env, app := appsEnv(t, e)
+	ctx := context.Background()
+
+	out := toolboxRun(t, env, "do", "add "+app)
+	if !strings.Contains(out, app+"** is running at http://"+app+".localhost") {
+		t.Fatalf("add answered:\n%s", out)
+	}
+	if cs := containersOf(t, e, app); len(cs) != 1 || cs[0].Health != "healthy" {
+		t.Fatalf("after add, containers = %+v, want one healthy", cs)
+	}
+	// Data written into the app's volume.
+	name := stack.ContainerName(app, "app")
+	if code, err := e.Exec(ctx, name, []string{"/bin/standin-missing"}, nil, nil); err == nil && code == 0 {
+		t.Fatal("exec of a missing binary succeeded")
+	}
+	record := "a record of the collective\n"
+	if code, err := execIn(ctx, e, name, record, "/standin", "restore"); err != nil || code != 0 {
+		t.Fatalf("restore into the stand-in: code %d, %v", code, err)
+	}
+
+	t.Run("add twice converges", func(t *testing.T) {
+		before := containersOf(t, e, app)
+		out := toolboxRun(t, env, "do", "add "+app)
+		if !strings.Contains(out, "is running") {
+			t.Fatalf("second add answered:\n%s", out)
+		}
+		after := containersOf(t, e, app)
+		if len(after) != 1 || after[0].ID != before[0].ID {
+			t.Errorf("second add changed the containers: before %+v, after %+v", before, after)
+		}
+		if got := toolboxRun(t, env, "do", "status"); !strings.Contains(got, "1/1 healthy") {
+			t.Errorf("status = %q", got)
+		}
+	})
+
+	t.Run("bad input", func(t *testing.T) {
+		for _, tc := range []struct{ text, want string }{
+			{"add nosuchapp", "There is no app `nosuchapp` in the catalog"},
+			{"add " + app + " not_a_domain", "is not a domain name"},
+			{"add " + app + " -rf.example.org", "is not a domain name"},
+			{"add Bad/Name", "is not an app name"},
+			{"add " + app + "-huge", "needs at least 4096.0 GiB of memory"},
+			{"remove nosuchapp", "is not installed"},
+			{"add " + app + "-huge " + app + ".localhost", "already serves " + app + ".localhost"},
+		} {
+			if got := toolboxRun(t, env, "do", "--yes", tc.text); !strings.Contains(got, tc.want) {
+				t.Errorf("%q answered %q, want it to contain %q", tc.text, got, tc.want)
+			}
+		}
+		if cs := containersOf(t, e, app+"-huge"); len(cs) != 0 {
+			t.Errorf("a refused add left containers: %+v", cs)
+		}
+	})
+
+	t.Run("engine unreachable", func(t *testing.T) {
+		bad := append(env[:len(env):len(env)], "DOCKER_HOST=tcp://127.0.0.1:1")
+		got := toolboxRun(t, bad, "do", "add "+app+"-huge")
+		if !strings.Contains(got, "could not ask the Docker engine") {
+			t.Errorf("add with the engine unreachable answered %q", got)
+		}
+	})
+
+	t.Run("remove keeps data, purge deletes it", func(t *testing.T) {
+		out := toolboxRun(t, env, "do", "--yes", "remove "+app)
+		if !strings.Contains(out, "Its data is kept") {
+			t.Fatalf("remove answered:\n%s", out)
+		}
+		if cs := containersOf(t, e, app); len(cs) != 0 {
+			t.Fatalf("containers left after remove: %+v", cs)
+		}
+		toolboxRun(t, env, "do", "add "+app)
+		var dump bytes.Buffer
+		if code, err := e.Exec(ctx, name, []string{"/standin", "dump"}, &dump, nil); err != nil || code != 0 || dump.String() != record {
+			t.Fatalf("after remove and add, the data is %q (code %d, %v), want %q", dump.String(), code, err, record)
+		}
+		out = toolboxRun(t, env, "do", "--yes", "remove "+app+" --purge")
+		if !strings.Contains(out, "data deleted") {
+			t.Fatalf("remove --purge answered:\n%s", out)
+		}
+		vols, err := e.Volumes(ctx, map[string]string{stack.LabelApp: app})
+		if err != nil || len(vols) != 0 {
+			t.Fatalf("volumes after purge: %v, %v", vols, err)
+		}
+	})
+}
+
+// execIn runs cmd in a container with stdin.
+func execIn(ctx context.Context, e *docker.Engine, container, stdin string, cmd ...string) (int, error) {
+	return e.ExecInput(ctx, container, cmd, strings.NewReader(stdin), nil, nil)
+}
