@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/toolbox-collective/toolbox/bot"
@@ -15,6 +17,15 @@ import (
 func bootstrapCommand(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
 	if cfg.MattermostURL == "" || cfg.BotURL == "" {
 		return errors.New("set TOOLBOX_MATTERMOST_URL (Mattermost, as the toolbox reaches it) and TOOLBOX_BOT_URL (the bot, as Mattermost reaches it)")
+	}
+	if sock := controlSocket(cfg); serverRunning(sock) {
+		// The running server holds the state: it bootstraps, then connects.
+		res, err := bootstrapThroughServer(ctx, sock)
+		if err != nil {
+			return err
+		}
+		printBootstrap(stdout, cfg, res)
+		return nil
 	}
 	st, err := state.Open(cfg.StatePath, state.Options{})
 	if err != nil {
@@ -55,4 +66,24 @@ func printBootstrap(w io.Writer, cfg config, res bot.BootstrapResult) {
 		// Shown once, on the operator's terminal only; it is kept in the state file (mode 0600).
 		fmt.Fprintf(w, "\nFirst admin: %s\nPassword:    %s\nKeep it somewhere safe: it is not shown again.\n", res.AdminUsername, res.AdminPassword.Reveal())
 	}
+}
+
+func bootstrapThroughServer(ctx context.Context, sock string) (bot.BootstrapResult, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://toolbox/bootstrap", nil)
+	if err != nil {
+		return bot.BootstrapResult{}, err
+	}
+	resp, err := controlClient(sock).Do(req)
+	if err != nil {
+		return bot.BootstrapResult{}, fmt.Errorf("the running toolbox did not answer: %w", err)
+	}
+	defer resp.Body.Close()
+	var reply bootstrapReply
+	if err := json.NewDecoder(resp.Body).Decode(&reply); err != nil {
+		return bot.BootstrapResult{}, fmt.Errorf("the running toolbox answered %s", resp.Status)
+	}
+	if reply.Error != "" {
+		return bot.BootstrapResult{}, errors.New(reply.Error)
+	}
+	return bot.BootstrapResult{Changes: reply.Changes, AdminUsername: reply.AdminUsername, AdminPassword: state.Secret(reply.AdminPassword)}, nil
 }

@@ -49,9 +49,21 @@ type doRequest struct {
 
 type doReply struct {
 	Text string `json:"text"`
+	// Failed is set when the command (or the job it started) failed.
+	Failed bool `json:"failed,omitempty"`
 }
 
-func controlHandler(router *commands.Router, st *state.Store, channelID string, log *slog.Logger) http.Handler {
+// bootstrapReply carries the bootstrap's outcome to `toolbox mattermost
+// bootstrap` (and `toolbox up`) over the 0600 socket: the only way the first
+// admin's password leaves the server, once.
+type bootstrapReply struct {
+	Changes       []string `json:"changes"`
+	AdminUsername string   `json:"admin_username"`
+	AdminPassword string   `json:"admin_password,omitempty"`
+	Error         string   `json:"error,omitempty"`
+}
+
+func (s *server) controlHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /do", func(w http.ResponseWriter, r *http.Request) {
 		var req doRequest
@@ -59,19 +71,60 @@ func controlHandler(router *commands.Router, st *state.Store, channelID string, 
 			http.Error(w, "malformed request", http.StatusBadRequest)
 			return
 		}
-		// Jobs started from the terminal report in the toolbox channel.
-		caller := commands.Caller{UserName: "operator", ChannelID: channelID, Terminal: true}
-		reply := router.Handle(r.Context(), commands.Request{Caller: caller, Text: req.Text, Confirmed: req.Yes})
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(doReply{Text: reply.Text})
+		// Jobs started from the terminal report in the toolbox channel, if any.
+		caller := commands.Caller{UserName: "operator", Terminal: true}
+		if ch := s.channelID.Load(); ch != nil {
+			caller.ChannelID = *ch
+		}
+		writeJSON(w, runAndWait(r.Context(), s.router, s.st, commands.Request{Caller: caller, Text: req.Text, Confirmed: req.Yes}))
+	})
+	mux.HandleFunc("POST /bootstrap", func(w http.ResponseWriter, r *http.Request) {
+		res, err := bootstrapMattermost(r.Context(), s.cfg, s.st)
+		if err == nil {
+			var cs chatSettings
+			if cs, err = loadChatSettings(s.cfg, s.st); err == nil {
+				s.activate(context.WithoutCancel(r.Context()), cs)
+			}
+		}
+		reply := bootstrapReply{Changes: res.Changes, AdminUsername: res.AdminUsername, AdminPassword: res.AdminPassword.Reveal()}
+		if err != nil {
+			s.log.Error("bootstrap failed", "err", err)
+			reply.Error = err.Error()
+		}
+		writeJSON(w, reply)
 	})
 	mux.HandleFunc("GET /state/backup", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/octet-stream")
-		if _, err := st.Backup(w); err != nil {
-			log.Error("state backup through the control socket failed", "err", err)
+		if _, err := s.st.Backup(w); err != nil {
+			s.log.Error("state backup through the control socket failed", "err", err)
 		}
 	})
 	return mux
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// runAndWait runs a command as the operator and, when it starts a job, waits
+// for the job's outcome: a terminal wants the result, not a promise.
+func runAndWait(ctx context.Context, router *commands.Router, st *state.Store, req commands.Request) doReply {
+	reply := router.Handle(ctx, req)
+	if reply.JobID == 0 {
+		return doReply{Text: reply.Text}
+	}
+	if err := router.Jobs().Await(ctx, reply.JobID); err != nil {
+		return doReply{Text: reply.Text}
+	}
+	job, err := st.Job(reply.JobID)
+	if err != nil {
+		return doReply{Text: reply.Text, Failed: true}
+	}
+	if job.Error != "" {
+		return doReply{Text: fmt.Sprintf("job #%d %s: %s", job.ID, job.Status, job.Error), Failed: true}
+	}
+	return doReply{Text: job.Result}
 }
 
 func controlClient(path string) *http.Client {
@@ -120,6 +173,9 @@ func doCommand(ctx context.Context, cfg config, log *slog.Logger, args []string,
 			return fmt.Errorf("the running toolbox answered %s", resp.Status)
 		}
 		fmt.Fprintln(stdout, reply.Text)
+		if reply.Failed {
+			return errors.New("the command failed")
+		}
 		return nil
 	}
 
@@ -128,15 +184,17 @@ func doCommand(ctx context.Context, cfg config, log *slog.Logger, args []string,
 		return err
 	}
 	defer st.Close()
-	var dir commands.Directory
-	var mm *bot.Client
+	var (
+		dir   commands.Directory
+		check func(context.Context) (string, error)
+	)
 	if cs, err := loadChatSettings(cfg, st); err == nil {
-		mm = bot.NewClient(cs.siteURL, cs.botToken, cs.botURL)
-		dir = mm
+		mm := bot.NewClient(cs.siteURL, cs.botToken, cs.botURL)
+		dir, check = mm, mm.Check
 	}
 	m := newMachine(cfg)
 	defer m.Close()
-	router, err := newRouter(ctx, cfg, log, st, m, &terminalChat{w: stdout}, dir, mm)
+	router, err := newRouter(ctx, cfg, log, st, m, &terminalChat{w: stdout}, dir, check)
 	if err != nil {
 		return err
 	}

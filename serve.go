@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/toolbox-collective/toolbox/bot"
@@ -49,8 +51,61 @@ func loadChatSettings(cfg config, st *state.Store) (chatSettings, error) {
 
 var errNotBootstrapped = errors.New("mattermost is not set up for this state: run `toolbox mattermost bootstrap` first (with TOOLBOX_MATTERMOST_URL and TOOLBOX_BOT_URL)")
 
-// newRouter wires the verbs to the state, the chat and the checks.
-func newRouter(root context.Context, cfg config, log *slog.Logger, st *state.Store, m *machine, chat commands.Chat, dir commands.Directory, mm *bot.Client) (*commands.Router, error) {
+// chatSwitch is the bot's Mattermost client once the bootstrap has made one;
+// until then posts fail and nobody is a system admin.
+type chatSwitch struct{ client atomic.Pointer[bot.Client] }
+
+var (
+	_ commands.Chat      = (*chatSwitch)(nil)
+	_ commands.Directory = (*chatSwitch)(nil)
+)
+
+var errNoChat = errors.New("mattermost is not set up yet")
+
+func (c *chatSwitch) Post(ctx context.Context, channelID, text string) (string, error) {
+	if m := c.client.Load(); m != nil {
+		return m.Post(ctx, channelID, text)
+	}
+	return "", errNoChat
+}
+
+func (c *chatSwitch) Edit(ctx context.Context, postID, text string) error {
+	if m := c.client.Load(); m != nil {
+		return m.Edit(ctx, postID, text)
+	}
+	return errNoChat
+}
+
+func (c *chatSwitch) AskConfirmation(ctx context.Context, channelID, text, token string) (string, error) {
+	if m := c.client.Load(); m != nil {
+		return m.AskConfirmation(ctx, channelID, text, token)
+	}
+	return "", errNoChat
+}
+
+func (c *chatSwitch) IsSystemAdmin(ctx context.Context, userID string) (bool, error) {
+	if m := c.client.Load(); m != nil {
+		return m.IsSystemAdmin(ctx, userID)
+	}
+	return false, nil
+}
+
+func (c *chatSwitch) UserByName(ctx context.Context, name string) (commands.User, error) {
+	if m := c.client.Load(); m != nil {
+		return m.UserByName(ctx, name)
+	}
+	return commands.User{}, commands.Errorf(commands.Unavailable, "Mattermost is not set up yet, so I cannot look up @%s.", name)
+}
+
+func (c *chatSwitch) check(ctx context.Context) (string, error) {
+	if m := c.client.Load(); m != nil {
+		return m.Check(ctx)
+	}
+	return "", errNoChat
+}
+
+// newRouter wires the verbs to the state, the machine, the chat and the checks.
+func newRouter(root context.Context, cfg config, log *slog.Logger, st *state.Store, m *machine, chat commands.Chat, dir commands.Directory, chatCheck func(context.Context) (string, error)) (*commands.Router, error) {
 	key, err := st.EnsureSecret(confirmKeySecret, func() (state.Secret, error) { return state.NewRandomSecret(32) })
 	if err != nil {
 		return nil, err
@@ -64,8 +119,8 @@ func newRouter(root context.Context, cfg config, log *slog.Logger, st *state.Sto
 			return fmt.Sprintf("%s is writable (a write took %s)", st.Path(), took.Round(time.Microsecond)), nil
 		}},
 	}
-	if mm != nil {
-		checks = append(checks, commands.Check{Name: "mattermost", Run: mm.Check})
+	if chatCheck != nil {
+		checks = append(checks, commands.Check{Name: "mattermost", Run: chatCheck})
 	}
 	checks = append(checks, commands.Check{Name: "docker", Run: func(ctx context.Context) (string, error) {
 		e, err := m.connect(ctx)
@@ -88,25 +143,62 @@ func newRouter(root context.Context, cfg config, log *slog.Logger, st *state.Sto
 	})
 }
 
+// server is the running bot. It starts even before Mattermost is set up (so
+// that `toolbox up` can deploy Mattermost through it, then bootstrap it);
+// until then it answers Mattermost's calls with 503.
+type server struct {
+	cfg    config
+	log    *slog.Logger
+	st     *state.Store
+	router *commands.Router
+	chat   *chatSwitch
+
+	mu        sync.Mutex // serialises activation
+	handler   atomic.Pointer[bot.Handler]
+	channelID atomic.Pointer[string]
+}
+
+// activate connects the bot to Mattermost with the bootstrap's settings.
+func (s *server) activate(ctx context.Context, cs chatSettings) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.chat.client.Store(bot.NewClient(cs.siteURL, cs.botToken, cs.botURL))
+	s.channelID.Store(&cs.channelID)
+	s.handler.Store(&bot.Handler{Router: s.router, CommandToken: cs.commandToken, TeamID: cs.teamID, Log: s.log})
+	if interrupted, err := s.router.Jobs().Recover(ctx); err != nil {
+		s.log.Error("job recovery failed", "err", err)
+	} else if len(interrupted) > 0 {
+		s.log.Warn("jobs interrupted by the previous stop", "count", len(interrupted))
+	}
+	s.log.Info("connected to mattermost", "url", cs.siteURL)
+}
+
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h := s.handler.Load(); h != nil {
+		h.ServeHTTP(w, r)
+		return
+	}
+	if r.URL.Path == bot.HealthPath {
+		_, _ = w.Write([]byte("ok: waiting for the mattermost bootstrap\n"))
+		return
+	}
+	http.Error(w, "the toolbox is not connected to Mattermost yet", http.StatusServiceUnavailable)
+}
+
 func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	st, err := state.Open(cfg.StatePath, state.Options{})
 	if err != nil {
 		return err
 	}
 	defer st.Close() // bbolt last, after HTTP and jobs
-	cs, err := loadChatSettings(cfg, st)
-	if err != nil {
-		return err
-	}
-	mm := bot.NewClient(cs.siteURL, cs.botToken, cs.botURL)
+	m := newMachine(cfg)
+	defer m.Close()
 	// Jobs run on their own root: a SIGTERM first drains, and cancels them only
 	// when their grace time is over.
 	jobsRoot, cancelJobs := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelJobs()
-	m := newMachine(cfg)
-	defer m.Close()
-	router, err := newRouter(jobsRoot, cfg, log, st, m, mm, mm, mm)
-	if err != nil {
+	s := &server{cfg: cfg, log: log, st: st, chat: &chatSwitch{}}
+	if s.router, err = newRouter(jobsRoot, cfg, log, st, m, s.chat, s.chat, s.chat.check); err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -118,29 +210,32 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		ln.Close()
 		return err
 	}
-	if interrupted, err := router.Jobs().Recover(ctx); err != nil {
-		log.Error("job recovery failed", "err", err)
-	} else if len(interrupted) > 0 {
-		log.Warn("jobs interrupted by the previous stop", "count", len(interrupted))
+	switch cs, err := loadChatSettings(cfg, st); {
+	case err == nil:
+		s.activate(ctx, cs)
+	case errors.Is(err, errNotBootstrapped):
+		log.Warn("not connected to mattermost: waiting for `toolbox mattermost bootstrap`")
+	default:
+		return err
 	}
-	handler := &bot.Handler{Router: router, CommandToken: cs.commandToken, TeamID: cs.teamID, Log: log}
-	srv := bot.NewServer(handler)
-	ctlSrv := &http.Server{Handler: controlHandler(router, st, cs.channelID, log), ReadHeaderTimeout: 5 * time.Second}
+	srv := bot.NewServer(s)
+	ctlSrv := &http.Server{Handler: s.controlHandler(), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	go func() { errc <- ctlSrv.Serve(ctl) }()
-	log.Info("toolbox serving", "addr", ln.Addr().String(), "mattermost", cs.siteURL, "version", version)
+	log.Info("toolbox serving", "addr", ln.Addr().String(), "version", version)
 
 	select {
 	case err := <-errc:
 		return fmt.Errorf("server stopped: %w", err)
 	case <-ctx.Done():
 	}
-	// Drain: keep answering, politely refusing new work, while running jobs finish.
+	// Drain: keep answering, politely refusing new work, while running jobs
+	// finish; HTTP stays up meanwhile so Mattermost gets a polite answer.
 	log.Info("draining", "grace", cfg.ShutdownGrace)
-	router.Drain()
+	s.router.Drain()
 	graceCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
-	if err := router.Jobs().Shutdown(graceCtx); err != nil {
+	if err := s.router.Jobs().Shutdown(graceCtx); err != nil {
 		log.Warn("jobs stopped before finishing", "err", err)
 	}
 	cancel()

@@ -19,13 +19,14 @@ type Jobs struct {
 	wg      sync.WaitGroup
 	mu      sync.Mutex
 	cancels map[uint64]context.CancelFunc
+	done    map[uint64]chan struct{} // closed when the job has recorded its outcome
 	closed  bool
 	// progressEvery throttles edits of the progress post.
 	progressEvery time.Duration
 }
 
 func newJobs(root context.Context, deps Deps) *Jobs {
-	return &Jobs{root: root, deps: deps, cancels: map[uint64]context.CancelFunc{}, progressEvery: time.Second}
+	return &Jobs{root: root, deps: deps, cancels: map[uint64]context.CancelFunc{}, done: map[uint64]chan struct{}{}, progressEvery: time.Second}
 }
 
 // start records the job durably, then runs it in a goroutine.
@@ -44,11 +45,15 @@ func (j *Jobs) start(c Caller, v *Verb, args []string) (state.Job, error) {
 	}
 	ctx, cancel := context.WithCancel(j.root)
 	j.cancels[job.ID] = cancel
+	finished := make(chan struct{})
+	j.done[job.ID] = finished
 	j.wg.Go(func() {
 		defer func() {
 			j.mu.Lock()
 			delete(j.cancels, job.ID)
+			delete(j.done, job.ID)
 			j.mu.Unlock()
+			close(finished)
 			cancel()
 		}()
 		j.execute(ctx, c, v, job)
@@ -205,6 +210,22 @@ func (j *Jobs) Shutdown(ctx context.Context) error {
 		return errors.New("jobs did not stop after cancellation")
 	}
 	return ctx.Err()
+}
+
+// Await waits until job id, if it is running here, has recorded its outcome.
+func (j *Jobs) Await(ctx context.Context, id uint64) error {
+	j.mu.Lock()
+	finished, ok := j.done[id]
+	j.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	select {
+	case <-finished:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Wait blocks until every started job has finished (for `toolbox do`).

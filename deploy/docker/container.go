@@ -1,6 +1,7 @@
 package docker
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -12,6 +13,7 @@ import (
 	"maps"
 	"net"
 	"net/netip"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -47,7 +49,10 @@ type ContainerSpec struct {
 	// ExtraNetworks are further networks the container joins, where it is
 	// reached by its name (an app's entry service on the proxy's network).
 	ExtraNetworks []string
-	Mounts        []Mount
+	// Files are written into the container before it first starts (path →
+	// content, mode 0644): configuration an upstream image expects on disk.
+	Files  map[string][]byte
+	Mounts []Mount
 	// MemoryLimit and MemoryReservation are in bytes; 0 means none.
 	MemoryLimit       int64
 	MemoryReservation int64
@@ -123,6 +128,9 @@ func (s ContainerSpec) normalized() ContainerSpec {
 	}
 	if len(s.ExtraNetworks) == 0 {
 		s.ExtraNetworks = nil
+	}
+	if len(s.Files) == 0 {
+		s.Files = nil
 	}
 	if len(s.Mounts) == 0 {
 		s.Mounts = nil
@@ -363,10 +371,22 @@ func (e *Engine) create(ctx context.Context, spec ContainerSpec, hash string) (s
 	if err != nil {
 		return "", err
 	}
+	undo := func(err error) (string, error) {
+		_, _ = e.cli.ContainerRemove(ctx, res.ID, client.ContainerRemoveOptions{Force: true})
+		return "", err
+	}
 	for _, n := range spec.ExtraNetworks {
 		if _, err := e.cli.NetworkConnect(ctx, n, client.NetworkConnectOptions{Container: res.ID}); err != nil {
-			_, _ = e.cli.ContainerRemove(ctx, res.ID, client.ContainerRemoveOptions{Force: true})
-			return "", fmt.Errorf("connect to network %q: %w", n, err)
+			return undo(fmt.Errorf("connect to network %q: %w", n, err))
+		}
+	}
+	if len(spec.Files) > 0 {
+		var buf bytes.Buffer
+		if err := writeFilesTar(&buf, spec.Files); err != nil {
+			return undo(err)
+		}
+		if _, err := e.cli.CopyToContainer(ctx, res.ID, client.CopyToContainerOptions{DestinationPath: "/", Content: &buf}); err != nil {
+			return undo(fmt.Errorf("copy files into the container: %w", err))
 		}
 	}
 	return res.ID, nil
@@ -690,4 +710,36 @@ func (e *Engine) RestartContainer(ctx context.Context, name string) error {
 		return fmt.Errorf("docker: restart container %q: %w", name, err)
 	}
 	return nil
+}
+
+// writeFilesTar writes files as a tar stream, their parent directories first.
+func writeFilesTar(w io.Writer, files map[string][]byte) error {
+	tw := tar.NewWriter(w)
+	clean := map[string][]byte{}
+	dirs := map[string]bool{}
+	for name, data := range files {
+		p := strings.TrimPrefix(path.Clean("/"+name), "/")
+		if p == "" || p == "." {
+			return fmt.Errorf("bad file path %q", name)
+		}
+		clean[p] = data
+		for d := path.Dir(p); d != "."; d = path.Dir(d) {
+			dirs[d] = true
+		}
+	}
+	for _, d := range slices.Sorted(maps.Keys(dirs)) { // sorted: parents come first
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755}); err != nil {
+			return err
+		}
+	}
+	for _, p := range slices.Sorted(maps.Keys(clean)) {
+		data := clean[p]
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: p, Mode: 0o644, Size: int64(len(data))}); err != nil {
+			return err
+		}
+		if _, err := tw.Write(data); err != nil {
+			return err
+		}
+	}
+	return tw.Close()
 }

@@ -552,3 +552,26 @@ func rawDeploy(ctx context.Context, c *client.Client, name, image string, labels
 		}
 	}
 }
+
+func TestContainerFiles(t *testing.T) {
+	e := dockertest.Engine(t)
+	ctx := context.Background()
+	labels := dockertest.Labels(t, e)
+	spec := docker.ContainerSpec{
+		Name: dockertest.Unique(t, "tbt-files"), Image: dockertest.Standin(t, e), Labels: labels,
+		Cmd:   []string{"sleep", "1h"},
+		Files: map[string][]byte{"/etc/app/config.json": []byte(`{"ok":true}`), "data/records.txt": []byte("first\n")},
+	}
+	if _, err := e.EnsureContainer(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if code, err := e.Exec(ctx, spec.Name, []string{"/standin", "dump"}, &out, nil); err != nil || code != 0 || out.String() != "first\n" {
+		t.Fatalf("the file written before start reads %q (code %d, %v)", out.String(), code, err)
+	}
+	spec.Files["data/records.txt"] = []byte("second\n")
+	res, err := e.EnsureContainer(ctx, spec)
+	if err != nil || res.Action != docker.ActionRecreated {
+		t.Fatalf("a changed file: %+v, %v; want recreated", res, err)
+	}
+}
