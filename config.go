@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -26,6 +27,12 @@ type config struct {
 	CatalogDir    string        // TOOLBOX_CATALOG_DIR: the collective's own catalog entries
 	Network       string        // TOOLBOX_NETWORK: the Docker network of the proxy, the bot and the apps' entries
 	ProxyAdmin    string        // TOOLBOX_PROXY_ADMIN: Caddy's admin API
+	Image         string        // TOOLBOX_IMAGE: the bot's image for `up` (default: built from this binary)
+	CaddyImage    string        // TOOLBOX_CADDY_IMAGE
+	PublicIP      string        // TOOLBOX_PUBLIC_IP: where Caddy listens (default 127.0.0.1 in local mode, else 0.0.0.0)
+	HTTPPort      int           // TOOLBOX_HTTP_PORT (80; 0 picks a free port)
+	HTTPSPort     int           // TOOLBOX_HTTPS_PORT (443; 0 picks a free port)
+	ACMEEmail     string        // TOOLBOX_ACME_EMAIL: for the certificate authority's account
 	Local         bool          // TOOLBOX_LOCAL: Caddy's internal CA instead of ACME (default: for a localhost base domain)
 	ShutdownGrace time.Duration // TOOLBOX_SHUTDOWN_GRACE: how long running jobs get on SIGTERM
 	ConfirmTTL    time.Duration // TOOLBOX_CONFIRM_TTL: how long confirmation buttons stay valid
@@ -71,6 +78,28 @@ func loadConfig(getenv func(string) string) (config, error) {
 		problems = append(problems, "TOOLBOX_LOCAL must be true or false")
 	}
 	c.Local = local
+	c.Image = get("TOOLBOX_IMAGE", "")
+	c.CaddyImage = get("TOOLBOX_CADDY_IMAGE", "caddy:2.11.9")
+	c.ACMEEmail = get("TOOLBOX_ACME_EMAIL", "")
+	defaultIP := "0.0.0.0"
+	if local {
+		defaultIP = "127.0.0.1"
+	}
+	c.PublicIP = get("TOOLBOX_PUBLIC_IP", defaultIP)
+	if _, err := netip.ParseAddr(c.PublicIP); err != nil {
+		problems = append(problems, fmt.Sprintf("TOOLBOX_PUBLIC_IP=%q is not an IP address", c.PublicIP))
+	}
+	for key, dst := range map[string]*int{"TOOLBOX_HTTP_PORT": &c.HTTPPort, "TOOLBOX_HTTPS_PORT": &c.HTTPSPort} {
+		def := "80"
+		if key == "TOOLBOX_HTTPS_PORT" {
+			def = "443"
+		}
+		n, err := strconv.Atoi(get(key, def))
+		if err != nil || n < 0 || n > 65535 {
+			problems = append(problems, key+" is not a port number")
+		}
+		*dst = n
+	}
 	grace, err := time.ParseDuration(get("TOOLBOX_SHUTDOWN_GRACE", "30s"))
 	if err != nil || grace < 0 {
 		problems = append(problems, "TOOLBOX_SHUTDOWN_GRACE is not a duration like 30s")

@@ -29,7 +29,10 @@ type machine struct {
 	engine *docker.Engine
 }
 
-var _ commands.Machine = (*machine)(nil)
+var (
+	_ commands.Machine = (*machine)(nil)
+	_ commands.Proxy   = (*proxy.Proxy)(nil)
+)
 
 func (m *machine) connect(ctx context.Context) (*docker.Engine, error) {
 	m.mu.Lock()

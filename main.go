@@ -32,6 +32,8 @@ func main() {
 const usage = `toolbox runs a collective's tools from its Mattermost.
 
 Usage:
+  toolbox up                         deploy the proxy, the bot and Mattermost on the local Docker engine, and set them up
+  toolbox down [--yes] [--purge]     remove them (and the apps); --purge deletes their data too
   toolbox serve                      run the bot's HTTP server (Mattermost calls it)
   toolbox do [--yes] "<text>"        run a /toolbox command from this terminal, as the operator
   toolbox mattermost bootstrap       set up the admin, team, channel, bot and /toolbox command
@@ -53,6 +55,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	switch args[0] {
+	case "up":
+		return up(ctx, cfg, log, stdout)
+	case "down":
+		fs := flag.NewFlagSet("down", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		yes := fs.Bool("yes", false, "do not ask for confirmation")
+		purge := fs.Bool("purge", false, "delete the data volumes too")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		return down(ctx, cfg, stdin, stdout, *yes, *purge)
+	case "healthcheck":
+		return healthcheck(ctx, cfg)
 	case "serve":
 		return serve(ctx, cfg, log)
 	case "do":

@@ -249,3 +249,27 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	log.Info("stopped")
 	return nil
 }
+
+// healthcheck asks the local server whether it answers: the bot container's
+// health check (its image has no curl).
+func healthcheck(ctx context.Context, cfg config) error {
+	_, port, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:"+port+bot.HealthPath, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("health: %s", resp.Status)
+	}
+	return nil
+}

@@ -57,9 +57,12 @@ type ContainerSpec struct {
 	MemoryLimit       int64
 	MemoryReservation int64
 	// Restart is "unless-stopped" (default), "always", "no" or "on-failure[:N]".
-	Restart    string
-	Health     *Health // nil: the image's
-	User       string
+	Restart string
+	Health  *Health // nil: the image's
+	User    string
+	// GroupAdd are further groups of the container's user (the group that
+	// owns the engine's socket).
+	GroupAdd   []string
 	PublishTCP []Publish
 }
 
@@ -68,6 +71,9 @@ type Mount struct {
 	Volume   string
 	Target   string
 	ReadOnly bool
+	// HostPath, instead of Volume, binds a path of the machine: only for the
+	// engine's own socket, which the toolbox's container drives.
+	HostPath string
 }
 
 // Health is a container health check. A Test not starting with "CMD",
@@ -132,6 +138,9 @@ func (s ContainerSpec) normalized() ContainerSpec {
 	if len(s.Files) == 0 {
 		s.Files = nil
 	}
+	if len(s.GroupAdd) == 0 {
+		s.GroupAdd = nil
+	}
 	if len(s.Mounts) == 0 {
 		s.Mounts = nil
 	}
@@ -175,8 +184,8 @@ func (s ContainerSpec) validate() error {
 		problems = append(problems, err.Error())
 	}
 	for _, m := range s.Mounts {
-		if m.Volume == "" || !strings.HasPrefix(m.Target, "/") {
-			problems = append(problems, fmt.Sprintf("mount %q at %q: want a volume name and an absolute target", m.Volume, m.Target))
+		if (m.Volume == "") == (m.HostPath == "") || !strings.HasPrefix(m.Target, "/") {
+			problems = append(problems, fmt.Sprintf("mount %q at %q: want a volume name or a host path, and an absolute target", m.Volume+m.HostPath, m.Target))
 		}
 	}
 	for _, p := range s.PublishTCP {
@@ -330,6 +339,7 @@ func (e *Engine) create(ctx context.Context, spec ContainerSpec, hash string) (s
 		}
 	}
 	hc := &container.HostConfig{
+		GroupAdd:      spec.GroupAdd,
 		RestartPolicy: restart,
 		Resources: container.Resources{
 			Memory:            spec.MemoryLimit,
@@ -337,6 +347,10 @@ func (e *Engine) create(ctx context.Context, spec ContainerSpec, hash string) (s
 		},
 	}
 	for _, m := range spec.Mounts {
+		if m.HostPath != "" {
+			hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeBind, Source: m.HostPath, Target: m.Target, ReadOnly: m.ReadOnly})
+			continue
+		}
 		hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeVolume, Source: m.Volume, Target: m.Target, ReadOnly: m.ReadOnly})
 	}
 	if len(spec.PublishTCP) > 0 {
