@@ -96,10 +96,10 @@ func (j *Jobs) execute(ctx context.Context, c Caller, v *Verb, job state.Job) {
 			return
 		}
 		lastEdit = now
-		j.edit(ctx, postID, fmt.Sprintf(":hourglass: %s started by %s\n```\n%s\n```", title, c.mention(), strings.Join(lines, "\n")))
 		if _, err := j.deps.Store.UpdateJob(job.ID, func(s *state.Job) error { s.Progress = line; return nil }); err != nil {
 			log.Warn("job progress not recorded", "err", err)
 		}
+		j.edit(ctx, postID, fmt.Sprintf(":hourglass: %s started by %s\n```\n%s\n```", title, c.mention(), strings.Join(lines, "\n")))
 	}
 
 	result, runErr := j.runSafely(ctx, v, Invocation{Caller: c, Args: job.Args, Progress: progress})

@@ -44,11 +44,6 @@ func TestHelpOverviewGolden(t *testing.T) {
 }
 
 func TestHandleReplies(t *testing.T) {
-	boom := errors.New("disk on fire")
-	extra := []*Verb{{
-		Name: "broken", MaxArgs: 0, Summary: "always fails inside",
-		Run: func(context.Context, Invocation) (string, error) { return "", boom },
-	}}
 	tests := []struct {
 		name        string
 		caller      Caller
@@ -150,7 +145,7 @@ func TestHandleReplies(t *testing.T) {
 		},
 		{
 			name: "admin verb refused to a member", caller: caller("ann"), text: "audit",
-			want: "Only toolbox admins may run `audit`: Mattermost system admins and the people `/toolbox admins list` shows. Ask one of them.",
+			want:        "Only toolbox admins may run `audit`: Mattermost system admins and the people `/toolbox admins list` shows. Ask one of them.",
 			wantOutcome: "refused",
 		},
 		{
@@ -161,7 +156,9 @@ func TestHandleReplies(t *testing.T) {
 		},
 		{
 			name: "permissions cannot be checked", caller: caller("ann"), text: "audit",
-			isAdmin:     func(context.Context, string) (bool, error) { return false, errors.New("mattermost: connection refused") },
+			isAdmin: func(context.Context, string) (bool, error) {
+				return false, errors.New("mattermost: connection refused")
+			},
 			want:        "I could not check your permissions with Mattermost. Try again in a moment.",
 			wantOutcome: "error",
 		},
@@ -177,7 +174,7 @@ func TestHandleReplies(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newEnv(t, envOptions{extra: extra})
+			e := newEnv(t, envOptions{})
 			e.dir.IsSystemAdminFn = tt.isAdmin
 			before := e.auditCount(t)
 			got := e.handle(tt.caller, tt.text)
@@ -240,10 +237,10 @@ func TestHandleAuditsEveryCommandOnce(t *testing.T) {
 			t.Errorf("Handle(%.40q) wrote %d audit records, want 1", text, n)
 		}
 	}
-	// A long text is kept, cut, in the audit log.
 	if rec := e.lastAudit(t); rec.Text != "help ''" {
 		t.Errorf("last audit text = %q, want %q", rec.Text, "help ''")
 	}
+	// A long text is kept, cut, in the audit log.
 	e.handle(caller("ann"), "status "+strings.Repeat("x", 1000))
 	if rec := e.lastAudit(t); len(rec.Text) > 512+len("…") || !strings.HasSuffix(rec.Text, "…") {
 		t.Errorf("audit text of a 1 KB command = %d bytes %q…, want it cut at 512 bytes", len(rec.Text), rec.Text[:20])

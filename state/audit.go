@@ -2,6 +2,7 @@ package state
 
 import (
 	"fmt"
+	"sync"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -28,39 +29,117 @@ type AuditRecord struct {
 	Detail      string    `json:"detail,omitempty"`
 }
 
-// AppendAudit adds r to the audit log with the next ID, and Time=now if zero.
-// Concurrent calls share one commit (bbolt's Batch), so a lone call waits up
-// to bbolt's MaxBatchDelay (10ms) before it is durable.
-func (s *Store) AppendAudit(r AuditRecord) error {
-	return s.appendAudit(r, s.db.Batch)
+// auditQueueSize bounds the records waiting for their commit; a full queue
+// makes AppendAudit wait, so a burst slows down instead of losing lines.
+const auditQueueSize = 4096
+
+// auditWriter group-commits the audit log: every record queued while one
+// commit runs goes into the next, in one transaction and one fsync. A reply
+// then never waits for the disk because of its audit line; what starts a job
+// or changes state is written durably by its own transaction, before the
+// reply.
+type auditWriter struct {
+	queue chan auditItem
+	done  chan struct{}
+
+	mu      sync.Mutex
+	lastErr error // the last failed commit, reported by the next AppendAudit
 }
 
-// appendAudit takes the transaction runner so the benchmark can compare
-// Batch with Update.
-func (s *Store) appendAudit(r AuditRecord, run func(func(*bbolt.Tx) error) error) error {
+// auditItem is a record, or a flush marker closed once everything queued
+// before it is committed.
+type auditItem struct {
+	rec     AuditRecord
+	flushed chan struct{}
+}
+
+func (s *Store) startAuditWriter() {
+	s.audit = &auditWriter{queue: make(chan auditItem, auditQueueSize), done: make(chan struct{})}
+	go s.writeAudit()
+}
+
+func (s *Store) writeAudit() {
+	defer close(s.audit.done)
+	for first := range s.audit.queue {
+		batch := []auditItem{first}
+	more:
+		for len(batch) < auditQueueSize {
+			select {
+			case it, ok := <-s.audit.queue:
+				if !ok {
+					break more
+				}
+				batch = append(batch, it)
+			default:
+				break more
+			}
+		}
+		err := s.db.Update(func(tx *bbolt.Tx) error {
+			b := tx.Bucket([]byte(bucketAudit))
+			for _, it := range batch {
+				if it.flushed != nil {
+					continue
+				}
+				id, err := b.NextSequence()
+				if err != nil {
+					return err
+				}
+				rec := it.rec
+				rec.ID = id
+				if err := put(b, itob(id), rec); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			s.audit.mu.Lock()
+			s.audit.lastErr = fmt.Errorf("state: %d audit records lost: %w", len(batch), err)
+			s.audit.mu.Unlock()
+		}
+		for _, it := range batch {
+			if it.flushed != nil {
+				close(it.flushed)
+			}
+		}
+	}
+}
+
+// AppendAudit queues r for the audit log, with the next ID and Time=now if
+// zero. It returns at once: records are group-committed within
+// milliseconds, and RecentAudit and Close wait for them. An error reports a
+// commit of earlier records that failed.
+func (s *Store) AppendAudit(r AuditRecord) error {
 	if r.Time.IsZero() {
 		r.Time = s.stamp()
 	}
-	err := run(func(tx *bbolt.Tx) error {
-		// Batch may run this more than once; a failed attempt rolls back the
-		// sequence too, so it stays idempotent.
-		b := tx.Bucket([]byte(bucketAudit))
-		id, err := b.NextSequence()
-		if err != nil {
-			return err
-		}
-		rec := r
-		rec.ID = id
-		return put(b, itob(id), rec)
-	})
-	if err != nil {
-		return fmt.Errorf("state: append audit: %w", err)
-	}
-	return nil
+	s.audit.mu.Lock()
+	err := s.audit.lastErr
+	s.audit.lastErr = nil
+	s.audit.mu.Unlock()
+	s.audit.queue <- auditItem{rec: r}
+	return err
 }
 
-// RecentAudit returns up to n audit records, newest first. n <= 0 returns none.
+// FlushAudit waits until every record queued before the call is committed.
+func (s *Store) FlushAudit() {
+	flushed := make(chan struct{})
+	s.audit.queue <- auditItem{flushed: flushed}
+	<-flushed
+}
+
+func (s *Store) stopAuditWriter() error {
+	close(s.audit.queue)
+	<-s.audit.done
+	s.audit.mu.Lock()
+	defer s.audit.mu.Unlock()
+	return s.audit.lastErr
+}
+
+// RecentAudit returns up to n audit records, newest first, including every
+// record appended before the call. n <= 0 returns none.
 func (s *Store) RecentAudit(n int) ([]AuditRecord, error) {
+	s.FlushAudit()
 	var recs []AuditRecord
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		var err error

@@ -64,8 +64,9 @@ type Options struct {
 
 // Store is the toolbox's database. It is safe for concurrent use.
 type Store struct {
-	db  *bbolt.DB
-	now func() time.Time
+	db    *bbolt.DB
+	now   func() time.Time
+	audit *auditWriter
 }
 
 // Open opens (or creates, mode 0600) the database at path, creates the
@@ -91,7 +92,9 @@ func Open(path string, opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("state: open %s: %w", path, err)
 	}
-	return &Store{db: db, now: opts.Now}, nil
+	s := &Store{db: db, now: opts.Now}
+	s.startAuditWriter()
+	return s, nil
 }
 
 // initialize checks the schema version and creates the buckets. It runs in
@@ -133,10 +136,11 @@ func initialize(tx *bbolt.Tx) error {
 
 // Close closes the database. Running transactions finish first.
 func (s *Store) Close() error {
+	auditErr := s.stopAuditWriter()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("state: close: %w", err)
 	}
-	return nil
+	return auditErr
 }
 
 // Path is the database file.

@@ -1,0 +1,282 @@
+package commands
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/toolbox-collective/toolbox/state"
+)
+
+// testKey signs confirmation buttons in tests.
+var testKey = []byte("0123456789abcdef0123456789abcdef")
+
+// clock is an injected time that tests move by hand.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+type chatPost struct{ ID, ChannelID, Text string }
+
+type chatEdit struct{ PostID, Text string }
+
+type chatPrompt struct{ ID, ChannelID, Text, Token string }
+
+// fakeChat records what the bot posts. The function fields, when set, decide
+// the answer (to inject errors); every call signals changed.
+type fakeChat struct {
+	PostFn            func(ctx context.Context, channelID, text string) (string, error)
+	EditFn            func(ctx context.Context, postID, text string) error
+	AskConfirmationFn func(ctx context.Context, channelID, text, token string) (string, error)
+
+	mu      sync.Mutex
+	n       int
+	posts   []chatPost
+	edits   []chatEdit
+	prompts []chatPrompt
+	changed chan struct{}
+}
+
+var _ Chat = (*fakeChat)(nil)
+
+func newFakeChat() *fakeChat { return &fakeChat{changed: make(chan struct{}, 1)} }
+
+func (c *fakeChat) signal() {
+	select {
+	case c.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (c *fakeChat) nextID(prefix string) string {
+	c.n++
+	return fmt.Sprintf("%s%d", prefix, c.n)
+}
+
+func (c *fakeChat) Post(ctx context.Context, channelID, text string) (string, error) {
+	defer c.signal()
+	if c.PostFn != nil {
+		return c.PostFn(ctx, channelID, text)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := chatPost{ID: c.nextID("post"), ChannelID: channelID, Text: text}
+	c.posts = append(c.posts, p)
+	return p.ID, nil
+}
+
+func (c *fakeChat) Edit(ctx context.Context, postID, text string) error {
+	defer c.signal()
+	if c.EditFn != nil {
+		return c.EditFn(ctx, postID, text)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.edits = append(c.edits, chatEdit{PostID: postID, Text: text})
+	return nil
+}
+
+func (c *fakeChat) AskConfirmation(ctx context.Context, channelID, text, token string) (string, error) {
+	defer c.signal()
+	if c.AskConfirmationFn != nil {
+		return c.AskConfirmationFn(ctx, channelID, text, token)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := chatPrompt{ID: c.nextID("prompt"), ChannelID: channelID, Text: text, Token: token}
+	c.prompts = append(c.prompts, p)
+	return p.ID, nil
+}
+
+func (c *fakeChat) Posts() []chatPost {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]chatPost(nil), c.posts...)
+}
+
+func (c *fakeChat) Edits() []chatEdit {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]chatEdit(nil), c.edits...)
+}
+
+func (c *fakeChat) Prompts() []chatPrompt {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]chatPrompt(nil), c.prompts...)
+}
+
+// waitFor blocks until cond holds, woken by each call to the chat; it fails
+// the test after a generous deadline instead of hanging.
+func (c *fakeChat) waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(20 * time.Second)
+	defer deadline.Stop()
+	for !cond() {
+		select {
+		case <-c.changed:
+		case <-deadline.C:
+			t.Fatalf("timed out waiting for %s; posts %+v, edits %+v", what, c.Posts(), c.Edits())
+		}
+	}
+}
+
+// fakeDirectory answers from its function fields; nil fields say "not an admin"
+// and "no such user".
+type fakeDirectory struct {
+	IsSystemAdminFn func(ctx context.Context, userID string) (bool, error)
+	UserByNameFn    func(ctx context.Context, name string) (User, error)
+}
+
+var _ Directory = (*fakeDirectory)(nil)
+
+func (d *fakeDirectory) IsSystemAdmin(ctx context.Context, userID string) (bool, error) {
+	if d.IsSystemAdminFn == nil {
+		return false, nil
+	}
+	return d.IsSystemAdminFn(ctx, userID)
+}
+
+func (d *fakeDirectory) UserByName(ctx context.Context, name string) (User, error) {
+	if d.UserByNameFn == nil {
+		return User{}, Errorf(NotFound, "There is no user @%s here.", name)
+	}
+	return d.UserByNameFn(ctx, name)
+}
+
+// syncBuffer is a log destination that tests read while jobs write.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// env is a router on a real store in a temporary directory.
+type env struct {
+	router *Router
+	store  *state.Store
+	chat   *fakeChat
+	dir    *fakeDirectory
+	clock  *clock
+	log    *syncBuffer
+}
+
+type envOptions struct {
+	noChat, noDirectory bool
+	extra               []*Verb
+	ttl                 time.Duration
+}
+
+func newEnv(t *testing.T, opts envOptions) *env {
+	t.Helper()
+	e := &env{chat: newFakeChat(), dir: &fakeDirectory{}, clock: newClock(), log: &syncBuffer{}}
+	st, err := state.Open(filepath.Join(t.TempDir(), "toolbox.db"), state.Options{Now: e.clock.Now})
+	if err != nil {
+		t.Fatalf("state.Open: %v", err)
+	}
+	e.store = st
+	root, cancel := context.WithCancel(context.Background())
+	deps := Deps{
+		Store: st, Log: slog.New(slog.NewTextHandler(e.log, nil)), Now: e.clock.Now, Version: "test",
+		ConfirmKey: testKey, ConfirmTTL: opts.ttl,
+	}
+	if !opts.noChat {
+		deps.Chat = e.chat
+	}
+	if !opts.noDirectory {
+		deps.Directory = e.dir
+	}
+	e.router, err = NewRouter(root, deps, opts.extra...)
+	if err != nil {
+		t.Fatalf("NewRouter: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, stop := context.WithTimeout(context.Background(), 5*time.Second)
+		defer stop()
+		if err := e.router.Jobs().Shutdown(ctx); err != nil {
+			t.Errorf("Jobs.Shutdown: %v", err)
+		}
+		cancel()
+		if err := st.Close(); err != nil {
+			t.Errorf("state close: %v", err)
+		}
+	})
+	return e
+}
+
+// caller is a chat user in the test channel.
+func caller(name string) Caller {
+	return Caller{UserID: "id-" + name, UserName: name, ChannelID: "chan1", ChannelName: "toolbox", TeamID: "team1"}
+}
+
+func (e *env) addAdmin(t *testing.T, name string) {
+	t.Helper()
+	if err := e.store.AddAdmin(state.Admin{UserID: "id-" + name, UserName: name}); err != nil {
+		t.Fatalf("AddAdmin(%s): %v", name, err)
+	}
+}
+
+func (e *env) handle(c Caller, text string) Reply {
+	return e.router.Handle(context.Background(), Request{Caller: c, Text: text})
+}
+
+// auditCount is the number of audit records so far.
+func (e *env) auditCount(t *testing.T) int {
+	t.Helper()
+	recs, err := e.store.RecentAudit(1 << 20)
+	if err != nil {
+		t.Fatalf("RecentAudit: %v", err)
+	}
+	return len(recs)
+}
+
+// lastAudit is the newest audit record.
+func (e *env) lastAudit(t *testing.T) state.AuditRecord {
+	t.Helper()
+	recs, err := e.store.RecentAudit(1)
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("RecentAudit(1) = %v, %v; want one record", recs, err)
+	}
+	return recs[0]
+}
+
+func contains(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,175 @@
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mattermost/mattermost/server/public/model"
+
+	"github.com/toolbox-collective/toolbox/deploy/docker"
+	"github.com/toolbox-collective/toolbox/deploy/proxy"
+	"github.com/toolbox-collective/toolbox/internal/dockertest"
+	standincatalog "github.com/toolbox-collective/toolbox/internal/standin/catalog"
+)
+
+// staticToolbox builds the toolbox without cgo: `toolbox up` puts this very
+// binary in the bot's FROM scratch image.
+func staticToolbox(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "toolbox")
+	_, file, _, _ := runtime.Caller(0)
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Dir = filepath.Dir(filepath.Dir(file))
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// viaCaddy is an HTTP client that reaches every name through Caddy's
+// published HTTPS port and trusts only Caddy's local CA.
+func viaCaddy(t *testing.T, e *docker.Engine) *http.Client {
+	t.Helper()
+	ctx := context.Background()
+	admin, err := e.PublishedAddr(ctx, "toolbox-caddy", proxy.AdminPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	https, err := e.PublishedAddr(ctx, "toolbox-caddy", 443)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := proxy.New("http://"+admin, proxy.Options{Local: true}).RootCA(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(ca) {
+		t.Fatal("caddy's root CA is not PEM")
+	}
+	var d net.Dialer
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: roots},
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, "tcp", https)
+		},
+	}}
+}
+
+// TestUp runs `toolbox up` on the real engine with the real Mattermost and
+// PostgreSQL as containers, then adds the stand-in app from the chat.
+func TestUp(t *testing.T) {
+	e := dockertest.Engine(t)
+	buildCaddyImage(t, e)
+	buildMattermostImage(t, e)
+	buildPostgresImage(t, e)
+	dockertest.BuildGoImage(t, e, dockertest.StandinPackage, standincatalog.Image)
+	bin := staticToolbox(t)
+
+	catalogDir := t.TempDir()
+	app := dockertest.Unique(t, "st")
+	entry, _ := standincatalog.Files.ReadFile("standin.yaml")
+	if err := os.WriteFile(filepath.Join(catalogDir, app+".yaml"), entry, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(),
+		"TOOLBOX_STATE="+filepath.Join(t.TempDir(), "toolbox.db"),
+		"TOOLBOX_BASE_DOMAIN=localhost", "TOOLBOX_HTTP_PORT=0", "TOOLBOX_HTTPS_PORT=0",
+		"TOOLBOX_CATALOG_DIR="+catalogDir,
+	)
+	run := func(args ...string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.Env = env
+		start := time.Now()
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("toolbox %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		t.Logf("toolbox %s took %s", strings.Join(args, " "), time.Since(start).Round(time.Second))
+		return string(out)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, c := range []string{"toolbox", "toolbox-caddy", "tb-mattermost-mattermost", "tb-mattermost-db"} {
+				logs, _ := e.Logs(context.Background(), c, 40)
+				t.Logf("--- %s:\n%s", c, logs)
+			}
+		}
+		cmd := exec.Command(bin, "down", "--yes", "--purge")
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("toolbox down: %v\n%s", err, out)
+		}
+	})
+
+	out := run("up")
+	password := regexp.MustCompile(`Password:\s+(\S+)`).FindStringSubmatch(out)
+	chatURL := regexp.MustCompile(`Your chat: (https://chat\.localhost:\d+)`).FindStringSubmatch(out)
+	if password == nil || chatURL == nil {
+		t.Fatalf("up printed no password or chat URL:\n%s", out)
+	}
+
+	hc := viaCaddy(t, e)
+	admin := model.NewAPIv4Client(chatURL[1])
+	admin.HTTPClient = hc
+	ctx := context.Background()
+	if _, _, err := admin.Login(ctx, "admin", password[1]); err != nil {
+		t.Fatalf("login through Caddy as the first admin: %v", err)
+	}
+	team, _, err := admin.GetTeamByName(ctx, "collective", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	channel, _, err := admin.GetChannelByName(ctx, "toolbox", team.Id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	resp, _, err := admin.ExecuteCommand(ctx, channel.Id, "/toolbox add "+app)
+	if err != nil || !strings.Contains(resp.Text, "Started job") {
+		t.Fatalf("/toolbox add %s: %+v, %v", app, resp, err)
+	}
+	want := "**" + app + "** is running at https://" + app + ".localhost"
+	eventually(t, 3*time.Minute, "the bot's post that the app runs", func() bool {
+		list, _, err := admin.GetPostsForChannel(ctx, channel.Id, 0, 30, "", false, false)
+		if err != nil {
+			return false
+		}
+		for _, p := range list.Posts {
+			if strings.Contains(p.Message, want) {
+				return true
+			}
+		}
+		return false
+	})
+	page, err := hc.Get("https://" + app + ".localhost/")
+	if err != nil {
+		t.Fatalf("the app through Caddy: %v", err)
+	}
+	body, _ := io.ReadAll(page.Body)
+	page.Body.Close()
+	if page.StatusCode != http.StatusOK || !strings.Contains(string(body), app) {
+		t.Errorf("the app through Caddy answered %d: %s", page.StatusCode, body)
+	}
+
+	again := run("up")
+	if strings.Contains(again, "Password") || !strings.Contains(again, "nothing changed") {
+		t.Errorf("a second up changed something:\n%s", again)
+	}
+}
