@@ -267,7 +267,7 @@ func (r *Router) run(ctx context.Context, c Caller, v *Verb, args []string) (Rep
 		text := fmt.Sprintf("Started job #%d (`%s`). Progress and the result will appear in this channel.", job.ID, v.Name)
 		return Reply{Text: text, JobID: job.ID}, fmt.Sprintf("started job #%d", job.ID), nil
 	}
-	out, err := v.Run(ctx, Invocation{Caller: c, Args: args, Progress: func(string, ...any) {}})
+	out, err := r.jobs.runSafely(ctx, v, Invocation{Caller: c, Args: args, Progress: func(string, ...any) {}})
 	if err != nil {
 		return Reply{}, "", err
 	}

@@ -158,8 +158,24 @@ func buildMattermostImage(t *testing.T, e *docker.Engine) {
 	if current(t, e, mattermostImage, hash) {
 		return
 	}
-	changes := []string{`WORKDIR /mattermost`, `ENTRYPOINT ["/mattermost/bin/mattermost"]`, `ENV PATH=/mattermost/bin`, `EXPOSE 8065`}
+	h.Write([]byte("passwd"))
+	hash = hex.EncodeToString(h.Sum(nil))
+	changes := []string{`WORKDIR /mattermost`, `ENTRYPOINT ["/mattermost/bin/mattermost"]`, `ENV PATH=/mattermost/bin`, `ENV HOME=/mattermost`, `EXPOSE 8065`}
 	importTar(t, e, mattermostImage, hash, changes, func(tw *tar.Writer) error {
+		// mmctl looks up the current user, as on the official (distroless) image.
+		passwd := []byte("root:x:0:0:root:/root:/sbin/nologin\nmattermost:x:2000:2000::/mattermost:/sbin/nologin\n")
+		group := []byte("root:x:0:\nmattermost:x:2000:\n")
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "etc/", Mode: 0o755}); err != nil {
+			return err
+		}
+		for name, data := range map[string][]byte{"etc/passwd": passwd, "etc/group": group} {
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: int64(len(data))}); err != nil {
+				return err
+			}
+			if _, err := tw.Write(data); err != nil {
+				return err
+			}
+		}
 		for _, d := range []string{"tmp/", "var/", "var/tmp/", "mattermost/", "mattermost/bin/", "mattermost/config/", "mattermost/data/", "mattermost/logs/", "mattermost/plugins/", "mattermost/client/", "mattermost/client/plugins/"} {
 			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o1777}); err != nil {
 				return err
