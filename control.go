@@ -198,6 +198,10 @@ func doCommand(ctx context.Context, cfg config, log *slog.Logger, args []string,
 	if err != nil {
 		return err
 	}
+	// No server runs on this state: a job still marked running died with its process.
+	if _, err := router.Jobs().Recover(ctx); err != nil {
+		return err
+	}
 	if !yes && router.NeedsConfirmation(text) {
 		fmt.Fprintf(stdout, "%q asks for confirmation. Type yes to go on: ", text)
 		line, _ := bufio.NewReader(stdin).ReadString('\n')

@@ -159,3 +159,32 @@ func TestAddRemoveStandin(t *testing.T) {
 func execIn(ctx context.Context, e *docker.Engine, container, stdin string, cmd ...string) (int, error) {
 	return e.ExecInput(ctx, container, cmd, strings.NewReader(stdin), nil, nil)
 }
+
+// TestAddAfterCrash kills the toolbox in the middle of an add, then adds again.
+func TestAddAfterCrash(t *testing.T) {
+	e := dockertest.Engine(t)
+	env, app := appsEnv(t, e)
+	p := startToolbox(t, env, "do", "add "+app)
+	// Kill it as soon as the app's container exists, before it is healthy and routed.
+	eventually(t, 2*time.Minute, "the app's container", func() bool { return len(containersOf(t, e, app)) > 0 })
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
+	p.done <- nil
+
+	out := toolboxRun(t, env, "do", "add "+app)
+	if !strings.Contains(out, "was interrupted") || !strings.Contains(out, "is running at") {
+		t.Fatalf("add after a crash answered:\n%s", out)
+	}
+	if cs := containersOf(t, e, app); len(cs) != 1 || cs[0].Health != "healthy" {
+		t.Fatalf("after the crash and a second add, containers = %+v, want one healthy", cs)
+	}
+	nets, err := e.Networks(context.Background(), map[string]string{stack.LabelApp: app})
+	if err != nil || len(nets) != 1 {
+		t.Errorf("networks of %s: %v, %v; want exactly one", app, nets, err)
+	}
+	if got := toolboxRun(t, env, "do", "jobs"); !strings.Contains(got, "interrupted") || !strings.Contains(got, "succeeded") {
+		t.Errorf("jobs after the crash:\n%s", got)
+	}
+}
