@@ -154,12 +154,11 @@ func buildMattermostImage(t *testing.T, e *docker.Engine) {
 	}
 	h := sha256.New()
 	fileHash(t, h, filepath.Join(dir, "bin", "mattermost"), mmctl)
+	h.Write([]byte("layout 2: passwd, HOME")) // change when the layout below changes
 	hash := hex.EncodeToString(h.Sum(nil))
 	if current(t, e, mattermostImage, hash) {
 		return
 	}
-	h.Write([]byte("passwd"))
-	hash = hex.EncodeToString(h.Sum(nil))
 	changes := []string{`WORKDIR /mattermost`, `ENTRYPOINT ["/mattermost/bin/mattermost"]`, `ENV PATH=/mattermost/bin`, `ENV HOME=/mattermost`, `EXPOSE 8065`}
 	importTar(t, e, mattermostImage, hash, changes, func(tw *tar.Writer) error {
 		// mmctl looks up the current user, as on the official (distroless) image.

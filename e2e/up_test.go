@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -141,6 +143,21 @@ func TestUp(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	idle := botRSS(t, e)
+	peak := idle
+	sampling := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			select {
+			case <-sampling:
+				return
+			case <-time.After(100 * time.Millisecond):
+				peak = max(peak, botRSS(t, e))
+			}
+		}
+	}()
 	resp, _, err := admin.ExecuteCommand(ctx, channel.Id, "/toolbox add "+app)
 	if err != nil || !strings.Contains(resp.Text, "Started job") {
 		t.Fatalf("/toolbox add %s: %+v, %v", app, resp, err)
@@ -158,6 +175,9 @@ func TestUp(t *testing.T) {
 		}
 		return false
 	})
+	close(sampling)
+	<-sampled
+	t.Logf("bot resident memory: %.1f MiB idle, %.1f MiB at most during the deploy", float64(idle)/(1<<20), float64(peak)/(1<<20))
 	page, err := hc.Get("https://" + app + ".localhost/")
 	if err != nil {
 		t.Fatalf("the app through Caddy: %v", err)
@@ -172,4 +192,23 @@ func TestUp(t *testing.T) {
 	if strings.Contains(again, "Password") || !strings.Contains(again, "nothing changed") {
 		t.Errorf("a second up changed something:\n%s", again)
 	}
+}
+
+// botRSS reads the bot's resident memory from /proc on the engine's machine.
+func botRSS(t *testing.T, e *docker.Engine) int64 {
+	pid, err := e.PID(context.Background(), "toolbox")
+	if err != nil || pid == 0 {
+		return 0
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }

@@ -33,6 +33,9 @@ type AuditRecord struct {
 // makes AppendAudit wait, so a burst slows down instead of losing lines.
 const auditQueueSize = 4096
 
+// auditLinger is how long the writer gathers records before a commit.
+const auditLinger = 2 * time.Millisecond
+
 // auditWriter group-commits the audit log: every record queued while one
 // commit runs goes into the next, in one transaction and one fsync. A reply
 // then never waits for the disk because of its audit line; what starts a job
@@ -62,18 +65,25 @@ func (s *Store) writeAudit() {
 	defer close(s.audit.done)
 	for first := range s.audit.queue {
 		batch := []auditItem{first}
+		// Linger briefly so a burst shares one commit and one fsync; nobody
+		// waits for it but a flush.
+		linger := time.NewTimer(auditLinger)
 	more:
-		for len(batch) < auditQueueSize {
+		for len(batch) < auditQueueSize && first.flushed == nil {
 			select {
 			case it, ok := <-s.audit.queue:
 				if !ok {
 					break more
 				}
 				batch = append(batch, it)
-			default:
+				if it.flushed != nil {
+					break more
+				}
+			case <-linger.C:
 				break more
 			}
 		}
+		linger.Stop()
 		err := s.db.Update(func(tx *bbolt.Tx) error {
 			b := tx.Bucket([]byte(bucketAudit))
 			for _, it := range batch {

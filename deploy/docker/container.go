@@ -757,3 +757,16 @@ func writeFilesTar(w io.Writer, files map[string][]byte) error {
 	}
 	return tw.Close()
 }
+
+// PID is the host process id of the container's main process (0 when it is
+// not running): for measuring it from the engine's machine.
+func (e *Engine) PID(ctx context.Context, name string) (int, error) {
+	cur, found, err := e.inspect(ctx, name)
+	if err != nil {
+		return 0, err
+	}
+	if !found || cur.State == nil {
+		return 0, fmt.Errorf("docker: container %q: %w", name, cerrdefs.ErrNotFound.WithMessage("no such container"))
+	}
+	return cur.State.Pid, nil
+}
