@@ -19,10 +19,16 @@ import (
 // catalog folder holding the stand-in under a unique app name, and a unique
 // shared network; everything it creates is removed when the test ends.
 func appsEnv(t *testing.T, e *docker.Engine) (env []string, app string) {
+	env, app, _ = appsEnvDir(t, e)
+	return env, app
+}
+
+// appsEnvDir is appsEnv that also returns the catalog folder.
+func appsEnvDir(t *testing.T, e *docker.Engine) (env []string, app, dir string) {
 	t.Helper()
 	dockertest.BuildGoImage(t, e, dockertest.StandinPackage, standincatalog.Image)
 	app = dockertest.Unique(t, "st")
-	dir := t.TempDir()
+	dir = t.TempDir()
 	entry, err := standincatalog.Files.ReadFile("standin.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +61,7 @@ func appsEnv(t *testing.T, e *docker.Engine) (env []string, app string) {
 		"TOOLBOX_CATALOG_DIR=" + dir,
 		"TOOLBOX_NETWORK=" + network,
 		"TOOLBOX_BASE_DOMAIN=localhost",
-	}, app
+	}, app, dir
 }
 
 func containersOf(t *testing.T, e *docker.Engine, app string) []docker.Container {
@@ -69,7 +75,7 @@ func containersOf(t *testing.T, e *docker.Engine, app string) []docker.Container
 
 func TestAddRemoveStandin(t *testing.T) {
 	e := dockertest.Engine(t)
-	env, app := appsEnv(t, e)
+	env, app, dir := appsEnvDir(t, e)
 	ctx := context.Background()
 
 	out := toolboxRun(t, env, "do", "add "+app)
@@ -101,6 +107,49 @@ func TestAddRemoveStandin(t *testing.T) {
 		}
 		if got := toolboxRun(t, env, "do", "status"); !strings.Contains(got, "1/1 healthy") {
 			t.Errorf("status = %q", got)
+		}
+	})
+
+	t.Run("restart and upgrade", func(t *testing.T) {
+		before := containersOf(t, e, app)
+		if out := toolboxRun(t, env, "do", "restart "+app); !strings.Contains(out, "restarted and is healthy") {
+			t.Fatalf("restart answered:\n%s", out)
+		}
+		// A new version in the catalog: upgrade recreates the container on it.
+		path := filepath.Join(dir, app+".yaml")
+		entry, _ := os.ReadFile(path)
+		dockertest.BuildGoImage(t, e, dockertest.StandinPackage, "toolbox-test/standin:1.0.1")
+		entry = bytes.Replace(entry, []byte(`version: "1.0"`), []byte(`version: "1.0.1"`), 1)
+		entry = bytes.Replace(entry, []byte("toolbox-test/standin:1.0\n"), []byte("toolbox-test/standin:1.0.1\n"), 1)
+		entry = bytes.Replace(entry, []byte("DATA_DIR: /data"), []byte("DATA_DIR: /data\n      UPGRADED: \"yes\""), 1)
+		if err := os.WriteFile(path, entry, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out := toolboxRun(t, env, "do", "--yes", "upgrade "+app); !strings.Contains(out, "runs version 1.0.1 (was 1.0) and is healthy") {
+			t.Fatalf("upgrade answered:\n%s", out)
+		}
+		after := containersOf(t, e, app)
+		if len(after) != 1 || after[0].ID == before[0].ID || after[0].Health != "healthy" {
+			t.Errorf("after upgrade: %+v (before %+v), want one new healthy container", after, before)
+		}
+		var dump bytes.Buffer
+		if code, err := e.Exec(ctx, name, []string{"/standin", "dump"}, &dump, nil); err != nil || code != 0 || dump.String() != record {
+			t.Errorf("after upgrade the data is %q (code %d, %v)", dump.String(), code, err)
+		}
+	})
+
+	t.Run("logs hide secrets", func(t *testing.T) {
+		raw, err := e.Logs(ctx, name, 20)
+		if err != nil || !strings.Contains(raw, "config: SECRET_KEY=") {
+			t.Fatalf("the stand-in did not print its secret (%v):\n%s", err, raw)
+		}
+		out := toolboxRun(t, env, "do", "logs "+app+" app 20")
+		if !strings.Contains(out, "config: SECRET_KEY=[redacted]") || !strings.Contains(out, "config: APP_NAME="+app) {
+			t.Errorf("logs answered:\n%s", out)
+		}
+		secret := strings.TrimSpace(strings.SplitN(strings.SplitN(raw, "config: SECRET_KEY=", 2)[1], "\n", 2)[0])
+		if strings.Contains(out, secret) {
+			t.Errorf("logs showed the secret %q", secret)
 		}
 	})
 

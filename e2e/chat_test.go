@@ -257,6 +257,19 @@ func TestChatFoundation(t *testing.T) {
 		}
 	})
 
+	t.Run("hot state backup", func(t *testing.T) {
+		backup := t.TempDir() + "/backup.db"
+		out := toolboxRun(t, env, "state", "backup", backup)
+		if !strings.Contains(out, "bytes of state to "+backup) {
+			t.Fatalf("state backup answered %q", out)
+		}
+		// The copy is a state of its own: the audit log holds this test's commands.
+		got := toolboxRun(t, []string{"TOOLBOX_STATE=" + backup}, "do", "audit 200")
+		if !strings.Contains(got, "admins remove @member") {
+			t.Errorf("the backup's audit log lacks the confirmation test:\n%s", got)
+		}
+	})
+
 	serve.stop(t, 30*time.Second)
 	if !strings.Contains(serve.out.String(), "stopped") {
 		t.Errorf("no clean stop in the log:\n%s", serve.out.String())

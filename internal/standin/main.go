@@ -9,7 +9,8 @@
 //	standin restore      replace the records with stdin
 //	standin sleep [d]    do nothing for d (default 1h): a long-running command
 //
-// STANDIN_REQUIRE_ENV=A,B makes serve refuse to start while A or B is empty.
+// STANDIN_REQUIRE_ENV=A,B makes serve refuse to start while A or B is empty;
+// STANDIN_LOG_ENV=A,B makes it print them at start, as a leaky app would.
 // APP_NAME names the app on its page.
 package main
 
@@ -93,6 +94,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "serve":
 		if err := requireEnv(getenv); err != nil {
 			return err
+		}
+		// Like many real apps, print configuration at start, secrets included:
+		// what the toolbox's log scrubbing must hide.
+		for name := range strings.SplitSeq(getenv("STANDIN_LOG_ENV"), ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				fmt.Fprintf(stderr, "config: %s=%s\n", name, getenv(name))
+			}
 		}
 		ln, err := net.Listen("tcp", ":"+cfg.port)
 		if err != nil {
