@@ -112,7 +112,7 @@ func writeJSON(w http.ResponseWriter, v any) {
 func runAndWait(ctx context.Context, router *commands.Router, st *state.Store, req commands.Request) doReply {
 	reply := router.Handle(ctx, req)
 	if reply.JobID == 0 {
-		return doReply{Text: reply.Text}
+		return doReply{Text: reply.Text, Failed: reply.Failed}
 	}
 	if err := router.Jobs().Await(ctx, reply.JobID); err != nil {
 		return doReply{Text: reply.Text}
@@ -212,7 +212,15 @@ func doCommand(ctx context.Context, cfg config, log *slog.Logger, args []string,
 	}
 	reply := router.Handle(ctx, commands.Request{Caller: commands.Caller{UserName: "operator", Terminal: true}, Text: text, Confirmed: yes})
 	fmt.Fprintln(stdout, reply.Text)
-	router.Jobs().Wait()
+	router.Jobs().Wait() // the terminal chat prints its progress and result
+	failed := reply.Failed
+	if reply.JobID != 0 {
+		job, err := st.Job(reply.JobID)
+		failed = err != nil || job.Status != state.JobSucceeded
+	}
+	if failed {
+		return errors.New("the command failed")
+	}
 	return nil
 }
 

@@ -107,6 +107,8 @@ type Reply struct {
 	Text string
 	// JobID is set when the command started a job.
 	JobID uint64
+	// Failed is set when the command was refused or failed.
+	Failed bool
 }
 
 // Router finds the verb for a text, checks who may run it, and runs it.
@@ -179,7 +181,7 @@ func (r *Router) Handle(ctx context.Context, req Request) Reply {
 	reply, outcome, err := r.handle(ctx, req)
 	if err != nil {
 		text, ref := Message(err)
-		reply = Reply{Text: text}
+		reply = Reply{Text: text, Failed: true}
 		if outcome == "" { // a refusal may name itself ("refused: draining")
 			outcome = "error"
 		}

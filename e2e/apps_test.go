@@ -42,12 +42,15 @@ func appsEnvDir(t *testing.T, e *docker.Engine) (env []string, app, dir string) 
 	if err := os.WriteFile(filepath.Join(dir, app+"-huge.yaml"), huge, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(dir, app+"-taken.yaml"), entry, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	network := dockertest.Unique(t, "tbnet")
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		s := &stack.Stack{Engine: e}
-		for _, a := range []string{app, app + "-huge"} {
+		for _, a := range []string{app, app + "-huge", app + "-taken"} {
 			if err := s.Remove(ctx, a, true); err != nil {
 				t.Errorf("cleanup of %s: %v", a, err)
 			}
@@ -163,19 +166,32 @@ func TestAddRemoveStandin(t *testing.T) {
 			{"remove nosuchapp", "is not installed"},
 			{"add " + app + "-huge " + app + ".localhost", "already serves " + app + ".localhost"},
 		} {
-			if got := toolboxRun(t, env, "do", "--yes", tc.text); !strings.Contains(got, tc.want) {
-				t.Errorf("%q answered %q, want it to contain %q", tc.text, got, tc.want)
+			got, err := toolboxTry(t, env, "do", "--yes", tc.text)
+			if err == nil || !strings.Contains(got, tc.want) {
+				t.Errorf("%q answered %q (exit %v), want a failure saying %q", tc.text, got, err, tc.want)
 			}
 		}
 		if cs := containersOf(t, e, app+"-huge"); len(cs) != 0 {
 			t.Errorf("a refused add left containers: %+v", cs)
 		}
+		// A volume of the name the app needs, made by someone else: not reused.
+		theirs := dockertest.Labels(t, e)
+		if err := e.EnsureVolume(ctx, stack.VolumeName(app+"-taken", "data"), theirs); err != nil {
+			t.Fatal(err)
+		}
+		out, err := toolboxTry(t, env, "do", "add "+app+"-taken")
+		if err == nil || !strings.Contains(out, "was not made by the toolbox") {
+			t.Errorf("add over someone else's volume answered:\n%s", out)
+		}
+		if cs := containersOf(t, e, app+"-taken"); len(cs) != 0 {
+			t.Errorf("an add over someone else's volume left containers: %+v", cs)
+		}
 	})
 
 	t.Run("engine unreachable", func(t *testing.T) {
 		bad := append(env[:len(env):len(env)], "DOCKER_HOST=tcp://127.0.0.1:1")
-		got := toolboxRun(t, bad, "do", "add "+app+"-huge")
-		if !strings.Contains(got, "could not ask the Docker engine") {
+		got, err := toolboxTry(t, bad, "do", "add "+app+"-huge")
+		if err == nil || !strings.Contains(got, "could not ask the Docker engine") {
 			t.Errorf("add with the engine unreachable answered %q", got)
 		}
 	})

@@ -48,8 +48,19 @@ func toolboxBinary(t *testing.T) string {
 	return binPath
 }
 
-// toolboxRun runs one toolbox command to completion.
+// toolboxRun runs one toolbox command to completion; it must succeed.
 func toolboxRun(t *testing.T, env []string, args ...string) string {
+	t.Helper()
+	out, err := toolboxTry(t, env, args...)
+	if err != nil {
+		t.Fatalf("toolbox %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// toolboxTry runs one toolbox command to completion and returns its output
+// and exit error.
+func toolboxTry(t *testing.T, env []string, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -57,10 +68,8 @@ func toolboxRun(t *testing.T, env []string, args ...string) string {
 	cmd.Env = append(os.Environ(), env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("toolbox %s: %v\n%s", strings.Join(args, " "), err, out.String())
-	}
-	return out.String()
+	err := cmd.Run()
+	return out.String(), err
 }
 
 // process is a toolbox running in the background.

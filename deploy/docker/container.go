@@ -261,7 +261,10 @@ func (e *Engine) EnsureContainer(ctx context.Context, spec ContainerSpec) (Resul
 		}
 		action := ActionCreated
 		if found {
-			if cur.Config != nil && cur.Config.Labels[LabelSpecHash] == hash && cur.Image == img.ID {
+			if cur.Config == nil || cur.Config.Labels[LabelSpecHash] == "" {
+				return Result{}, fmt.Errorf("docker: container %q: %w", spec.Name, ErrNotOurs)
+			}
+			if cur.Config.Labels[LabelSpecHash] == hash && cur.Image == img.ID {
 				return e.keep(ctx, spec.Name, cur)
 			}
 			if err := e.stopRemove(ctx, cur.ID); err != nil {

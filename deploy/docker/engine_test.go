@@ -575,3 +575,41 @@ func TestContainerFiles(t *testing.T) {
 		t.Fatalf("a changed file: %+v, %v; want recreated", res, err)
 	}
 }
+
+// TestNotOurs: objects of the same name that the toolbox did not make are
+// neither reused nor replaced.
+func TestNotOurs(t *testing.T) {
+	e := dockertest.Engine(t)
+	ctx := context.Background()
+	theirs := dockertest.Labels(t, e) // carries no toolbox.managed
+	ours := map[string]string{"toolbox.managed": "1"}
+	for k, v := range theirs {
+		ours[k] = v
+	}
+	vol, netName := dockertest.Unique(t, "tbt-theirs"), dockertest.Unique(t, "tbt-theirs")
+	if err := e.EnsureVolume(ctx, vol, theirs); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.EnsureVolume(ctx, vol, ours); !errors.Is(err, docker.ErrNotOurs) {
+		t.Errorf("EnsureVolume over someone else's volume: %v, want ErrNotOurs", err)
+	}
+	if err := e.EnsureNetwork(ctx, netName, theirs); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.EnsureNetwork(ctx, netName, ours); !errors.Is(err, docker.ErrNotOurs) {
+		t.Errorf("EnsureNetwork over someone else's network: %v, want ErrNotOurs", err)
+	}
+	name := dockertest.Unique(t, "tbt-theirs")
+	if err := rawDeploy(ctx, rawClient(t), name, dockertest.Standin(t, e), theirs); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := e.Containers(ctx, map[string]string{dockertest.LabelTestRun: theirs[dockertest.LabelTestRun]})
+	_, err := e.EnsureContainer(ctx, docker.ContainerSpec{Name: name, Image: dockertest.Standin(t, e), Labels: ours})
+	if !errors.Is(err, docker.ErrNotOurs) {
+		t.Errorf("EnsureContainer over someone else's container: %v, want ErrNotOurs", err)
+	}
+	after, _ := e.Containers(ctx, map[string]string{dockertest.LabelTestRun: theirs[dockertest.LabelTestRun]})
+	if len(before) != 1 || len(after) != 1 || before[0].ID != after[0].ID {
+		t.Errorf("someone else's container was touched: before %+v, after %+v", before, after)
+	}
+}

@@ -2,6 +2,7 @@ package docker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -10,8 +11,24 @@ import (
 	"github.com/moby/moby/client"
 )
 
+// ErrNotOurs is wrapped by the Ensure methods when an object of the name
+// exists but lacks the labels the toolbox puts on what it makes: it belongs to
+// someone else, and is neither reused nor replaced.
+var ErrNotOurs = errors.New("it exists and was not made by the toolbox: rename or remove it")
+
+// hasKeys reports whether got carries every key of want.
+func hasKeys(got, want map[string]string) bool {
+	for k := range want {
+		if _, ok := got[k]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
 // EnsureNetwork creates a bridge network with the given labels unless one of
-// that name exists (its labels are then left as they are).
+// that name exists (its labels are then left as they are). An existing
+// network without the labels' keys is refused with ErrNotOurs.
 func (e *Engine) EnsureNetwork(ctx context.Context, name string, labels map[string]string) error {
 	// Engines before API 1.44 accept two networks with one name; serialise
 	// here and remove a duplicate made by someone else meanwhile.
@@ -23,6 +40,13 @@ func (e *Engine) EnsureNetwork(ctx context.Context, name string, labels map[stri
 		return fmt.Errorf("docker: network %q: %w", name, err)
 	}
 	if len(ids) > 0 {
+		res, err := e.cli.NetworkInspect(ctx, ids[0], client.NetworkInspectOptions{})
+		if err != nil {
+			return fmt.Errorf("docker: network %q: %w", name, err)
+		}
+		if !hasKeys(res.Network.Labels, labels) {
+			return fmt.Errorf("docker: network %q: %w", name, ErrNotOurs)
+		}
 		return nil
 	}
 	res, err := e.cli.NetworkCreate(ctx, name, client.NetworkCreateOptions{Driver: "bridge", Labels: labels})
@@ -83,9 +107,14 @@ func (e *Engine) Networks(ctx context.Context, labels map[string]string) ([]stri
 }
 
 // EnsureVolume creates a local volume with the given labels unless one of
-// that name exists (its labels are then left as they are).
+// that name exists (its labels are then left as they are). An existing
+// volume without the labels' keys is refused with ErrNotOurs: its data is
+// someone else's.
 func (e *Engine) EnsureVolume(ctx context.Context, name string, labels map[string]string) error {
-	if _, err := e.cli.VolumeInspect(ctx, name, client.VolumeInspectOptions{}); err == nil {
+	if res, err := e.cli.VolumeInspect(ctx, name, client.VolumeInspectOptions{}); err == nil {
+		if !hasKeys(res.Volume.Labels, labels) {
+			return fmt.Errorf("docker: volume %q: %w", name, ErrNotOurs)
+		}
 		return nil
 	} else if !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("docker: volume %q: %w", name, err)
