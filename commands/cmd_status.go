@@ -27,6 +27,9 @@ func (r *Router) statusVerb() *Verb {
 				b.WriteString("No apps yet. `/toolbox help` shows how to add one.\n")
 			} else {
 				b.WriteString("| app | status | address | version |\n|---|---|---|---|\n")
+				// One deadline for all apps: a slow engine must not hold the reply.
+				ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				defer cancel()
 				for _, a := range apps {
 					fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", a.Name, r.appHealth(ctx, a), r.appURL(a), a.Version)
 				}
@@ -55,8 +58,6 @@ func (r *Router) appHealth(ctx context.Context, a state.App) string {
 	if r.deps.Apps == nil || a.Status != statusRunning {
 		return a.Status
 	}
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
 	svcs, err := r.deps.Apps.Machine.Services(ctx, a.Name)
 	if err != nil {
 		return a.Status + " (engine not answering)"

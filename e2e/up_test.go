@@ -188,6 +188,44 @@ func TestUp(t *testing.T) {
 		t.Errorf("the app through Caddy answered %d: %s", page.StatusCode, body)
 	}
 
+	// Removing the app from the chat, confirmed with its button, takes its route away.
+	if resp, _, err := admin.ExecuteCommand(ctx, channel.Id, "/toolbox remove "+app); err != nil || !strings.Contains(resp.Text, "confirmation") {
+		t.Fatalf("/toolbox remove %s: %+v, %v", app, resp, err)
+	}
+	var prompt *model.Post
+	eventually(t, 30*time.Second, "the confirmation prompt", func() bool {
+		list, _, err := admin.GetPostsForChannel(ctx, channel.Id, 0, 30, "", false, false)
+		if err != nil {
+			return false
+		}
+		for _, p := range list.Posts {
+			if strings.Contains(p.Message, "asked for `/toolbox remove "+app+"`") {
+				prompt = p
+				return true
+			}
+		}
+		return false
+	})
+	if _, err := admin.DoPostAction(ctx, prompt.Id, "confirm"); err != nil {
+		t.Fatalf("confirm: %v", err)
+	}
+	eventually(t, 2*time.Minute, "the app's removal", func() bool {
+		list, _, err := admin.GetPostsForChannel(ctx, channel.Id, 0, 30, "", false, false)
+		if err != nil {
+			return false
+		}
+		for _, p := range list.Posts {
+			if strings.Contains(p.Message, "**"+app+"** is removed") {
+				return true
+			}
+		}
+		return false
+	})
+	if resp, err := hc.Get("https://" + app + ".localhost/"); err == nil {
+		resp.Body.Close()
+		t.Errorf("the removed app's domain still answers %s", resp.Status)
+	}
+
 	again := run("up")
 	if strings.Contains(again, "Password") || !strings.Contains(again, "nothing changed") {
 		t.Errorf("a second up changed something:\n%s", again)
