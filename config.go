@@ -65,7 +65,12 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		problems = append(problems, fmt.Sprintf("TOOLBOX_LISTEN=%q is not host:port", c.Listen))
 	}
-	for key, v := range map[string]string{"TOOLBOX_MATTERMOST_URL": c.MattermostURL, "TOOLBOX_BOT_URL": c.BotURL, "TOOLBOX_PROXY_ADMIN": c.ProxyAdmin} {
+	if c.ProxyAdmin != "" && !strings.HasPrefix(c.ProxyAdmin, "unix:///") {
+		if u, err := url.Parse(c.ProxyAdmin); err != nil || u.Scheme != "http" || u.Host == "" {
+			problems = append(problems, fmt.Sprintf("TOOLBOX_PROXY_ADMIN=%q is neither http://host:port nor unix:///path", c.ProxyAdmin))
+		}
+	}
+	for key, v := range map[string]string{"TOOLBOX_MATTERMOST_URL": c.MattermostURL, "TOOLBOX_BOT_URL": c.BotURL} {
 		if v == "" {
 			continue
 		}

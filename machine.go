@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
 
@@ -31,7 +34,7 @@ type machine struct {
 
 var (
 	_ commands.Machine = (*machine)(nil)
-	_ commands.Proxy   = (*proxy.Proxy)(nil)
+	_ commands.Proxy   = routes{}
 )
 
 func (m *machine) connect(ctx context.Context) (*docker.Engine, error) {
@@ -188,8 +191,48 @@ func newAppDeps(cfg config, st *state.Store, m *machine) (*commands.AppDeps, err
 		Catalog: catalog.New(extra), Machine: m, Store: st, BaseDomain: cfg.BaseDomain, Scheme: "http",
 	}
 	if cfg.ProxyAdmin != "" {
-		apps.Proxy = proxy.New(cfg.ProxyAdmin, proxy.Options{Local: cfg.Local})
+		apps.Proxy = routes{newProxy(cfg)}
 		apps.Scheme = "https"
 	}
 	return apps, nil
+}
+
+func newProxy(cfg config) *proxy.Proxy {
+	return proxy.New(cfg.ProxyAdmin, proxy.Options{Local: cfg.Local, Email: cfg.ACMEEmail})
+}
+
+// routes sets up Caddy's base config the first time a route needs it (a
+// Caddy whose volume was lost comes back empty).
+type routes struct{ *proxy.Proxy }
+
+func (r routes) SetRoute(ctx context.Context, app, domain, upstream string) error {
+	err := r.Proxy.SetRoute(ctx, app, domain, upstream)
+	if errors.Is(err, proxy.ErrNotInitialized) {
+		if err = r.Init(ctx); err == nil {
+			err = r.Proxy.SetRoute(ctx, app, domain, upstream)
+		}
+	}
+	return err
+}
+
+// proxyCommand prepares Caddy's config (init) or prints its local CA (ca).
+func proxyCommand(ctx context.Context, cfg config, what string, stdout io.Writer) error {
+	if cfg.ProxyAdmin == "" {
+		return errors.New("set TOOLBOX_PROXY_ADMIN to Caddy's admin API (http://host:port or unix:///path)")
+	}
+	p := newProxy(cfg)
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := p.Wait(wctx); err != nil {
+		return err
+	}
+	if what == "ca" {
+		pem, err := p.RootCA(ctx)
+		if err != nil {
+			return err
+		}
+		_, err = stdout.Write(pem)
+		return err
+	}
+	return p.Init(ctx)
 }

@@ -38,6 +38,7 @@ Usage:
   toolbox do [--yes] "<text>"        run a /toolbox command from this terminal, as the operator
   toolbox mattermost bootstrap       set up the admin, team, channel, bot and /toolbox command
   toolbox state backup FILE          write a consistent copy of the state to FILE
+  toolbox proxy init|ca              prepare Caddy's config, or print its local CA (TOOLBOX_PROXY_ADMIN)
   toolbox version                    print the version
 
 Configuration is read from the environment; see README.md.
@@ -82,6 +83,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			return errors.New("usage: toolbox state backup FILE")
 		}
 		return stateBackup(cfg, args[2], stdout)
+	case "proxy":
+		if len(args) != 2 || (args[1] != "init" && args[1] != "ca") {
+			return errors.New("usage: toolbox proxy init|ca")
+		}
+		return proxyCommand(ctx, cfg, args[1], stdout)
 	case "version":
 		fmt.Fprintln(stdout, "toolbox", version)
 		return nil

@@ -26,14 +26,15 @@ import (
 
 // Names of the toolbox's own objects on the engine.
 const (
-	botContainer   = "toolbox"
-	botStateVolume = "toolbox-state"
-	caddyContainer = "toolbox-caddy"
-	caddyVolume    = "toolbox-caddy-data"
-	botStateDir    = "/data"
-	botCatalogDir  = "/catalog"
-	chatApp        = "mattermost"
-	botUID         = "10001"
+	botContainer     = "toolbox"
+	botStateVolume   = "toolbox-state"
+	caddyContainer   = "toolbox-caddy"
+	caddyVolume      = "toolbox-caddy-data"
+	caddyAdminVolume = "toolbox-caddy-admin"
+	botStateDir      = "/data"
+	botCatalogDir    = "/catalog"
+	chatApp          = "mattermost"
+	botUID           = "10001"
 )
 
 // ownLabels mark the toolbox's own containers, network and volumes.
@@ -66,6 +67,9 @@ func up(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) err
 	if err := ensureBot(ctx, e, cfg, image, say); err != nil {
 		return err
 	}
+	if out, err := botExec(ctx, e, "proxy", "init"); err != nil {
+		return fmt.Errorf("set up the proxy: %w\n%s", err, out)
+	}
 	chatDomain := "chat." + cfg.BaseDomain
 	say("deploying Mattermost at %s (this can take a few minutes the first time)", chatDomain)
 	if out, err := botExec(ctx, e, "do", "--yes", "add "+chatApp+" "+chatDomain); err != nil {
@@ -84,7 +88,7 @@ func up(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) err
 	}
 	fmt.Fprintf(stdout, "\nYour chat: %s\nType /toolbox help in ~toolbox to begin.\n", url)
 	if cfg.Local {
-		fmt.Fprintln(stdout, "(local mode: the certificate comes from Caddy's own CA, so browsers will warn once.)")
+		fmt.Fprintf(stdout, "(local mode: certificates come from Caddy's own CA; to trust it, save it with\n  docker exec %s /toolbox proxy ca > toolbox-ca.pem\nand import that file in your browser.)\n", botContainer)
 	}
 	log.Info("up", "chat", url)
 	return nil
@@ -212,46 +216,37 @@ func botRootfs(bin []byte) (io.Reader, error) {
 }
 
 // ensureCaddy runs the proxy, the only container listening publicly, and
-// returns the address its HTTPS port is published on.
+// returns the address its HTTPS port is published on. Its admin API is a unix
+// socket in a volume that only Caddy and the bot mount.
 func ensureCaddy(ctx context.Context, e *docker.Engine, cfg config, say func(string, ...any)) (string, error) {
 	if err := e.PullImage(ctx, cfg.CaddyImage, func(line string) { say("%s", line) }); err != nil {
 		return "", err
 	}
-	if err := e.EnsureVolume(ctx, caddyVolume, ownLabels()); err != nil {
-		return "", err
+	for _, v := range []string{caddyVolume, caddyAdminVolume} {
+		if err := e.EnsureVolume(ctx, v, ownLabels()); err != nil {
+			return "", err
+		}
 	}
 	labels := ownLabels()
 	labels[stack.LabelService] = "proxy"
 	res, err := e.EnsureContainer(ctx, docker.ContainerSpec{
 		Name: caddyContainer, Image: cfg.CaddyImage, Cmd: proxy.ContainerCommand(), Env: proxy.ContainerEnv(),
 		Labels: labels, Network: cfg.Network, Aliases: []string{proxy.ContainerName},
-		Mounts:      []docker.Mount{{Volume: caddyVolume, Target: proxy.DataDir}},
-		Files:       map[string][]byte{proxy.ConfigFile: proxy.ContainerConfig(cfg.Local)},
+		Mounts: []docker.Mount{
+			{Volume: caddyVolume, Target: proxy.DataDir},
+			{Volume: caddyAdminVolume, Target: proxy.AdminSocketDir},
+		},
+		Files:       map[string][]byte{proxy.ConfigFile: proxy.ContainerConfig(cfg.Local, proxy.AdminUnix)},
 		MemoryLimit: 256 << 20, MemoryReservation: 64 << 20,
 		PublishTCP: []docker.Publish{
 			{HostIP: cfg.PublicIP, HostPort: cfg.HTTPSPort, ContainerPort: 443},
 			{HostIP: cfg.PublicIP, HostPort: cfg.HTTPPort, ContainerPort: 80},
-			// The admin API has no authentication: loopback only.
-			{HostIP: "127.0.0.1", ContainerPort: proxy.AdminPort},
 		},
 	})
 	if err != nil {
 		return "", err
 	}
 	say("proxy (Caddy): %s", res.Action)
-	admin, err := e.PublishedAddr(ctx, caddyContainer, proxy.AdminPort)
-	if err != nil {
-		return "", err
-	}
-	wctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	p := proxy.New("http://"+admin, proxy.Options{Local: cfg.Local, Email: cfg.ACMEEmail})
-	if err := p.Wait(wctx); err != nil {
-		return "", err
-	}
-	if err := p.Init(ctx); err != nil {
-		return "", err
-	}
 	return e.PublishedAddr(ctx, caddyContainer, 443)
 }
 
@@ -270,7 +265,7 @@ func ensureBot(ctx context.Context, e *docker.Engine, cfg config, image string, 
 		"TOOLBOX_LISTEN":         "0.0.0.0:8080",
 		"TOOLBOX_BOT_URL":        "http://" + botContainer + ":8080",
 		"TOOLBOX_MATTERMOST_URL": "http://" + stack.ContainerName(chatApp, chatApp) + ":8065",
-		"TOOLBOX_PROXY_ADMIN":    "http://" + proxy.ContainerName + ":" + strconv.Itoa(proxy.AdminPort),
+		"TOOLBOX_PROXY_ADMIN":    "unix://" + proxy.AdminSocket,
 		"TOOLBOX_BASE_DOMAIN":    cfg.BaseDomain,
 		"TOOLBOX_NETWORK":        cfg.Network,
 		"TOOLBOX_LOCAL":          strconv.FormatBool(cfg.Local),
@@ -292,6 +287,7 @@ func ensureBot(ctx context.Context, e *docker.Engine, cfg config, image string, 
 		Network: cfg.Network, Aliases: []string{botContainer},
 		Mounts: []docker.Mount{
 			{Volume: botStateVolume, Target: botStateDir},
+			{Volume: caddyAdminVolume, Target: proxy.AdminSocketDir},
 			{HostPath: socket.path, Target: "/var/run/docker.sock"},
 		},
 		GroupAdd:    []string{strconv.Itoa(socket.gid)},

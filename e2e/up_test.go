@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -21,7 +22,6 @@ import (
 	"github.com/mattermost/mattermost/server/public/model"
 
 	"github.com/toolbox-collective/toolbox/deploy/docker"
-	"github.com/toolbox-collective/toolbox/deploy/proxy"
 	"github.com/toolbox-collective/toolbox/internal/dockertest"
 	standincatalog "github.com/toolbox-collective/toolbox/internal/standin/catalog"
 )
@@ -46,20 +46,17 @@ func staticToolbox(t *testing.T) string {
 func viaCaddy(t *testing.T, e *docker.Engine) *http.Client {
 	t.Helper()
 	ctx := context.Background()
-	admin, err := e.PublishedAddr(ctx, "toolbox-caddy", proxy.AdminPort)
-	if err != nil {
-		t.Fatal(err)
-	}
 	https, err := e.PublishedAddr(ctx, "toolbox-caddy", 443)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca, err := proxy.New("http://"+admin, proxy.Options{Local: true}).RootCA(ctx)
-	if err != nil {
-		t.Fatal(err)
+	// The admin API is only on a socket the bot shares: ask the bot for the CA.
+	var ca, stderr bytes.Buffer
+	if code, err := e.Exec(ctx, "toolbox", []string{"/toolbox", "proxy", "ca"}, &ca, &stderr); err != nil || code != 0 {
+		t.Fatalf("toolbox proxy ca: code %d, %v: %s", code, err, stderr.String())
 	}
 	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(ca) {
+	if !roots.AppendCertsFromPEM(ca.Bytes()) {
 		t.Fatal("caddy's root CA is not PEM")
 	}
 	var d net.Dialer
@@ -107,6 +104,9 @@ func TestUp(t *testing.T) {
 		return string(out)
 	}
 	t.Cleanup(func() {
+		if _, err := e.PublishedAddr(context.Background(), "toolbox-caddy", 2019); err == nil {
+			t.Errorf("caddy's admin port is published")
+		}
 		if t.Failed() {
 			for _, c := range []string{"toolbox", "toolbox-caddy", "tb-mattermost-mattermost", "tb-mattermost-db"} {
 				logs, _ := e.Logs(context.Background(), c, 40)
@@ -186,6 +186,13 @@ func TestUp(t *testing.T) {
 	page.Body.Close()
 	if page.StatusCode != http.StatusOK || !strings.Contains(string(body), app) {
 		t.Errorf("the app through Caddy answered %d: %s", page.StatusCode, body)
+	}
+
+	// From an app's container, Caddy's admin API is out of reach.
+	var probe bytes.Buffer
+	code, err := e.Exec(ctx, "tb-"+app+"-app", []string{"/standin", "health", "http://caddy:2019/config/"}, &probe, &probe)
+	if err != nil || code == 0 || !strings.Contains(probe.String(), "connection refused") {
+		t.Errorf("an app's probe of Caddy's admin API: exit %d, %v: %s; want connection refused", code, err, probe.String())
 	}
 
 	// Removing the app from the chat, confirmed with its button, takes its route away.

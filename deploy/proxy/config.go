@@ -39,6 +39,17 @@ const (
 	zeroSSLCA     = "https://acme.zerossl.com/v2/DV90"
 )
 
+// Where the admin API listens (see ContainerConfig).
+const (
+	AdminTCP = "0.0.0.0:2019"
+	// AdminSocketDir is the mount point of the volume holding the socket.
+	AdminSocketDir = "/run/caddy-admin"
+	AdminSocket    = AdminSocketDir + "/admin.sock"
+	// AdminUnix is the socket, writable by the toolbox's user: only the two
+	// containers that mount its volume see it.
+	AdminUnix = "unix/" + AdminSocket + "|0666"
+)
+
 // ContainerCommand is the Caddy container's command. With --resume Caddy
 // starts from the config it saved last (under DataDir, see ContainerEnv), so
 // the apps' routes survive a restart of the container even before the
@@ -83,10 +94,14 @@ func ContainerEnv() map[string]string {
 // whose Origin (or Referer) is not in the origins list, so a browser, which
 // cannot forge Origin, is always refused; the toolbox sends AdminOrigin. The
 // list has no scheme, so it is compared by host and port only.
-func ContainerConfig(local bool) []byte {
+//
+// adminListen is AdminTCP, or AdminUnix: a unix socket in a volume that only
+// the Caddy and toolbox containers mount, so that the apps, which share a
+// Docker network with Caddy, cannot reach the admin API at all.
+func ContainerConfig(local bool, adminListen string) []byte {
 	cfg := baseConfig(local, "")
 	cfg["admin"] = map[string]any{
-		"listen":         "0.0.0.0:" + strconv.Itoa(AdminPort),
+		"listen":         adminListen,
 		"enforce_origin": true,
 		"origins": []any{
 			ContainerName + ":" + strconv.Itoa(AdminPort),

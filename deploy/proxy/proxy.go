@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"reflect"
 	"strings"
@@ -66,8 +67,21 @@ type Proxy struct {
 // "http://caddy:2019" or "http://127.0.0.1:2019". Its requests carry the
 // Origin AdminOrigin, which the admin listener must allow (ContainerConfig's
 // does).
+//
+// adminURL is http://host:port, or unix:///path for the admin API's socket.
 func New(adminURL string, opts Options) *Proxy {
 	hc := opts.HTTPClient
+	if path, ok := strings.CutPrefix(adminURL, "unix://"); ok {
+		if hc == nil {
+			hc = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+				DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+					var d net.Dialer
+					return d.DialContext(ctx, "unix", path)
+				},
+			}}
+		}
+		adminURL = "http://" + ContainerName
+	}
 	if hc == nil {
 		hc = &http.Client{Timeout: 30 * time.Second}
 	}

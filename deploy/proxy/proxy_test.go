@@ -87,7 +87,7 @@ func caddyImageFor(t testing.TB, e *docker.Engine, bin string) string {
 func buildCaddyImage(e *docker.Engine, bin string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cfg := proxy.ContainerConfig(true)
+	cfg := proxy.ContainerConfig(true, proxy.AdminTCP)
 	f, err := os.Open(bin)
 	if err != nil {
 		return err
@@ -513,9 +513,13 @@ func TestConcurrentChanges(t *testing.T) {
 func TestContainerConfigValidates(t *testing.T) {
 	t.Parallel()
 	bin := caddyBinary(t)
-	for _, local := range []bool{true, false} {
+	for _, c := range []struct {
+		local bool
+		admin string
+	}{{true, proxy.AdminTCP}, {false, proxy.AdminTCP}, {true, proxy.AdminUnix}} {
+		local := c.local
 		name := filepath.Join(t.TempDir(), "caddy.json")
-		if err := os.WriteFile(name, proxy.ContainerConfig(local), 0o644); err != nil {
+		if err := os.WriteFile(name, proxy.ContainerConfig(local, c.admin), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		cmd := exec.CommandContext(t.Context(), bin, "validate", "--config", name)
@@ -554,7 +558,7 @@ func TestContainerConfig(t *testing.T) {
 				} `json:"tls"`
 			} `json:"apps"`
 		}
-		if err := json.Unmarshal(proxy.ContainerConfig(local), &cfg); err != nil {
+		if err := json.Unmarshal(proxy.ContainerConfig(local, proxy.AdminTCP), &cfg); err != nil {
 			t.Fatalf("ContainerConfig(%v) is not JSON: %v", local, err)
 		}
 		if got, want := cfg.Admin.Listen, "0.0.0.0:2019"; got != want {
@@ -642,5 +646,30 @@ func TestValidateDomain(t *testing.T) {
 		if err := proxy.ValidateDomain(d); !errors.Is(err, proxy.ErrInvalid) {
 			t.Errorf("ValidateDomain(%q) = %v, want ErrInvalid", d, err)
 		}
+	}
+}
+
+// TestUnixAdmin: the client reaches an admin API on a unix socket.
+func TestUnixAdmin(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "admin.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gotOrigin string
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotOrigin = r.Header.Get("Origin")
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte("{}"))
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := proxy.New("unix://"+sock, proxy.Options{}).Wait(ctx); err != nil {
+		t.Fatalf("Wait over the socket: %v", err)
+	}
+	if gotOrigin != proxy.AdminOrigin {
+		t.Errorf("Origin = %q, want %q", gotOrigin, proxy.AdminOrigin)
 	}
 }
