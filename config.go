@@ -70,12 +70,12 @@ func loadConfig(getenv func(string) string) (config, error) {
 			problems = append(problems, fmt.Sprintf("TOOLBOX_PROXY_ADMIN=%q is neither http://host:port nor unix:///path", c.ProxyAdmin))
 		}
 	}
-	for key, v := range map[string]string{"TOOLBOX_MATTERMOST_URL": c.MattermostURL, "TOOLBOX_BOT_URL": c.BotURL} {
-		if v == "" {
+	for _, kv := range [][2]string{{"TOOLBOX_MATTERMOST_URL", c.MattermostURL}, {"TOOLBOX_BOT_URL", c.BotURL}} {
+		if kv[1] == "" {
 			continue
 		}
-		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			problems = append(problems, fmt.Sprintf("%s=%q is not an http(s) URL", key, v))
+		if u, err := url.Parse(kv[1]); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			problems = append(problems, fmt.Sprintf("%s=%q is not an http(s) URL", kv[0], kv[1]))
 		}
 	}
 	local, err := strconv.ParseBool(get("TOOLBOX_LOCAL", strconv.FormatBool(c.BaseDomain == "localhost" || strings.HasSuffix(c.BaseDomain, ".localhost"))))
@@ -94,16 +94,15 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if _, err := netip.ParseAddr(c.PublicIP); err != nil {
 		problems = append(problems, fmt.Sprintf("TOOLBOX_PUBLIC_IP=%q is not an IP address", c.PublicIP))
 	}
-	for key, dst := range map[string]*int{"TOOLBOX_HTTP_PORT": &c.HTTPPort, "TOOLBOX_HTTPS_PORT": &c.HTTPSPort} {
-		def := "80"
-		if key == "TOOLBOX_HTTPS_PORT" {
-			def = "443"
-		}
-		n, err := strconv.Atoi(get(key, def))
+	for _, p := range []struct {
+		key, def string
+		dst      *int
+	}{{"TOOLBOX_HTTP_PORT", "80", &c.HTTPPort}, {"TOOLBOX_HTTPS_PORT", "443", &c.HTTPSPort}} {
+		n, err := strconv.Atoi(get(p.key, p.def))
 		if err != nil || n < 0 || n > 65535 {
-			problems = append(problems, key+" is not a port number")
+			problems = append(problems, p.key+" is not a port number")
 		}
-		*dst = n
+		*p.dst = n
 	}
 	grace, err := time.ParseDuration(get("TOOLBOX_SHUTDOWN_GRACE", "30s"))
 	if err != nil || grace < 0 {

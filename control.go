@@ -26,8 +26,7 @@ import (
 func controlSocket(cfg config) string { return cfg.StatePath + ".sock" }
 
 func listenControl(path string) (net.Listener, error) {
-	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-		c.Close()
+	if serverRunning(path) {
 		return nil, fmt.Errorf("another toolbox is serving this state (%s answers)", path)
 	}
 	_ = os.Remove(path) // a stale socket from a crash
@@ -83,7 +82,7 @@ func (s *server) controlHandler() http.Handler {
 		if err == nil {
 			var cs chatSettings
 			if cs, err = loadChatSettings(s.cfg, s.st); err == nil {
-				s.activate(context.WithoutCancel(r.Context()), cs)
+				s.activate(cs)
 			}
 		}
 		reply := bootstrapReply{Changes: res.Changes, AdminUsername: res.AdminUsername, AdminPassword: res.AdminPassword.Reveal()}
@@ -97,6 +96,7 @@ func (s *server) controlHandler() http.Handler {
 		w.Header().Set("Content-Type", "application/octet-stream")
 		if _, err := s.st.Backup(w); err != nil {
 			s.log.Error("state backup through the control socket failed", "err", err)
+			panic(http.ErrAbortHandler) // cut the stream: the client must not take it for whole
 		}
 	})
 	return mux
@@ -291,10 +291,10 @@ func backupThroughServer(sock, path string) (int64, error) {
 		err = cerr
 	}
 	if err == nil {
-		// A cut-off stream would leave a torn file: check it opens as a state.
+		// A cut-off stream would leave a torn file: check it is a whole state.
 		var st *state.Store
 		if st, err = state.Open(tmp, state.Options{}); err == nil {
-			err = st.Close()
+			err = errors.Join(st.Check(), st.Close())
 		}
 	}
 	if err != nil {

@@ -39,13 +39,22 @@ var (
 
 func (m *machine) connect(ctx context.Context) (*docker.Engine, error) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.engine != nil {
-		return m.engine, nil
+	e := m.engine
+	m.mu.Unlock()
+	if e != nil {
+		return e, nil
 	}
+	// Connect outside the lock: each caller waits for the engine within its
+	// own deadline, not behind another's.
 	e, err := docker.Connect(ctx, m.cfg)
 	if err != nil {
 		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.engine != nil { // another caller connected meanwhile
+		_ = e.Close()
+		return m.engine, nil
 	}
 	m.engine = e
 	return e, nil

@@ -159,17 +159,12 @@ type server struct {
 }
 
 // activate connects the bot to Mattermost with the bootstrap's settings.
-func (s *server) activate(ctx context.Context, cs chatSettings) {
+func (s *server) activate(cs chatSettings) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.chat.client.Store(bot.NewClient(cs.siteURL, cs.botToken, cs.botURL))
 	s.channelID.Store(&cs.channelID)
 	s.handler.Store(&bot.Handler{Router: s.router, CommandToken: cs.commandToken, TeamID: cs.teamID, Log: s.log})
-	if interrupted, err := s.router.Jobs().Recover(ctx); err != nil {
-		s.log.Error("job recovery failed", "err", err)
-	} else if len(interrupted) > 0 {
-		s.log.Warn("jobs interrupted by the previous stop", "count", len(interrupted))
-	}
 	s.log.Info("connected to mattermost", "url", cs.siteURL)
 }
 
@@ -212,11 +207,19 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	switch cs, err := loadChatSettings(cfg, st); {
 	case err == nil:
-		s.activate(ctx, cs)
+		s.activate(cs)
 	case errors.Is(err, errNotBootstrapped):
 		log.Warn("not connected to mattermost: waiting for `toolbox mattermost bootstrap`")
 	default:
+		ln.Close()
+		ctl.Close()
 		return err
+	}
+	// Once, before serving: jobs a previous run left running died with it.
+	if interrupted, err := s.router.Jobs().Recover(ctx); err != nil {
+		log.Error("job recovery failed", "err", err)
+	} else if len(interrupted) > 0 {
+		log.Warn("jobs interrupted by the previous stop", "count", len(interrupted))
 	}
 	srv := bot.NewServer(s)
 	ctlSrv := &http.Server{Handler: s.controlHandler(), ReadHeaderTimeout: 5 * time.Second}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -83,7 +84,7 @@ func up(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) err
 	}
 	fmt.Fprintf(stdout, "\n%s\n", strings.TrimSpace(out))
 	url := "https://" + chatDomain
-	if _, port, err := splitPort(httpsAddr); err == nil && port != "443" {
+	if _, port, err := net.SplitHostPort(httpsAddr); err == nil && port != "443" {
 		url += ":" + port
 	}
 	fmt.Fprintf(stdout, "\nYour chat: %s\nType /toolbox help in ~toolbox to begin.\n", url)
@@ -92,14 +93,6 @@ func up(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) err
 	}
 	log.Info("up", "chat", url)
 	return nil
-}
-
-func splitPort(addr string) (string, string, error) {
-	i := strings.LastIndex(addr, ":")
-	if i < 0 {
-		return "", "", errors.New("no port")
-	}
-	return addr[:i], addr[i+1:], nil
 }
 
 // botExec runs the toolbox CLI inside the bot's container: it reaches the
@@ -185,30 +178,32 @@ func botRootfs(bin []byte) (io.Reader, error) {
 	}
 	passwd := []byte("toolbox:x:" + botUID + ":" + botUID + ":toolbox:" + botStateDir + ":/sbin/nologin\n")
 	group := []byte("toolbox:x:" + botUID + ":\n")
-	steps := []struct {
+	dir := func(name string, mode int64, owner int) *tar.Header {
+		return &tar.Header{Typeflag: tar.TypeDir, Name: name, Mode: mode, Uid: owner, Gid: owner}
+	}
+	file := func(name string, mode int64, data []byte) (*tar.Header, []byte) {
+		return &tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: mode, Size: int64(len(data))}, data
+	}
+	type entry struct {
 		h    *tar.Header
 		data []byte
-	}{
-		{&tar.Header{Typeflag: tar.TypeDir, Name: "etc/", Mode: 0o755}, nil},
-		{&tar.Header{Typeflag: tar.TypeReg, Name: "etc/passwd", Mode: 0o644, Size: int64(len(passwd))}, passwd},
-		{&tar.Header{Typeflag: tar.TypeReg, Name: "etc/group", Mode: 0o644, Size: int64(len(group))}, group},
-		{&tar.Header{Typeflag: tar.TypeDir, Name: "data/", Mode: 0o700, Uid: uid, Gid: uid}, nil},
-		{&tar.Header{Typeflag: tar.TypeDir, Name: "tmp/", Mode: 0o1777}, nil},
-		{&tar.Header{Typeflag: tar.TypeReg, Name: "toolbox", Mode: 0o755, Size: int64(len(bin))}, bin},
 	}
+	entries := []entry{{h: dir("etc/", 0o755, 0)}}
+	for _, f := range []struct {
+		name string
+		mode int64
+		data []byte
+	}{{"etc/passwd", 0o644, passwd}, {"etc/group", 0o644, group}, {"toolbox", 0o755, bin}} {
+		h, data := file(f.name, f.mode, f.data)
+		entries = append(entries, entry{h, data})
+	}
+	entries = append(entries, entry{h: dir("data/", 0o700, uid)}, entry{h: dir("tmp/", 0o1777, 0)})
 	if ca, err := os.ReadFile("/etc/ssl/certs/ca-certificates.crt"); err == nil {
-		steps = append(steps,
-			struct {
-				h    *tar.Header
-				data []byte
-			}{&tar.Header{Typeflag: tar.TypeDir, Name: "etc/ssl/certs/", Mode: 0o755}, nil},
-			struct {
-				h    *tar.Header
-				data []byte
-			}{&tar.Header{Typeflag: tar.TypeReg, Name: "etc/ssl/certs/ca-certificates.crt", Mode: 0o644, Size: int64(len(ca))}, ca})
+		h, data := file("etc/ssl/certs/ca-certificates.crt", 0o644, ca)
+		entries = append(entries, entry{h: dir("etc/ssl/", 0o755, 0)}, entry{h: dir("etc/ssl/certs/", 0o755, 0)}, entry{h, data})
 	}
-	for _, s := range steps {
-		if err := add(s.h, s.data); err != nil {
+	for _, en := range entries {
+		if err := add(en.h, en.data); err != nil {
 			return nil, err
 		}
 	}
@@ -272,6 +267,13 @@ func ensureBot(ctx context.Context, e *docker.Engine, cfg config, image string, 
 		"TOOLBOX_TEAM":           cfg.TeamName,
 		"TOOLBOX_CHANNEL":        cfg.ChannelName,
 		"DOCKER_HOST":            "unix:///var/run/docker.sock",
+		"TOOLBOX_CONFIRM_TTL":    cfg.ConfirmTTL.String(),
+		"TOOLBOX_SHUTDOWN_GRACE": cfg.ShutdownGrace.String(),
+		"TOOLBOX_LOG_LEVEL":      cfg.LogLevel.String(),
+		"TOOLBOX_MM_ADMIN_USER":  cfg.AdminUser,
+	}
+	if cfg.ACMEEmail != "" {
+		env["TOOLBOX_ACME_EMAIL"] = cfg.ACMEEmail
 	}
 	files, err := catalogFiles(cfg.CatalogDir)
 	if err != nil {
@@ -290,7 +292,9 @@ func ensureBot(ctx context.Context, e *docker.Engine, cfg config, image string, 
 			{Volume: caddyAdminVolume, Target: proxy.AdminSocketDir},
 			{HostPath: socket.path, Target: "/var/run/docker.sock"},
 		},
-		GroupAdd:    []string{strconv.Itoa(socket.gid)},
+		GroupAdd: []string{strconv.Itoa(socket.gid)},
+		// Running jobs get their grace time on `docker stop`, and a little more.
+		StopTimeout: cfg.ShutdownGrace + 10*time.Second,
 		Files:       files,
 		MemoryLimit: 256 << 20, MemoryReservation: 64 << 20,
 		Health: &docker.Health{
@@ -399,7 +403,10 @@ func down(ctx context.Context, cfg config, stdin io.Reader, stdout io.Writer, ye
 		vols, err := e.Volumes(ctx, managed)
 		errs = append(errs, err)
 		for _, v := range vols {
-			errs = append(errs, e.RemoveVolume(ctx, v))
+			if err := e.RemoveVolume(ctx, v); err != nil {
+				errs = append(errs, err)
+				continue
+			}
 			fmt.Fprintf(stdout, "- deleted the volume %s\n", v)
 		}
 	}

@@ -111,6 +111,7 @@ func Bootstrap(ctx context.Context, cfg BootstrapConfig, store BootstrapStore) (
 	b.admin = model.NewAPIv4Client(cfg.SiteURL)
 	b.admin.HTTPClient = &http.Client{Timeout: 30 * time.Second}
 	steps := []func(context.Context) error{b.loginAdmin, b.ensureTeam, b.ensureChannel, b.ensureBot, b.ensureBotToken, b.ensureCommand, b.saveSettings}
+	defer func() { _, _ = b.admin.Logout(context.WithoutCancel(ctx)) }()
 	for _, step := range steps {
 		if err := step(ctx); err != nil {
 			return b.res, fmt.Errorf("bootstrap %s: %w", cfg.SiteURL, err)
@@ -139,30 +140,28 @@ func statusOf(resp *model.Response) int {
 
 func (b *bootstrapper) loginAdmin(ctx context.Context) error {
 	b.res.AdminUsername = b.cfg.AdminUsername
-	password := b.cfg.AdminPassword
-	if password == "" {
-		stored, err := b.store.Secret(SecretAdminPassword)
-		switch {
-		case err == nil:
-			password = stored
-		case errors.Is(err, state.ErrNotFound):
-			// The password is kept before the user exists, so a crash between
-			// the two never leaves an admin whose password nobody knows.
-			if password, err = state.NewRandomSecret(18); err != nil {
-				return err
-			}
-			if err := b.store.SetSecret(SecretAdminPassword, password); err != nil {
-				return err
-			}
-		default:
+	if b.cfg.AdminPassword != "" {
+		// The operator's own password: used, never kept.
+		return b.login(ctx, b.cfg.AdminPassword)
+	}
+	password, err := b.store.Secret(SecretAdminPassword)
+	switch {
+	case err == nil:
+	case errors.Is(err, state.ErrNotFound):
+		// The password is kept before the user exists, so a crash between
+		// the two never leaves an admin whose password nobody knows.
+		if password, err = state.NewRandomSecret(18); err != nil {
 			return err
 		}
-	} else if err := b.store.SetSecret(SecretAdminPassword, password); err != nil {
+		if err := b.store.SetSecret(SecretAdminPassword, password); err != nil {
+			return err
+		}
+	default:
 		return err
 	}
 	_, resp, err := b.admin.Login(ctx, b.cfg.AdminUsername, password.Reveal())
 	if err == nil {
-		return nil
+		return b.login(ctx, password)
 	}
 	if s := statusOf(resp); s != http.StatusUnauthorized && s != http.StatusBadRequest && s != http.StatusNotFound {
 		return fmt.Errorf("log in as %s: %w", b.cfg.AdminUsername, err)
@@ -175,15 +174,23 @@ func (b *bootstrapper) loginAdmin(ctx context.Context) error {
 		}
 		return fmt.Errorf("create the first admin: %w", err)
 	}
-	u, _, err := b.admin.Login(ctx, b.cfg.AdminUsername, password.Reveal())
-	if err != nil {
-		return fmt.Errorf("log in as the new admin: %w", err)
-	}
-	if !u.IsSystemAdmin() {
-		return fmt.Errorf("the user %s was created but is not a system admin: the server was not empty", u.Username)
+	if err := b.login(ctx, password); err != nil {
+		return err
 	}
 	b.res.AdminPassword = password
-	b.changed("created the first admin @%s", u.Username)
+	b.changed("created the first admin @%s", b.cfg.AdminUsername)
+	return nil
+}
+
+// login logs in as the admin and checks that the account may set things up.
+func (b *bootstrapper) login(ctx context.Context, password state.Secret) error {
+	u, _, err := b.admin.Login(ctx, b.cfg.AdminUsername, password.Reveal())
+	if err != nil {
+		return fmt.Errorf("log in as %s: %w", b.cfg.AdminUsername, err)
+	}
+	if !u.IsSystemAdmin() {
+		return fmt.Errorf("%s is not a system admin of this Mattermost: give an admin's user name and password (TOOLBOX_MM_ADMIN_USER, TOOLBOX_MM_ADMIN_PASSWORD)", u.Username)
+	}
 	return nil
 }
 
@@ -260,9 +267,13 @@ func (b *bootstrapper) ensureBotToken(ctx context.Context) error {
 	if tok, err := b.store.Secret(SecretBotToken); err == nil {
 		c := model.NewAPIv4Client(b.cfg.SiteURL)
 		c.SetToken(tok.Reveal())
-		me, _, err := c.GetMe(ctx, "")
-		if err == nil && me.Id == b.res.BotUserID {
+		me, resp, err := c.GetMe(ctx, "")
+		switch {
+		case err == nil && me.Id == b.res.BotUserID:
 			return nil
+		case err != nil && statusOf(resp) != http.StatusUnauthorized:
+			// Not a refused token: do not pile up new ones on a passing failure.
+			return fmt.Errorf("check the bot's token: %w", err)
 		}
 	} else if !errors.Is(err, state.ErrNotFound) {
 		return err

@@ -168,7 +168,7 @@ func (h *Handler) serveAction(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not a toolbox button", http.StatusBadRequest)
 		return
 	}
-	if req.TeamId != "" && req.TeamId != h.TeamID {
+	if req.TeamId != h.TeamID {
 		http.Error(w, "this toolbox serves another team", http.StatusForbidden)
 		return
 	}

@@ -203,7 +203,7 @@ func TestActionEndpoint(t *testing.T) {
 		{name: "another team", contentType: "application/json", body: actionBody(t, otherTeam), wantStatus: http.StatusForbidden},
 		{name: "body over 1 MB", contentType: "application/json", body: `{"pad":"` + strings.Repeat("a", MaxBodyBytes) + `"}`, wantStatus: http.StatusRequestEntityTooLarge},
 		{name: "forged token", contentType: "application/json", body: actionBody(t, forged), wantStatus: http.StatusOK, wantAudit: 1, wantEph: "This button is not valid."},
-		{name: "forged token without a team", contentType: "application/json", body: actionBody(t, noTeam), wantStatus: http.StatusOK, wantAudit: 1, wantEph: "This button is not valid."},
+		{name: "forged token without a team", contentType: "application/json", body: actionBody(t, noTeam), wantStatus: http.StatusForbidden},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -117,6 +117,9 @@ func validateDomain(d string) error {
 			return Errorf(Invalid, "`%s` is not a domain name like wiki.example.org (lowercase letters, digits, dashes and dots).", truncate(d, 60))
 		}
 	}
+	if strings.Trim(labels[len(labels)-1], "0123456789") == "" {
+		return Errorf(Invalid, "`%s` is an address, not a domain name: certificates need a name like wiki.example.org.", truncate(d, 60))
+	}
 	return nil
 }
 
@@ -177,6 +180,26 @@ func (a *AppDeps) vars(app catalog.App, domain string) (map[string]string, []str
 		return nil, nil, Errorf(Invalid, "%s needs settings that are not given yet: %s.", app.Name, strings.Join(missing, ", "))
 	}
 	return vars, secrets, nil
+}
+
+// knownSecrets are the values of app's secrets that exist, to hide them;
+// unlike vars, it creates nothing and needs no setting.
+func (a *AppDeps) knownSecrets(app catalog.App) []string {
+	var names, out []string
+	for _, s := range app.Secrets {
+		names = append(names, s.Name)
+	}
+	for _, s := range app.Settings {
+		if s.Secret {
+			names = append(names, s.Name)
+		}
+	}
+	for _, n := range names {
+		if v, err := a.Store.Secret(secretName(app.Name, n)); err == nil {
+			out = append(out, v.Reveal())
+		}
+	}
+	return out
 }
 
 // scrub hides every known secret in text.

@@ -17,7 +17,8 @@ const (
 	statusDeploying = "deploying"
 	statusRunning   = "running"
 	statusFailed    = "failed"
-	installedKey    = "post-install done"
+	// postInstallKey, numbered, records in the app's state each post-install step done.
+	postInstallKey = "post-install step done"
 )
 
 func (a *AppDeps) addVerb(r *Router) *Verb {
@@ -160,7 +161,7 @@ func (a *AppDeps) deploy(ctx context.Context, app catalog.App, domain string, pr
 		}
 		return err
 	}
-	vars, _, err := a.vars(app, domain)
+	vars, secrets, err := a.vars(app, domain)
 	if err != nil {
 		return fail(err)
 	}
@@ -171,7 +172,9 @@ func (a *AppDeps) deploy(ctx context.Context, app catalog.App, domain string, pr
 	progress("deploying %s %s", app.Name, app.Version)
 	upstream, err := a.Machine.Deploy(ctx, app.Name, project, app.Entry, func(line string) { progress("%s", line) })
 	if err != nil {
-		return fail(&Error{Kind: Unavailable, Message: fmt.Sprintf("Deploying %s failed: %s", app.Name, firstLine(err.Error())), Err: err})
+		// The engine's words help people here (a health check's output, a
+		// name taken), but they may quote the app's configuration.
+		return fail(&Error{Kind: Unavailable, Message: fmt.Sprintf("Deploying %s failed: %s", app.Name, scrub(firstLine(err.Error()), secrets)), Err: err})
 	}
 	if a.Proxy != nil {
 		progress("routing %s to %s", domain, app.Name)
@@ -179,17 +182,24 @@ func (a *AppDeps) deploy(ctx context.Context, app catalog.App, domain string, pr
 			return fail(&Error{Kind: Unavailable, Message: fmt.Sprintf("%s runs, but its route on %s could not be set.", app.Name, domain), Err: err})
 		}
 	}
-	if rec.Settings[installedKey] == "" {
-		for _, step := range app.PostInstall {
-			progress("post-install: %s", step.Description)
-			if _, err := a.Machine.Exec(ctx, app.Name, step.Service, step.Command); err != nil {
-				return fail(&Error{Kind: Unavailable, Message: fmt.Sprintf("%s runs, but its post-install step %q failed.", app.Name, step.Description), Err: err})
-			}
+	// Each post-install step runs once: it is recorded as soon as it is done,
+	// so a retry after a failure goes on from the step that failed.
+	if rec.Settings == nil {
+		rec.Settings = map[string]string{}
+	}
+	for i, step := range app.PostInstall {
+		key := fmt.Sprintf("%s %d", postInstallKey, i+1)
+		if rec.Settings[key] != "" {
+			continue
 		}
-		if rec.Settings == nil {
-			rec.Settings = map[string]string{}
+		progress("post-install: %s", step.Description)
+		if _, err := a.Machine.Exec(ctx, app.Name, step.Service, step.Command); err != nil {
+			return fail(&Error{Kind: Unavailable, Message: fmt.Sprintf("%s runs, but its post-install step %q failed. Run `/toolbox add %s` again to retry it.", app.Name, step.Description, app.Name), Err: err})
 		}
-		rec.Settings[installedKey] = r.deps.Now().UTC().Format(time.RFC3339)
+		rec.Settings[key] = r.deps.Now().UTC().Format(time.RFC3339)
+		if err := a.Store.PutApp(rec); err != nil {
+			return err
+		}
 	}
 	rec.Status = statusRunning
 	return a.Store.PutApp(rec)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/toolbox-collective/toolbox/state"
 )
 
 const maxAudit = 200
@@ -31,7 +33,7 @@ func (r *Router) auditVerb() *Verb {
 			b.WriteString("| when (UTC) | who | where | what | outcome |\n|---|---|---|---|---|\n")
 			for _, a := range recs {
 				who := "@" + a.UserName
-				if a.Kind == "terminal" {
+				if a.Kind == state.AuditTerminal {
 					who = "operator"
 				}
 				where := "~" + a.ChannelName

@@ -56,11 +56,7 @@ func (a *AppDeps) logsVerb() *Verb {
 			if err != nil {
 				return "", err
 			}
-			_, secrets, err := a.vars(app, rec.Domain)
-			if err != nil {
-				return "", err
-			}
-			out = scrub(out, secrets)
+			out = scrub(out, a.knownSecrets(app))
 			if len(out) > maxLogBytes {
 				out = "…" + out[len(out)-maxLogBytes:]
 			}

@@ -50,14 +50,18 @@ func (a *AppDeps) removeVerb(r *Router) *Verb {
 			if err := a.Machine.Remove(ctx, name, purge); err != nil {
 				return "", err
 			}
+			// The secrets go before the record, so a crash in between leaves
+			// a record that `remove --purge` can be run on again.
+			if purge {
+				if _, err := a.Store.DeleteSecrets(secretName(name, "")); err != nil {
+					return "", err
+				}
+			}
 			if err := a.Store.DeleteApp(name); err != nil {
 				return "", err
 			}
 			if !purge {
 				return fmt.Sprintf("**%s** is removed. Its data is kept: `/toolbox add %s` brings it back.", name, name), nil
-			}
-			if _, err := a.Store.DeleteSecrets(secretName(name, "")); err != nil {
-				return "", err
 			}
 			return fmt.Sprintf("**%s** is removed and its data deleted.", name), nil
 		},

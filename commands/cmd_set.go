@@ -17,10 +17,10 @@ func (a *AppDeps) setVerb() *Verb {
 		Help: "`/toolbox catalog` lists the settings each app needs. Secret settings (passwords) are kept like generated secrets and " +
 			"never shown again; the audit log records that one was set, not its value. Run `/toolbox add <app>` again to apply a change.",
 		Redact: func(args []string) []string {
-			if len(args) == 3 {
-				return []string{args[0], args[1], "[redacted]"}
+			if len(args) <= 2 {
+				return args
 			}
-			return args
+			return []string{args[0], args[1], "[redacted]"}
 		},
 		Run: func(_ context.Context, inv Invocation) (string, error) {
 			app, err := a.catalogApp(inv.Args[0])

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/toolbox-collective/toolbox/state"
 )
 
 // prompt is what a confirmation button is bound to. It travels, signed, in the
@@ -151,7 +153,7 @@ func (r *Router) HandleClick(ctx context.Context, click Click) ClickResult {
 	if click.Confirm {
 		action = "confirm"
 	}
-	r.audit(click.Caller, "click", action+" on post "+click.PostID, outcome, start)
+	r.audit(click.Caller, state.AuditClick, action+" on post "+click.PostID, outcome, start)
 	return res
 }
 
@@ -226,7 +228,7 @@ func (r *Router) handleClick(ctx context.Context, click Click) (ClickResult, str
 	update := fmt.Sprintf("%s: confirmed by %s at %s UTC.", command, who, at)
 	if err != nil {
 		text, ref := Message(err)
-		if ref != "" {
+		if ref != "" || hasCause(err) {
 			r.deps.Log.Error("confirmed command failed", "ref", ref, "verb", v.Name, "err", err)
 		}
 		return ClickResult{Update: update + " It failed: " + text}, "confirmed, failed", nil

@@ -49,6 +49,13 @@ func KindOf(err error) Kind {
 	return Internal
 }
 
+// hasCause reports whether err is an *Error carrying a cause the operators
+// should see in the log even though people get only its message.
+func hasCause(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Err != nil
+}
+
 // Message renders err for the chat. Internal errors get a short sentence and a
 // reference that is also in the log line carrying the full chain.
 func Message(err error) (text, ref string) {

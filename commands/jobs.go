@@ -70,11 +70,10 @@ func (j *Jobs) execute(ctx context.Context, c Caller, v *Verb, job state.Job) {
 	title := j.title(job)
 	postID := j.post(ctx, job.ChannelID, fmt.Sprintf(":hourglass: %s started by %s", title, c.mention()))
 	started := j.deps.Now()
-	job, err := j.deps.Store.UpdateJob(job.ID, func(s *state.Job) error {
+	if _, err := j.deps.Store.UpdateJob(job.ID, func(s *state.Job) error {
 		s.Status, s.Started, s.PostID = state.JobRunning, started, postID
 		return nil
-	})
-	if err != nil {
+	}); err != nil {
 		log.Error("job state not recorded", "err", err)
 	}
 
@@ -114,7 +113,7 @@ func (j *Jobs) execute(ctx context.Context, c Caller, v *Verb, job state.Job) {
 		status, icon, outcome = state.JobFailed, ":x:", "failed"
 		text, ref := Message(runErr)
 		errText = text
-		if ref != "" {
+		if ref != "" || hasCause(runErr) {
 			log.Error("job failed", "ref", ref, "err", runErr)
 		}
 	}

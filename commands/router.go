@@ -191,6 +191,8 @@ func (r *Router) Handle(ctx context.Context, req Request) Reply {
 		if ref != "" {
 			outcome = "error " + ref
 			r.deps.Log.Error("command failed", "ref", ref, "text", r.redacted(req.Text), "user", req.Caller.UserName, "err", err)
+		} else if hasCause(err) {
+			r.deps.Log.Warn("command refused", "text", r.redacted(req.Text), "user", req.Caller.UserName, "err", err)
 		}
 	}
 	r.audit(req.Caller, kindOf(req.Caller), r.redacted(req.Text), outcome, start)
@@ -198,13 +200,22 @@ func (r *Router) Handle(ctx context.Context, req Request) Reply {
 }
 
 // redacted is text with the secret arguments of its verb hidden.
+// A text that does not parse, or names no verb, keeps only its first word:
+// it may be a mistyped command carrying a password.
 func (r *Router) redacted(text string) string {
 	words, err := Split(text)
 	if err != nil || len(words) == 0 {
-		return text
+		first, rest, _ := strings.Cut(strings.TrimSpace(text), " ")
+		if rest != "" {
+			first += " …"
+		}
+		return truncate(first, 40)
 	}
 	v, args, err := r.lookup(words)
-	if err != nil || v.Redact == nil {
+	switch {
+	case err != nil && len(words) > 1:
+		return truncate(words[0], 40) + " …"
+	case err != nil || v.Redact == nil:
 		return text
 	}
 	return strings.TrimSpace(v.Name + " " + quoteArgs(v.Redact(args)))
@@ -212,9 +223,9 @@ func (r *Router) redacted(text string) string {
 
 func kindOf(c Caller) string {
 	if c.Terminal {
-		return "terminal"
+		return state.AuditTerminal
 	}
-	return "command"
+	return state.AuditCommand
 }
 
 func (r *Router) audit(c Caller, kind, text, outcome string, start time.Time) {
@@ -412,5 +423,5 @@ func (r *Router) NeedsConfirmation(text string) bool {
 		return false
 	}
 	v, args, err := r.lookup(words)
-	return err == nil && v.confirmations(words[len(words)-len(args):]) > 0
+	return err == nil && v.confirmations(args) > 0
 }

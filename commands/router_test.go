@@ -52,6 +52,7 @@ func TestHandleReplies(t *testing.T) {
 		want        string   // the whole reply, when set
 		wantParts   []string // pieces of the reply
 		wantOutcome string
+		wantAudit   string // the audit text, when not the text itself
 	}{
 		{
 			name: "help for a verb", caller: caller("ann"), text: "help status",
@@ -111,6 +112,7 @@ func TestHandleReplies(t *testing.T) {
 			name: "unknown verb far from any", caller: caller("ann"), text: "xyzzy plugh",
 			want:        "I don't know `xyzzy`. Type `/toolbox help` for the list.",
 			wantOutcome: "error",
+			wantAudit:   "xyzzy …",
 		},
 		{
 			name: "unknown verb that is very long", caller: caller("ann"), text: strings.Repeat("z", 100),
@@ -126,6 +128,7 @@ func TestHandleReplies(t *testing.T) {
 			name: "group with an unknown subverb", caller: caller("ann"), text: "admins promote @bob",
 			want:        "`admins` needs one of: `add`, `list`, `remove`. Try `/toolbox help admins`.",
 			wantOutcome: "error",
+			wantAudit:   "admins …",
 		},
 		{
 			name: "too many arguments", caller: caller("ann"), text: "status now",
@@ -142,6 +145,8 @@ func TestHandleReplies(t *testing.T) {
 		{
 			name: "unclosed quote", caller: caller("ann"), text: `admins add "bob`,
 			want: "A quote is not closed.", wantOutcome: "error",
+			// A text that does not parse may carry a secret: only its first word is kept.
+			wantAudit: "admins …",
 		},
 		{
 			name: "admin verb refused to a member", caller: caller("ann"), text: "audit",
@@ -192,9 +197,13 @@ func TestHandleReplies(t *testing.T) {
 			if tt.caller.Terminal {
 				wantKind = "terminal"
 			}
-			if rec.Outcome != tt.wantOutcome || rec.Kind != wantKind || rec.Text != truncate(tt.text, 512) ||
+			wantAudit := tt.wantAudit
+			if wantAudit == "" {
+				wantAudit = truncate(tt.text, 512)
+			}
+			if rec.Outcome != tt.wantOutcome || rec.Kind != wantKind || rec.Text != wantAudit ||
 				rec.UserID != tt.caller.UserID || rec.UserName != tt.caller.UserName || rec.ChannelName != tt.caller.ChannelName {
-				t.Errorf("audit record = %+v, want outcome %q, kind %q, text %q and the caller", rec, tt.wantOutcome, wantKind, tt.text)
+				t.Errorf("audit record = %+v, want outcome %q, kind %q, text %q and the caller", rec, tt.wantOutcome, wantKind, wantAudit)
 			}
 			if !rec.Time.Equal(e.clock.Now()) {
 				t.Errorf("audit record time = %v, want the injected now %v", rec.Time, e.clock.Now())
@@ -241,6 +250,14 @@ func TestHandleAuditsEveryCommandOnce(t *testing.T) {
 		t.Errorf("last audit text = %q, want %q", rec.Text, "help ''")
 	}
 	// A long text is kept, cut, in the audit log.
+	e.handle(caller("ann"), "set wiki SMTP_PASSWORD two words")
+	if rec := e.lastAudit(t); strings.Contains(rec.Text, "two") {
+		t.Errorf("a set with too many words kept its value in the audit log: %q", rec.Text)
+	}
+	e.handle(caller("ann"), "sett wiki SMTP_PASSWORD hunter2")
+	if rec := e.lastAudit(t); strings.Contains(rec.Text, "hunter2") {
+		t.Errorf("a mistyped verb kept its arguments in the audit log: %q", rec.Text)
+	}
 	e.handle(caller("ann"), "status "+strings.Repeat("x", 1000))
 	if rec := e.lastAudit(t); len(rec.Text) > 512+len("…") || !strings.HasSuffix(rec.Text, "…") {
 		t.Errorf("audit text of a 1 KB command = %d bytes %q…, want it cut at 512 bytes", len(rec.Text), rec.Text[:20])

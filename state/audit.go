@@ -1,6 +1,7 @@
 package state
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -44,6 +45,11 @@ const auditLinger = 2 * time.Millisecond
 type auditWriter struct {
 	queue chan auditItem
 	done  chan struct{}
+
+	// closing guards the queue: senders hold it for reading, Close for
+	// writing, so nothing is sent on the queue once it is closed.
+	closing sync.RWMutex
+	closed  bool
 
 	mu      sync.Mutex
 	lastErr error // the last failed commit, reported by the next AppendAudit
@@ -127,19 +133,39 @@ func (s *Store) AppendAudit(r AuditRecord) error {
 	err := s.audit.lastErr
 	s.audit.lastErr = nil
 	s.audit.mu.Unlock()
+	s.audit.closing.RLock()
+	defer s.audit.closing.RUnlock()
+	if s.audit.closed {
+		return errClosed
+	}
 	s.audit.queue <- auditItem{rec: r}
 	return err
 }
 
+var errClosed = errors.New("state: the store is closed")
+
 // FlushAudit waits until every record queued before the call is committed.
 func (s *Store) FlushAudit() {
 	flushed := make(chan struct{})
+	s.audit.closing.RLock()
+	if s.audit.closed {
+		s.audit.closing.RUnlock()
+		return
+	}
 	s.audit.queue <- auditItem{flushed: flushed}
+	s.audit.closing.RUnlock()
 	<-flushed
 }
 
 func (s *Store) stopAuditWriter() error {
+	s.audit.closing.Lock()
+	if s.audit.closed {
+		s.audit.closing.Unlock()
+		return nil
+	}
+	s.audit.closed = true
 	close(s.audit.queue)
+	s.audit.closing.Unlock()
 	<-s.audit.done
 	s.audit.mu.Lock()
 	defer s.audit.mu.Unlock()

@@ -143,6 +143,21 @@ func (s *Store) Close() error {
 	return auditErr
 }
 
+// Check verifies the whole file's consistency (bbolt's tx.Check): for a
+// backup received over a stream.
+func (s *Store) Check() error {
+	return s.db.View(func(tx *bbolt.Tx) error {
+		var errs []error
+		for err := range tx.Check() {
+			errs = append(errs, err)
+		}
+		if err := errors.Join(errs...); err != nil {
+			return fmt.Errorf("state: %s is damaged: %w", s.db.Path(), err)
+		}
+		return nil
+	})
+}
+
 // Path is the database file.
 func (s *Store) Path() string { return s.db.Path() }
 

@@ -899,3 +899,33 @@ func TestDeleteSecrets(t *testing.T) {
 		}
 	}
 }
+
+func TestAuditAfterClose(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "closed.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendAudit(AuditRecord{Kind: AuditCommand, Text: "status"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendAudit(AuditRecord{Kind: AuditCommand, Text: "late"}); err == nil {
+		t.Error("AppendAudit after Close succeeded")
+	}
+	s.FlushAudit() // must not block or panic
+	again, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if err := again.Check(); err != nil {
+		t.Errorf("Check: %v", err)
+	}
+	recs, err := again.RecentAudit(10)
+	if err != nil || len(recs) != 1 || recs[0].Text != "status" {
+		t.Errorf("after reopening, audit = %+v, %v; want the record appended before Close", recs, err)
+	}
+}

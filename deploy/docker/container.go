@@ -60,6 +60,9 @@ type ContainerSpec struct {
 	Restart string
 	Health  *Health // nil: the image's
 	User    string
+	// StopTimeout is how long a stop waits before killing (0: the engine's
+	// 10 s); a container that drains work on SIGTERM needs more.
+	StopTimeout time.Duration
 	// GroupAdd are further groups of the container's user (the group that
 	// owns the engine's socket).
 	GroupAdd   []string
@@ -324,13 +327,19 @@ func (e *Engine) create(ctx context.Context, spec ContainerSpec, hash string) (s
 	}
 	restart, _ := restartPolicy(spec.Restart) // validated
 
+	var stopTimeout *int
+	if spec.StopTimeout > 0 {
+		secs := int(spec.StopTimeout.Seconds())
+		stopTimeout = &secs
+	}
 	cfg := &container.Config{
-		Image:      spec.Image,
-		Cmd:        spec.Cmd,
-		Entrypoint: spec.Entrypoint,
-		Env:        env,
-		Labels:     labels,
-		User:       spec.User,
+		StopTimeout: stopTimeout,
+		Image:       spec.Image,
+		Cmd:         spec.Cmd,
+		Entrypoint:  spec.Entrypoint,
+		Env:         env,
+		Labels:      labels,
+		User:        spec.User,
 	}
 	if h := spec.Health; h != nil {
 		cfg.Healthcheck = &container.HealthConfig{

@@ -8,13 +8,13 @@ import (
 // How the Caddy container is run. The deploy code creates it with these
 // values; the Proxy finds it through them.
 const (
-	// ContainerName is the Caddy container's name, and its alias on the
-	// machine's Docker network: the toolbox reaches the admin API at
-	// http://caddy:2019 from there.
+	// ContainerName is the Caddy container's alias on the machine's Docker
+	// network, and the host the Proxy names in its admin requests.
 	ContainerName = "caddy"
-	// AdminPort is the admin API's port inside the container. Publish it on
-	// 127.0.0.1 only (never on a public address): the admin API has no
-	// authentication.
+	// AdminPort is the admin API's port inside the container when it listens
+	// on TCP (AdminTCP, for tests): publish it on 127.0.0.1 only, never on a
+	// public address, as the admin API has no authentication. The toolbox's
+	// own deployment uses AdminUnix instead.
 	AdminPort = 2019
 	// AdminOrigin is the Origin header the Proxy sends; it is in the admin
 	// listener's origins list (see ContainerConfig).
@@ -76,28 +76,16 @@ func ContainerEnv() map[string]string {
 // local is true, ACME otherwise (without an account email: Init sets
 // Options.Email).
 //
-// The admin listener. The toolbox runs in a container on the machine's
-// Docker network and reaches Caddy by name (caddy:2019); the toolbox CLI on
-// the machine itself reaches it through the port published on 127.0.0.1.
-// Caddy's default listener, localhost:2019, would serve neither: inside the
-// container, localhost is the container alone. So it listens on
-// 0.0.0.0:2019, which is only as exposed as the container's networks: its
-// port must never be published on a public address (the deploy code
-// publishes it on 127.0.0.1 only), and only Caddy listens publicly, on 80
-// and 443.
-//
-// On a wildcard address Caddy stops checking the Host header (admin.go:
-// enforceHost), so the Origin check is what stands between the admin API and
-// a web browser on the same machine (local mode runs on someone's laptop): a
-// page from anywhere could otherwise POST to 127.0.0.1:2019 (CSRF) or reach
-// it through DNS rebinding. enforce_origin makes Caddy refuse every request
-// whose Origin (or Referer) is not in the origins list, so a browser, which
-// cannot forge Origin, is always refused; the toolbox sends AdminOrigin. The
+// The admin listener, adminListen, is AdminUnix in the toolbox's own
+// deployment: a unix socket in a volume that only the Caddy and toolbox
+// containers mount, so that the apps, which share a Docker network with
+// Caddy, cannot reach the admin API at all. Tests use AdminTCP, published on
+// 127.0.0.1 only. On a wildcard TCP address Caddy stops checking the Host
+// header (admin.go: enforceHost), so the Origin check is what stands between
+// the admin API and a web browser on the same machine: enforce_origin makes
+// Caddy refuse every request whose Origin (or Referer) is not in the origins
+// list, and a browser cannot forge Origin; the toolbox sends AdminOrigin. The
 // list has no scheme, so it is compared by host and port only.
-//
-// adminListen is AdminTCP, or AdminUnix: a unix socket in a volume that only
-// the Caddy and toolbox containers mount, so that the apps, which share a
-// Docker network with Caddy, cannot reach the admin API at all.
 func ContainerConfig(local bool, adminListen string) []byte {
 	cfg := baseConfig(local, "")
 	cfg["admin"] = map[string]any{
