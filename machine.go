@@ -89,6 +89,17 @@ func (m *machine) Deploy(ctx context.Context, app string, p *types.Project, entr
 	return fmt.Sprintf("%s:%d", stack.ContainerName(app, entry.Service), entry.Port), nil
 }
 
+func (m *machine) Build(ctx context.Context, app string, b catalog.Build, p *types.Project, progress func(string)) error {
+	s, err := m.stack(ctx)
+	if err != nil {
+		return err
+	}
+	return s.Build(ctx, app, stack.Launcher{
+		Service: b.Service, Repository: b.Repository, Ref: b.Ref, BaseImage: b.BaseImage, Output: b.Output,
+		Templates: b.Templates, Params: b.Params, Command: b.Command,
+	}, p, progress)
+}
+
 func (m *machine) Remove(ctx context.Context, app string, purge bool) error {
 	s, err := m.stack(ctx)
 	if err != nil {

@@ -27,6 +27,9 @@ type Machine interface {
 	// Deploy converges app to project and returns the address the proxy
 	// forwards to (host:port on the shared network).
 	Deploy(ctx context.Context, app string, project *types.Project, entry catalog.Entry, progress func(string)) (upstream string, err error)
+	// Build makes, with upstream's own launcher, the image of an app that
+	// upstream supports building only on the machine.
+	Build(ctx context.Context, app string, b catalog.Build, project *types.Project, progress func(string)) error
 	Remove(ctx context.Context, app string, purge bool) error
 	Restart(ctx context.Context, app string, progress func(string)) error
 	Services(ctx context.Context, app string) ([]Service, error)

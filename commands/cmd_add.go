@@ -142,10 +142,6 @@ func (a *AppDeps) whatMakesRoom(short int64, r *Router) string {
 // deploy records the app, converges its containers, routes its domain and
 // runs its post-install steps once. Run again, it repairs and changes nothing else.
 func (a *AppDeps) deploy(ctx context.Context, app catalog.App, domain string, progress func(string, ...any), r *Router) error {
-	if app.Build != nil {
-		return Errorf(Unavailable, "%s is built on the machine by its upstream launcher (%s), which this toolbox does not run yet. %s",
-			app.Name, app.Build.Repository, app.Notes)
-	}
 	rec, err := a.Store.App(app.Name)
 	if err != nil && !errors.Is(err, state.ErrNotFound) {
 		return err
@@ -168,6 +164,12 @@ func (a *AppDeps) deploy(ctx context.Context, app catalog.App, domain string, pr
 	project, err := app.Project(ctx, vars)
 	if err != nil {
 		return fail(err)
+	}
+	if app.Build != nil {
+		progress("building %s with its upstream launcher", app.Name)
+		if err := a.Machine.Build(ctx, app.Name, *app.Build, project, func(line string) { progress("%s", scrub(line, secrets)) }); err != nil {
+			return fail(&Error{Kind: Unavailable, Message: fmt.Sprintf("Building %s failed: %s", app.Name, scrub(firstLine(err.Error()), secrets)), Err: err})
+		}
 	}
 	progress("deploying %s %s", app.Name, app.Version)
 	upstream, err := a.Machine.Deploy(ctx, app.Name, project, app.Entry, func(line string) { progress("%s", line) })

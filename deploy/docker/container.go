@@ -56,6 +56,8 @@ type ContainerSpec struct {
 	// MemoryLimit and MemoryReservation are in bytes; 0 means none.
 	MemoryLimit       int64
 	MemoryReservation int64
+	// ShmSize is /dev/shm's size in bytes (0: the engine's 64 MB).
+	ShmSize int64
 	// Restart is "unless-stopped" (default), "always", "no" or "on-failure[:N]".
 	Restart string
 	Health  *Health // nil: the image's
@@ -352,6 +354,7 @@ func (e *Engine) create(ctx context.Context, spec ContainerSpec, hash string) (s
 	}
 	hc := &container.HostConfig{
 		GroupAdd:      spec.GroupAdd,
+		ShmSize:       spec.ShmSize,
 		RestartPolicy: restart,
 		Resources: container.Resources{
 			Memory:            spec.MemoryLimit,
@@ -781,4 +784,19 @@ func (e *Engine) PID(ctx context.Context, name string) (int, error) {
 		return 0, fmt.Errorf("docker: container %q: %w", name, cerrdefs.ErrNotFound.WithMessage("no such container"))
 	}
 	return cur.State.Pid, nil
+}
+
+// WaitExit waits until the container called name stops and returns its exit
+// code: for one-shot containers, such as an image build.
+func (e *Engine) WaitExit(ctx context.Context, name string) (int, error) {
+	res := e.cli.ContainerWait(ctx, name, client.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
+	select {
+	case r := <-res.Result:
+		if r.Error != nil && r.Error.Message != "" {
+			return -1, fmt.Errorf("docker: wait for %q: %s", name, r.Error.Message)
+		}
+		return int(r.StatusCode), nil
+	case err := <-res.Error:
+		return -1, fmt.Errorf("docker: wait for %q: %w", name, err)
+	}
 }

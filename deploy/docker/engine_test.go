@@ -617,3 +617,21 @@ func TestNotOurs(t *testing.T) {
 		t.Errorf("someone else's container was touched: before %+v, after %+v", before, after)
 	}
 }
+
+func TestWaitExit(t *testing.T) {
+	e := dockertest.Engine(t)
+	ctx := context.Background()
+	labels := dockertest.Labels(t, e)
+	for _, tc := range []struct {
+		cmd  []string
+		want int
+	}{{[]string{"sleep", "200ms"}, 0}, {[]string{"no-such-command"}, 2}} {
+		name := dockertest.Unique(t, "tbt-once")
+		if _, err := e.EnsureContainer(ctx, docker.ContainerSpec{Name: name, Image: dockertest.Standin(t, e), Cmd: tc.cmd, Labels: labels, Restart: "no"}); err != nil {
+			t.Fatal(err)
+		}
+		if code, err := e.WaitExit(ctx, name); err != nil || code != tc.want {
+			t.Errorf("WaitExit after %v = %d, %v; want %d", tc.cmd, code, err, tc.want)
+		}
+	}
+}

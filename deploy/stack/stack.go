@@ -192,7 +192,7 @@ func (s *Stack) spec(app string, svc types.ServiceConfig, entry bool) (docker.Co
 		Name: ContainerName(app, svc.Name), Image: svc.Image,
 		Cmd: svc.Command, Entrypoint: svc.Entrypoint, Env: env, Labels: labels,
 		Network: NetworkName(app), Aliases: []string{svc.Name},
-		MemoryLimit: int64(svc.MemLimit), MemoryReservation: int64(svc.MemReservation),
+		MemoryLimit: int64(svc.MemLimit), MemoryReservation: int64(svc.MemReservation), ShmSize: int64(svc.ShmSize),
 		Restart: svc.Restart, User: svc.User,
 	}
 	if spec.Restart == "" || spec.Restart == "always" {
