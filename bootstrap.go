@@ -51,7 +51,7 @@ func bootstrapMattermost(ctx context.Context, cfg config, st *state.Store) (bot.
 	return bot.Bootstrap(ctx, bot.BootstrapConfig{
 		SiteURL: cfg.MattermostURL, BotURL: cfg.BotURL,
 		TeamName: cfg.TeamName, ChannelName: cfg.ChannelName,
-		AdminUsername: cfg.AdminUser, AdminPassword: state.Secret(cfg.AdminPassword),
+		AdminUsername: cfg.AdminUser, AdminPassword: cfg.AdminPassword,
 	}, st)
 }
 

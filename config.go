@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/toolbox-collective/toolbox/state"
 )
 
 // config is everything read from the environment, validated once.
@@ -21,7 +23,7 @@ type config struct {
 	TeamName      string        // TOOLBOX_TEAM
 	ChannelName   string        // TOOLBOX_CHANNEL
 	AdminUser     string        // TOOLBOX_MM_ADMIN_USER
-	AdminPassword string        // TOOLBOX_MM_ADMIN_PASSWORD
+	AdminPassword state.Secret  // TOOLBOX_MM_ADMIN_PASSWORD
 	DockerHost    string        // DOCKER_HOST
 	BaseDomain    string        // TOOLBOX_BASE_DOMAIN: apps added without a domain get <app>.<base>
 	CatalogDir    string        // TOOLBOX_CATALOG_DIR: the collective's own catalog entries
@@ -54,7 +56,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		TeamName:      get("TOOLBOX_TEAM", "collective"),
 		ChannelName:   get("TOOLBOX_CHANNEL", "toolbox"),
 		AdminUser:     get("TOOLBOX_MM_ADMIN_USER", "admin"),
-		AdminPassword: getenv("TOOLBOX_MM_ADMIN_PASSWORD"),
+		AdminPassword: state.Secret(getenv("TOOLBOX_MM_ADMIN_PASSWORD")),
 		DockerHost:    get("DOCKER_HOST", ""),
 		BaseDomain:    strings.ToLower(get("TOOLBOX_BASE_DOMAIN", "localhost")),
 		CatalogDir:    get("TOOLBOX_CATALOG_DIR", ""),
