@@ -27,7 +27,8 @@ type config struct {
 	DockerHost    string        // DOCKER_HOST
 	BaseDomain    string        // TOOLBOX_BASE_DOMAIN: apps added without a domain get <app>.<base>
 	CatalogDir    string        // TOOLBOX_CATALOG_DIR: the collective's own catalog entries
-	Network       string        // TOOLBOX_NETWORK: the Docker network of the proxy, the bot and the apps' entries
+	Network       string        // TOOLBOX_NETWORK: the Docker network of the proxy and the apps' entries
+	BotNetwork    string        // TOOLBOX_BOT_NETWORK: the bot's private network, shared with Mattermost only
 	ProxyAdmin    string        // TOOLBOX_PROXY_ADMIN: Caddy's admin API
 	Image         string        // TOOLBOX_IMAGE: the bot's image for `up` (default: built from this binary)
 	CaddyImage    string        // TOOLBOX_CADDY_IMAGE
@@ -61,6 +62,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		BaseDomain:    strings.ToLower(get("TOOLBOX_BASE_DOMAIN", "localhost")),
 		CatalogDir:    get("TOOLBOX_CATALOG_DIR", ""),
 		Network:       get("TOOLBOX_NETWORK", "toolbox"),
+		BotNetwork:    get("TOOLBOX_BOT_NETWORK", ""),
 		ProxyAdmin:    strings.TrimRight(get("TOOLBOX_PROXY_ADMIN", ""), "/"),
 	}
 	var problems []string

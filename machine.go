@@ -27,6 +27,7 @@ import (
 type machine struct {
 	cfg           docker.Config
 	sharedNetwork string
+	chatNetwork   string // the bot's private network, shared with Mattermost only
 
 	mu     sync.Mutex
 	engine *docker.Engine
@@ -65,7 +66,7 @@ func (m *machine) stack(ctx context.Context) (*stack.Stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &stack.Stack{Engine: e, SharedNetwork: m.sharedNetwork}, nil
+	return &stack.Stack{Engine: e, SharedNetwork: m.sharedNetwork, ChatApp: chatApp, ChatNetwork: m.chatNetwork}, nil
 }
 
 // Close drops the engine connection.
@@ -194,7 +195,7 @@ func (m *machine) Memory(ctx context.Context) (int64, int64, error) {
 }
 
 func newMachine(cfg config) *machine {
-	return &machine{cfg: docker.Config{Host: cfg.DockerHost}, sharedNetwork: cfg.Network}
+	return &machine{cfg: docker.Config{Host: cfg.DockerHost}, sharedNetwork: cfg.Network, chatNetwork: cfg.BotNetwork}
 }
 
 // newAppDeps wires the app verbs: the catalog (with the collective's own

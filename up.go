@@ -36,6 +36,9 @@ const (
 	botCatalogDir    = "/catalog"
 	chatApp          = "mattermost"
 	botUID           = "10001"
+	// botNetwork is the bot's own network: only Mattermost joins it, so the
+	// apps, which share a network with the proxy, cannot reach the bot.
+	botNetwork = "toolbox-bot"
 )
 
 // ownLabels mark the toolbox's own containers, network and volumes.
@@ -58,8 +61,10 @@ func up(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) err
 	if err != nil {
 		return err
 	}
-	if err := e.EnsureNetwork(ctx, cfg.Network, ownLabels()); err != nil {
-		return err
+	for _, n := range []string{cfg.Network, botNetwork} {
+		if err := e.EnsureNetwork(ctx, n, ownLabels()); err != nil {
+			return err
+		}
 	}
 	httpsAddr, err := ensureCaddy(ctx, e, cfg, say)
 	if err != nil {
@@ -263,6 +268,7 @@ func ensureBot(ctx context.Context, e *docker.Engine, cfg config, image string, 
 		"TOOLBOX_PROXY_ADMIN":    "unix://" + proxy.AdminSocket,
 		"TOOLBOX_BASE_DOMAIN":    cfg.BaseDomain,
 		"TOOLBOX_NETWORK":        cfg.Network,
+		"TOOLBOX_BOT_NETWORK":    botNetwork,
 		"TOOLBOX_LOCAL":          strconv.FormatBool(cfg.Local),
 		"TOOLBOX_TEAM":           cfg.TeamName,
 		"TOOLBOX_CHANNEL":        cfg.ChannelName,
@@ -286,7 +292,7 @@ func ensureBot(ctx context.Context, e *docker.Engine, cfg config, image string, 
 	labels[stack.LabelService] = "bot"
 	spec := docker.ContainerSpec{
 		Name: botContainer, Image: image, Env: env, Labels: labels,
-		Network: cfg.Network, Aliases: []string{botContainer},
+		Network: botNetwork, Aliases: []string{botContainer},
 		Mounts: []docker.Mount{
 			{Volume: botStateVolume, Target: botStateDir},
 			{Volume: caddyAdminVolume, Target: proxy.AdminSocketDir},

@@ -195,6 +195,13 @@ func TestUp(t *testing.T) {
 		t.Errorf("an app's probe of Caddy's admin API: exit %d, %v: %s; want connection refused", code, err, probe.String())
 	}
 
+	// Nor can it reach the bot, which lives on a network of its own with Mattermost.
+	probe.Reset()
+	code, err = e.Exec(ctx, "tb-"+app+"-app", []string{"/standin", "health", "http://toolbox:8080/healthz"}, &probe, &probe)
+	if err != nil || code == 0 || !strings.Contains(probe.String(), "no such host") {
+		t.Errorf("an app's probe of the bot: exit %d, %v: %s; want no such host", code, err, probe.String())
+	}
+
 	// Removing the app from the chat, confirmed with its button, takes its route away.
 	if resp, _, err := admin.ExecuteCommand(ctx, channel.Id, "/toolbox remove "+app); err != nil || !strings.Contains(resp.Text, "confirmation") {
 		t.Fatalf("/toolbox remove %s: %+v, %v", app, resp, err)

@@ -28,9 +28,13 @@ const (
 // Stack deploys apps on one engine.
 type Stack struct {
 	Engine *docker.Engine
-	// SharedNetwork is where the proxy (and the bot) run; each app's entry
-	// service joins it so the proxy reaches it by container name.
+	// SharedNetwork is where the proxy runs; each app's entry service joins
+	// it so the proxy reaches it by container name.
 	SharedNetwork string
+	// ChatApp's entry service also joins ChatNetwork, the bot's private
+	// network: the bot and its chat call each other there, and no other app
+	// can reach the bot.
+	ChatApp, ChatNetwork string
 	// Labels are added to everything created (tests mark their objects).
 	Labels map[string]string
 	// HealthTimeout bounds the wait for one service to become healthy.
@@ -63,8 +67,8 @@ func (s *Stack) Deploy(ctx context.Context, app string, p *types.Project, entry 
 		return err
 	}
 	labels := s.labels(app)
-	if s.SharedNetwork != "" {
-		if err := s.Engine.EnsureNetwork(ctx, s.SharedNetwork, s.labels("")); err != nil {
+	for _, n := range s.extraNetworks(app) {
+		if err := s.Engine.EnsureNetwork(ctx, n, s.labels("")); err != nil {
 			return err
 		}
 	}
@@ -128,6 +132,18 @@ func (s *Stack) waitHealthy(ctx context.Context, app, service string, progress f
 	}
 	progress(fmt.Sprintf("%s: healthy", service))
 	return nil
+}
+
+// extraNetworks are the networks app's entry service joins besides its own.
+func (s *Stack) extraNetworks(app string) []string {
+	var nets []string
+	if s.SharedNetwork != "" {
+		nets = append(nets, s.SharedNetwork)
+	}
+	if app == s.ChatApp && s.ChatNetwork != "" {
+		nets = append(nets, s.ChatNetwork)
+	}
+	return nets
 }
 
 // images lists the project's images, once each, sorted.
@@ -206,8 +222,8 @@ func (s *Stack) spec(app string, svc types.ServiceConfig, entry bool) (docker.Co
 			spec.MemoryReservation = int64(r.Resources.Reservations.MemoryBytes)
 		}
 	}
-	if entry && s.SharedNetwork != "" {
-		spec.ExtraNetworks = []string{s.SharedNetwork}
+	if entry {
+		spec.ExtraNetworks = s.extraNetworks(app)
 	}
 	for _, v := range svc.Volumes {
 		if v.Type != types.VolumeTypeVolume || v.Source == "" {
