@@ -197,6 +197,7 @@ type envOptions struct {
 	noChat, noDirectory bool
 	extra               []*Verb
 	ttl                 time.Duration
+	apps                func(*state.Store) *AppDeps // the app verbs, with their fakes
 }
 
 func newEnv(t *testing.T, opts envOptions) *env {
@@ -217,6 +218,9 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	}
 	if !opts.noDirectory {
 		deps.Directory = e.dir
+	}
+	if opts.apps != nil {
+		deps.Apps = opts.apps(st)
 	}
 	e.router, err = NewRouter(root, deps, opts.extra...)
 	if err != nil {
