@@ -107,6 +107,16 @@ func (a *AppDeps) installed(name string) (state.App, error) {
 	return rec, err
 }
 
+// installedApp returns an installed app's record and its catalog entry.
+func (a *AppDeps) installedApp(name string) (state.App, catalog.App, error) {
+	rec, err := a.installed(name)
+	if err != nil {
+		return state.App{}, catalog.App{}, err
+	}
+	app, err := a.catalogApp(rec.Catalog)
+	return rec, app, err
+}
+
 var domainLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 // validateDomain accepts a lowercase host name with at least two labels.

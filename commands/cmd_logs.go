@@ -20,11 +20,7 @@ func (a *AppDeps) logsVerb() *Verb {
 		Summary: "show the last lines of an app's logs, secrets hidden",
 		Help:    fmt.Sprintf("Shows the entry service unless you name another; %d lines by default, at most %d.", defaultLogLines, maxLogLines),
 		Run: func(ctx context.Context, inv Invocation) (string, error) {
-			rec, err := a.installed(inv.Args[0])
-			if err != nil {
-				return "", err
-			}
-			app, err := a.catalogApp(rec.Catalog)
+			_, app, err := a.installedApp(inv.Args[0])
 			if err != nil {
 				return "", err
 			}

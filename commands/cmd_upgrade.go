@@ -18,11 +18,7 @@ func (a *AppDeps) upgradeVerb(r *Router) *Verb {
 			return err
 		},
 		Run: func(ctx context.Context, inv Invocation) (string, error) {
-			rec, err := a.installed(inv.Args[0])
-			if err != nil {
-				return "", err
-			}
-			app, err := a.catalogApp(rec.Catalog)
+			rec, app, err := a.installedApp(inv.Args[0])
 			if err != nil {
 				return "", err
 			}

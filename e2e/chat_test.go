@@ -45,17 +45,7 @@ func TestChatFoundation(t *testing.T) {
 	}
 
 	admin := model.NewAPIv4Client(mm.URL)
-	if _, _, err := admin.Login(ctx, "admin", password[1]); err != nil {
-		t.Fatalf("login as the bootstrap admin: %v", err)
-	}
-	team, _, err := admin.GetTeamByName(ctx, "collective", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	channel, _, err := admin.GetChannelByName(ctx, "toolbox", team.Id, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	team, channel := loginToToolbox(t, admin, password[1])
 	cmds, _, err := admin.ListCommands(ctx, team.Id, true)
 	if err != nil || len(cmds) != 1 || !cmds[0].AutoComplete || cmds[0].AutoCompleteHint == "" {
 		t.Fatalf("after two bootstraps, commands = %+v (err %v), want one /toolbox with autocomplete", cmds, err)

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mattermost/mattermost/server/public/model"
 )
 
 var (
@@ -167,4 +169,23 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// loginToToolbox logs in as the bootstrap's admin and finds the team and the
+// toolbox channel.
+func loginToToolbox(t *testing.T, c *model.Client4, password string) (*model.Team, *model.Channel) {
+	t.Helper()
+	ctx := context.Background()
+	if _, _, err := c.Login(ctx, "admin", password); err != nil {
+		t.Fatalf("login as the bootstrap admin: %v", err)
+	}
+	team, _, err := c.GetTeamByName(ctx, "collective", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	channel, _, err := c.GetChannelByName(ctx, "toolbox", team.Id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return team, channel
 }

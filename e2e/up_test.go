@@ -131,17 +131,7 @@ func TestUp(t *testing.T) {
 	admin := model.NewAPIv4Client(chatURL[1])
 	admin.HTTPClient = hc
 	ctx := context.Background()
-	if _, _, err := admin.Login(ctx, "admin", password[1]); err != nil {
-		t.Fatalf("login through Caddy as the first admin: %v", err)
-	}
-	team, _, err := admin.GetTeamByName(ctx, "collective", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	channel, _, err := admin.GetChannelByName(ctx, "toolbox", team.Id, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, channel := loginToToolbox(t, admin, password[1])
 
 	idle := botRSS(t, e)
 	peak := idle
