@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/network"
@@ -49,8 +50,7 @@ func (e *Engine) EnsureNetwork(ctx context.Context, name string, labels map[stri
 		}
 		return nil
 	}
-	res, err := e.cli.NetworkCreate(ctx, name, client.NetworkCreateOptions{Driver: "bridge", Labels: labels})
-	if err != nil {
+	if _, err := e.cli.NetworkCreate(ctx, name, client.NetworkCreateOptions{Driver: "bridge", Labels: labels}); err != nil {
 		if cerrdefs.IsConflict(err) {
 			return nil // created meanwhile (newer engines refuse duplicates)
 		}
@@ -60,9 +60,13 @@ func (e *Engine) EnsureNetwork(ctx context.Context, name string, labels map[stri
 	if err != nil {
 		return fmt.Errorf("docker: network %q: %w", name, err)
 	}
-	if len(ids) > 1 && ids[0] != res.ID {
-		// Someone else created it at the same time: keep the oldest.
-		if _, err := e.cli.NetworkRemove(ctx, res.ID, client.NetworkRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+	// Someone else created it at the same time: every creator keeps the
+	// same one, the first in the shared order, and removes the others (a
+	// creator that looked before the other existed kept its own: it may be
+	// the one removed; later calls name the network, not its ID).
+	for i := 1; i < len(ids); i++ {
+		id := ids[i]
+		if _, err := e.cli.NetworkRemove(ctx, id, client.NetworkRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
 			return fmt.Errorf("docker: remove duplicate network %q: %w", name, err)
 		}
 	}
@@ -76,7 +80,14 @@ func (e *Engine) networkIDs(ctx context.Context, name string) ([]string, error) 
 		return nil, err
 	}
 	items := slices.DeleteFunc(res.Items, func(n network.Summary) bool { return n.Name != name }) // the filter matches substrings
-	slices.SortFunc(items, func(a, b network.Summary) int { return a.Created.Compare(b.Created) })
+	// Oldest first; the ID breaks ties, so that racing creators, which may
+	// see equal times, agree on which one to keep.
+	slices.SortFunc(items, func(a, b network.Summary) int {
+		if c := a.Created.Compare(b.Created); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
 	ids := make([]string, len(items))
 	for i, n := range items {
 		ids[i] = n.ID
