@@ -1,14 +1,20 @@
 package docker
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/jsonstream"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/network"
 )
 
 func TestSpecHash(t *testing.T) {
@@ -137,4 +143,138 @@ func TestPinnedHostKey(t *testing.T) {
 			t.Errorf("pinnedHostKey(%q) = %v, want it accepted", in, err)
 		}
 	}
+}
+
+func TestAPIConfig(t *testing.T) {
+	const hash = "0123abcd"
+	// Every case starts from a minimal spec and the engine types it gives,
+	// and changes both.
+	type want struct {
+		cfg *container.Config
+		hc  *container.HostConfig
+		nc  *network.NetworkingConfig
+	}
+	base := func() (ContainerSpec, want) {
+		return ContainerSpec{Name: "wiki", Image: "mediawiki:1.43"}, want{
+			cfg: &container.Config{Image: "mediawiki:1.43", Env: []string{}, Labels: map[string]string{LabelSpecHash: hash}},
+			hc:  &container.HostConfig{RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped}},
+		}
+	}
+	tests := []struct {
+		name   string
+		change func(*ContainerSpec, *want)
+	}{
+		{"defaults", func(*ContainerSpec, *want) {}},
+		{"command, entrypoint, user and env in key order", func(s *ContainerSpec, w *want) {
+			s.Cmd, s.Entrypoint, s.User = []string{"serve"}, []string{"/app"}, "33:33"
+			s.Env = map[string]string{"B": "2", "A": "1=one"}
+			w.cfg.Cmd, w.cfg.Entrypoint, w.cfg.User = []string{"serve"}, []string{"/app"}, "33:33"
+			w.cfg.Env = []string{"A=1=one", "B=2"}
+		}},
+		{"labels with the spec hash replacing a stale one", func(s *ContainerSpec, w *want) {
+			s.Labels = map[string]string{"toolbox.app": "wiki", LabelSpecHash: "stale"}
+			w.cfg.Labels = map[string]string{"toolbox.app": "wiki", LabelSpecHash: hash}
+		}},
+		{"mounts: volume, read-only volume, read-only bind", func(s *ContainerSpec, w *want) {
+			s.Mounts = []Mount{
+				{Volume: "wiki-data", Target: "/data"},
+				{Volume: "wiki-conf", Target: "/conf", ReadOnly: true},
+				{HostPath: "/var/run/docker.sock", Target: "/var/run/docker.sock", ReadOnly: true},
+			}
+			w.hc.Mounts = []mount.Mount{
+				{Type: mount.TypeVolume, Source: "wiki-data", Target: "/data"},
+				{Type: mount.TypeVolume, Source: "wiki-conf", Target: "/conf", ReadOnly: true},
+				{Type: mount.TypeBind, Source: "/var/run/docker.sock", Target: "/var/run/docker.sock", ReadOnly: true},
+			}
+		}},
+		{"published ports: fixed, any host port, two bindings of one port", func(s *ContainerSpec, w *want) {
+			s.PublishTCP = []Publish{
+				{HostIP: "127.0.0.1", HostPort: 8080, ContainerPort: 80},
+				{ContainerPort: 443},
+				{HostIP: "::1", HostPort: 8080, ContainerPort: 80},
+			}
+			p80, p443 := network.MustParsePort("80/tcp"), network.MustParsePort("443/tcp")
+			w.cfg.ExposedPorts = network.PortSet{p80: {}, p443: {}}
+			w.hc.PortBindings = network.PortMap{
+				p80: {
+					{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: "8080"},
+					{HostIP: netip.MustParseAddr("::1"), HostPort: "8080"},
+				},
+				p443: {{}},
+			}
+		}},
+		{"health check in exec form", func(s *ContainerSpec, w *want) {
+			s.Health = &Health{Test: []string{"/app", "health"}, Interval: time.Second, Timeout: 2 * time.Second, StartPeriod: 3 * time.Second, Retries: 4}
+			w.cfg.Healthcheck = &container.HealthConfig{Test: []string{"CMD", "/app", "health"}, Interval: time.Second, Timeout: 2 * time.Second, StartPeriod: 3 * time.Second, Retries: 4}
+		}},
+		{"memory limit, reservation and shared memory", func(s *ContainerSpec, w *want) {
+			s.MemoryLimit, s.MemoryReservation, s.ShmSize = 512<<20, 256<<20, 128<<20
+			w.hc.Resources = container.Resources{Memory: 512 << 20, MemoryReservation: 256 << 20}
+			w.hc.ShmSize = 128 << 20
+		}},
+		{"group add", func(s *ContainerSpec, w *want) {
+			s.GroupAdd = []string{"998"}
+			w.hc.GroupAdd = []string{"998"}
+		}},
+		{"stop timeout in whole seconds", func(s *ContainerSpec, w *want) {
+			s.StopTimeout = 90*time.Second + 500*time.Millisecond
+			secs := 90
+			w.cfg.StopTimeout = &secs
+		}},
+		{"restart policy with a count", func(s *ContainerSpec, w *want) {
+			s.Restart = "on-failure:3"
+			w.hc.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyOnFailure, MaximumRetryCount: 3}
+		}},
+		{"restart policy no", func(s *ContainerSpec, w *want) {
+			s.Restart = "no"
+			w.hc.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyDisabled}
+		}},
+		{"network with aliases", func(s *ContainerSpec, w *want) {
+			s.Network, s.Aliases = "apps", []string{"wiki", "www"}
+			w.hc.NetworkMode = "apps"
+			w.nc = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{"apps": {Aliases: []string{"wiki", "www"}}}}
+		}},
+		{"network without aliases", func(s *ContainerSpec, w *want) {
+			s.Network = "apps"
+			w.hc.NetworkMode = "apps"
+			w.nc = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{"apps": {}}}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec, w := base()
+			tt.change(&spec, &w)
+			spec = spec.normalized()
+			if err := spec.validate(); err != nil {
+				t.Fatal(err)
+			}
+			cfg, hc, nc := apiConfig(spec, hash)
+			if !reflect.DeepEqual(cfg, w.cfg) {
+				t.Errorf("container.Config = %s, want %s", asJSON(cfg), asJSON(w.cfg))
+			}
+			if !reflect.DeepEqual(hc, w.hc) {
+				t.Errorf("container.HostConfig = %s, want %s", asJSON(hc), asJSON(w.hc))
+			}
+			if !reflect.DeepEqual(nc, w.nc) {
+				t.Errorf("network.NetworkingConfig = %s, want %s", asJSON(nc), asJSON(w.nc))
+			}
+		})
+	}
+}
+
+func TestAPIConfigLeavesSpecAlone(t *testing.T) {
+	spec := ContainerSpec{Name: "wiki", Image: "i", Labels: map[string]string{"a": "1"}}.normalized()
+	cfg, _, _ := apiConfig(spec, "h")
+	cfg.Labels["b"] = "2"
+	if got, want := len(spec.Labels), 1; got != want {
+		t.Errorf("spec labels after apiConfig: %d, want %d (the config must have its own map)", got, want)
+	}
+}
+
+func asJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprintf("%+v", v)
+	}
+	return string(b)
 }

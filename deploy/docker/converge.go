@@ -1,0 +1,238 @@
+package docker
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+)
+
+// What EnsureContainer did.
+const (
+	ActionCreated   = "created"
+	ActionStarted   = "started"
+	ActionUnchanged = "unchanged"
+	ActionRecreated = "recreated"
+)
+
+// Result tells what EnsureContainer did.
+type Result struct {
+	ID     string
+	Action string // ActionCreated, ActionStarted, ActionUnchanged or ActionRecreated
+}
+
+// lock serialises the convergence of one container name within this Engine.
+func (e *Engine) lock(name string) func() {
+	m, _ := e.names.LoadOrStore(name, new(sync.Mutex))
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}
+
+// EnsureContainer converges the container named spec.Name to spec: absent, it
+// is created and started; created from the same spec (same LabelSpecHash) and
+// the same image, it is started if stopped and otherwise left alone; else it
+// is stopped, removed and created again. There is never more than one.
+// The image must be present on the engine.
+func (e *Engine) EnsureContainer(ctx context.Context, spec ContainerSpec) (Result, error) {
+	spec = spec.normalized()
+	if err := spec.validate(); err != nil {
+		return Result{}, err
+	}
+	unlock := e.lock(spec.Name)
+	defer unlock()
+
+	hash := spec.Hash()
+	img, err := e.cli.ImageInspect(ctx, spec.Image)
+	if err != nil {
+		if cerrdefs.IsNotFound(err) {
+			return Result{}, fmt.Errorf("docker: container %q: image %q is not on the engine (pull or build it first): %w", spec.Name, spec.Image, err)
+		}
+		return Result{}, fmt.Errorf("docker: container %q: inspect image %q: %w", spec.Name, spec.Image, err)
+	}
+
+	for attempt := 0; ; attempt++ {
+		cur, found, err := e.inspect(ctx, spec.Name)
+		if err != nil {
+			return Result{}, err
+		}
+		action := ActionCreated
+		if found {
+			if cur.Config == nil || cur.Config.Labels[LabelSpecHash] == "" {
+				return Result{}, fmt.Errorf("docker: container %q: %w", spec.Name, ErrNotOurs)
+			}
+			if cur.Config.Labels[LabelSpecHash] == hash && cur.Image == img.ID {
+				return e.keep(ctx, spec.Name, cur)
+			}
+			if err := e.stopRemove(ctx, cur.ID); err != nil {
+				return Result{}, fmt.Errorf("docker: replace container %q: %w", spec.Name, err)
+			}
+			action = ActionRecreated
+		}
+		id, err := e.create(ctx, spec, hash)
+		if cerrdefs.IsConflict(err) && attempt < 20 {
+			// Made by someone else meanwhile. The engine reserves the name
+			// before the container can be inspected: look again shortly.
+			select {
+			case <-ctx.Done():
+				return Result{}, fmt.Errorf("docker: create container %q: %w", spec.Name, ctx.Err())
+			case <-time.After(50 * time.Millisecond):
+			}
+			continue
+		}
+		if err != nil {
+			return Result{}, fmt.Errorf("docker: create container %q: %w", spec.Name, err)
+		}
+		if _, err := e.cli.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
+			return Result{ID: id}, fmt.Errorf("docker: start container %q: %w", spec.Name, err)
+		}
+		return Result{ID: id, Action: action}, nil
+	}
+}
+
+// keep starts an up-to-date container unless it runs already.
+func (e *Engine) keep(ctx context.Context, name string, cur container.InspectResponse) (Result, error) {
+	st := cur.State
+	switch {
+	case st == nil:
+	case st.Paused:
+		if _, err := e.cli.ContainerUnpause(ctx, cur.ID, client.ContainerUnpauseOptions{}); err != nil {
+			return Result{ID: cur.ID}, fmt.Errorf("docker: unpause container %q: %w", name, err)
+		}
+		return Result{ID: cur.ID, Action: ActionStarted}, nil
+	case st.Running || st.Restarting:
+		return Result{ID: cur.ID, Action: ActionUnchanged}, nil
+	}
+	if _, err := e.cli.ContainerStart(ctx, cur.ID, client.ContainerStartOptions{}); err != nil {
+		return Result{ID: cur.ID}, fmt.Errorf("docker: start container %q: %w", name, err)
+	}
+	return Result{ID: cur.ID, Action: ActionStarted}, nil
+}
+
+func (e *Engine) create(ctx context.Context, spec ContainerSpec, hash string) (string, error) {
+	cfg, hc, nc := apiConfig(spec, hash)
+	res, err := e.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Name:             spec.Name,
+		Config:           cfg,
+		HostConfig:       hc,
+		NetworkingConfig: nc,
+	})
+	if err != nil {
+		return "", err
+	}
+	undo := func(err error) (string, error) {
+		_, _ = e.cli.ContainerRemove(ctx, res.ID, client.ContainerRemoveOptions{Force: true})
+		return "", err
+	}
+	for _, n := range spec.ExtraNetworks {
+		if _, err := e.cli.NetworkConnect(ctx, n, client.NetworkConnectOptions{Container: res.ID}); err != nil {
+			return undo(fmt.Errorf("connect to network %q: %w", n, err))
+		}
+	}
+	if len(spec.Files) > 0 {
+		var buf bytes.Buffer
+		if err := writeFilesTar(&buf, spec.Files); err != nil {
+			return undo(err)
+		}
+		if _, err := e.cli.CopyToContainer(ctx, res.ID, client.CopyToContainerOptions{DestinationPath: "/", Content: &buf}); err != nil {
+			return undo(fmt.Errorf("copy files into the container: %w", err))
+		}
+	}
+	return res.ID, nil
+}
+
+// inspect finds the container called exactly name.
+func (e *Engine) inspect(ctx context.Context, name string) (container.InspectResponse, bool, error) {
+	res, err := e.cli.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
+	if cerrdefs.IsNotFound(err) {
+		return container.InspectResponse{}, false, nil
+	}
+	if err != nil {
+		return container.InspectResponse{}, false, fmt.Errorf("docker: inspect container %q: %w", name, err)
+	}
+	// The engine also resolves ID prefixes: only an exact name counts.
+	if strings.TrimPrefix(res.Container.Name, "/") != name && res.Container.ID != name {
+		return container.InspectResponse{}, false, nil
+	}
+	return res.Container, true, nil
+}
+
+func (e *Engine) stopRemove(ctx context.Context, id string) error {
+	t := stopTimeout
+	if _, err := e.cli.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &t}); err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("stop: %w", err)
+	}
+	if _, err := e.cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("remove: %w", err)
+	}
+	return nil
+}
+
+// RemoveContainer stops the container (10 s grace) and removes it, keeping
+// its volumes. An absent container is not an error.
+func (e *Engine) RemoveContainer(ctx context.Context, name string) error {
+	unlock := e.lock(name)
+	defer unlock()
+	cur, found, err := e.inspect(ctx, name)
+	if err != nil || !found {
+		return err
+	}
+	if err := e.stopRemove(ctx, cur.ID); err != nil {
+		return fmt.Errorf("docker: remove container %q: %w", name, err)
+	}
+	return nil
+}
+
+// RestartContainer stops (waiting up to 30 s) and starts the container called name.
+func (e *Engine) RestartContainer(ctx context.Context, name string) error {
+	unlock := e.lock(name)
+	defer unlock()
+	timeout := 30
+	if _, err := e.cli.ContainerRestart(ctx, name, client.ContainerRestartOptions{Timeout: &timeout}); err != nil {
+		return fmt.Errorf("docker: restart container %q: %w", name, err)
+	}
+	return nil
+}
+
+// writeFilesTar writes files as a tar stream, their parent directories first.
+func writeFilesTar(w io.Writer, files map[string][]byte) error {
+	tw := tar.NewWriter(w)
+	clean := map[string][]byte{}
+	dirs := map[string]bool{}
+	for name, data := range files {
+		p := strings.TrimPrefix(path.Clean("/"+name), "/")
+		if p == "" || p == "." {
+			return fmt.Errorf("bad file path %q", name)
+		}
+		clean[p] = data
+		for d := path.Dir(p); d != "."; d = path.Dir(d) {
+			dirs[d] = true
+		}
+	}
+	for _, d := range slices.Sorted(maps.Keys(dirs)) { // sorted: parents come first
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755}); err != nil {
+			return err
+		}
+	}
+	for _, p := range slices.Sorted(maps.Keys(clean)) {
+		data := clean[p]
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: p, Mode: 0o644, Size: int64(len(data))}); err != nil {
+			return err
+		}
+		if _, err := tw.Write(data); err != nil {
+			return err
+		}
+	}
+	return tw.Close()
+}
