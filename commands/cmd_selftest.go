@@ -24,8 +24,8 @@ func (r *Router) selftestVerb() *Verb {
 				cancel()
 				if err != nil {
 					failed++
-					msg, _ := Message(err)
-					if KindOf(err) == Internal {
+					kind, msg := r.rep.render(err)
+					if kind == Internal {
 						msg = err.Error() // the operators' own check: its cause is what they need
 					}
 					fmt.Fprintf(&b, "- :x: **%s** failed after %s: %s\n", c.Name, round(took), msg)

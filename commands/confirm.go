@@ -141,12 +141,11 @@ func (r *Router) HandleClick(ctx context.Context, click Click) ClickResult {
 	start := r.deps.Now()
 	res, outcome, err := r.handleClick(ctx, click)
 	if err != nil {
-		text, ref := Message(err)
-		res.Ephemeral = text
-		outcome = "refused: " + firstLine(text)
-		if ref != "" {
-			outcome = "error " + ref
-			r.deps.Log.Error("click failed", "ref", ref, "user", click.Caller.UserName, "err", err)
+		rep := r.rep.report(ctx, r.deps.Log, "click failed", err, "user", click.Caller.UserName, "post", click.PostID)
+		res.Ephemeral = rep.Text
+		outcome = "refused: " + firstLine(rep.Text)
+		if rep.Ref != "" {
+			outcome = "error " + rep.Ref
 		}
 	}
 	action := "cancel"
@@ -227,11 +226,8 @@ func (r *Router) handleClick(ctx context.Context, click Click) (ClickResult, str
 	reply, outcome, err := r.run(ctx, click.Caller, v, p.Args)
 	update := fmt.Sprintf("%s: confirmed by %s at %s UTC.", command, who, at)
 	if err != nil {
-		text, ref := Message(err)
-		if ref != "" || hasCause(err) {
-			r.deps.Log.Error("confirmed command failed", "ref", ref, "verb", v.Name, "err", err)
-		}
-		return ClickResult{Update: update + " It failed: " + text}, "confirmed, failed", nil
+		rep := r.rep.report(ctx, r.deps.Log, "confirmed command failed", err, "verb", v.Name, "user", click.Caller.UserName)
+		return ClickResult{Update: update + " It failed: " + rep.Text}, "confirmed, failed", nil
 	}
 	return ClickResult{Update: update + "\n" + reply.Text}, "confirmed, " + outcome, nil
 }

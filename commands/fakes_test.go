@@ -198,6 +198,7 @@ type envOptions struct {
 	extra               []*Verb
 	ttl                 time.Duration
 	apps                func(*state.Store) *AppDeps // the app verbs, with their fakes
+	errorKinds          []ErrorKind
 }
 
 func newEnv(t *testing.T, opts envOptions) *env {
@@ -210,8 +211,8 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	e.store = st
 	root, cancel := context.WithCancel(context.Background())
 	deps := Deps{
-		Store: st, Log: slog.New(slog.NewTextHandler(e.log, nil)), Now: e.clock.Now, Version: "test",
-		ConfirmKey: testKey, ConfirmTTL: opts.ttl,
+		Store: st, Log: slog.New(slog.NewTextHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug})), Now: e.clock.Now, Version: "test",
+		ConfirmKey: testKey, ConfirmTTL: opts.ttl, ErrorKinds: opts.errorKinds,
 	}
 	if !opts.noChat {
 		deps.Chat = e.chat
@@ -283,4 +284,11 @@ func contains(s string, subs ...string) bool {
 		}
 	}
 	return true
+}
+
+// message is what the router's reporter tells people of err, with no table of
+// adapter sentinels, and the reference it logs for an internal error.
+func message(err error) (text, ref string) {
+	rep := newReporter(nil).report(context.Background(), slog.New(slog.DiscardHandler), "test", err)
+	return rep.Text, rep.Ref
 }

@@ -16,6 +16,7 @@ import (
 type Jobs struct {
 	root    context.Context
 	deps    Deps
+	rep     *reporter
 	wg      sync.WaitGroup
 	mu      sync.Mutex
 	cancels map[uint64]context.CancelFunc
@@ -25,8 +26,8 @@ type Jobs struct {
 	progressEvery time.Duration
 }
 
-func newJobs(root context.Context, deps Deps) *Jobs {
-	return &Jobs{root: root, deps: deps, cancels: map[uint64]context.CancelFunc{}, done: map[uint64]chan struct{}{}, progressEvery: time.Second}
+func newJobs(root context.Context, deps Deps, rep *reporter) *Jobs {
+	return &Jobs{root: root, deps: deps, rep: rep, cancels: map[uint64]context.CancelFunc{}, done: map[uint64]chan struct{}{}, progressEvery: time.Second}
 }
 
 // start records the job durably, then runs it in a goroutine.
@@ -111,11 +112,7 @@ func (j *Jobs) execute(ctx context.Context, c Caller, v *Verb, job state.Job) {
 		errText = "interrupted by a shutdown of the toolbox"
 	case runErr != nil:
 		status, icon, outcome = state.JobFailed, ":x:", "failed"
-		text, ref := Message(runErr)
-		errText = text
-		if ref != "" || hasCause(runErr) {
-			log.Error("job failed", "ref", ref, "err", runErr)
-		}
+		errText = j.rep.report(ctx, log, "job failed", runErr).Text
 	}
 	dur := finished.Sub(started).Round(10 * time.Millisecond)
 	if _, err := j.deps.Store.UpdateJob(job.ID, func(s *state.Job) error {

@@ -84,8 +84,8 @@ func TestSplitErrors(t *testing.T) {
 			if k := KindOf(err); k != Invalid {
 				t.Errorf("KindOf(Split(%.40q) error) = %v, want Invalid", tt.in, k)
 			}
-			if msg, ref := Message(err); msg != tt.wantMsg || ref != "" {
-				t.Errorf("Message(Split(%.40q) error) = %q, %q; want %q, no reference", tt.in, msg, ref, tt.wantMsg)
+			if msg, ref := message(err); msg != tt.wantMsg || ref != "" {
+				t.Errorf("message(Split(%.40q) error) = %q, %q; want %q, no reference", tt.in, msg, ref, tt.wantMsg)
 			}
 			if tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
 				t.Errorf("Split(%.40q) error = %v, want it to wrap %v", tt.in, err, tt.wantErr)
@@ -127,8 +127,8 @@ func FuzzSplit(f *testing.F) {
 			if KindOf(err) != Invalid {
 				t.Fatalf("Split(%q) error %v is of kind %v, want Invalid", in, err, KindOf(err))
 			}
-			if msg, ref := Message(err); msg == "" || ref != "" {
-				t.Fatalf("Message(Split(%q) error) = %q, %q; want a sentence and no reference", in, msg, ref)
+			if msg, ref := message(err); msg == "" || ref != "" {
+				t.Fatalf("message(Split(%q) error) = %q, %q; want a sentence and no reference", in, msg, ref)
 			}
 			return
 		}

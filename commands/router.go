@@ -118,6 +118,7 @@ type Router struct {
 	deps     Deps
 	jobs     *Jobs
 	confirm  *confirmer
+	rep      *reporter
 	draining atomic.Bool
 }
 
@@ -135,6 +136,11 @@ type Deps struct {
 	// ConfirmKey signs confirmation buttons; ConfirmTTL is how long they stay valid.
 	ConfirmKey []byte
 	ConfirmTTL time.Duration
+	// ErrorKinds tells how the sentinel errors of the adapters reach people:
+	// an error that wraps ErrorKinds[i].Err (errors.Is) is shown as its Kind
+	// and Message, its chain going to the log. The first match wins; the
+	// state's sentinels are mapped by commands itself, after these.
+	ErrorKinds []ErrorKind
 }
 
 // NewRouter builds the router and its job runner. root is the application's
@@ -155,8 +161,8 @@ func NewRouter(root context.Context, deps Deps, extra ...*Verb) (*Router, error)
 	if deps.ConfirmTTL == 0 {
 		deps.ConfirmTTL = 10 * time.Minute
 	}
-	r := &Router{verbs: map[string]*Verb{}, deps: deps}
-	r.jobs = newJobs(root, deps)
+	r := &Router{verbs: map[string]*Verb{}, deps: deps, rep: newReporter(deps.ErrorKinds)}
+	r.jobs = newJobs(root, deps, r.rep)
 	r.confirm = &confirmer{key: deps.ConfirmKey}
 	for _, v := range append(r.builtins(), extra...) {
 		if _, dup := r.verbs[v.Name]; dup {
@@ -180,19 +186,16 @@ func (r *Router) Handle(ctx context.Context, req Request) Reply {
 	start := r.deps.Now()
 	reply, outcome, err := r.handle(ctx, req)
 	if err != nil {
-		text, ref := Message(err)
-		reply = Reply{Text: text, Failed: true}
+		rep := r.rep.report(ctx, r.deps.Log, "command failed", err, "text", r.redacted(req.Text), "user", req.Caller.UserName)
+		reply = Reply{Text: rep.Text, Failed: true}
 		if outcome == "" { // a refusal may name itself ("refused: draining")
 			outcome = "error"
 		}
-		if k := KindOf(err); k == Forbidden {
+		if rep.Kind == Forbidden {
 			outcome = "refused"
 		}
-		if ref != "" {
-			outcome = "error " + ref
-			r.deps.Log.Error("command failed", "ref", ref, "text", r.redacted(req.Text), "user", req.Caller.UserName, "err", err)
-		} else if hasCause(err) {
-			r.deps.Log.Warn("command refused", "text", r.redacted(req.Text), "user", req.Caller.UserName, "err", err)
+		if rep.Ref != "" {
+			outcome = "error " + rep.Ref
 		}
 	}
 	r.audit(req.Caller, kindOf(req.Caller), r.redacted(req.Text), outcome, start)
