@@ -1,0 +1,64 @@
+package images
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+)
+
+// goHowTo says how to get the go command.
+const goHowTo = "install Go 1.26 or newer (https://go.dev/dl/; Debian 12's golang package is too old) and put its bin folder on PATH"
+
+// goCommand runs `go args...` in dir with env added to this process's
+// environment, returning its standard output. The error carries the end of
+// what go said.
+func goCommand(ctx context.Context, name, dir string, env []string, args ...string) ([]byte, error) {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		return nil, fmt.Errorf("%s is built from source with Go, and `go` is not on PATH: %s", name, goHowTo)
+	}
+	cmd := exec.CommandContext(ctx, gobin, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...) // later values win
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, lastLines(stderr.String(), 30))
+	}
+	return stdout.Bytes(), nil
+}
+
+// goBuild runs a go command that compiles, waiting for a free Go build slot.
+func (r *run) goBuild(ctx context.Context, name, dir string, env []string, args ...string) ([]byte, error) {
+	select {
+	case r.goSlots <- struct{}{}:
+	default:
+		r.say(name, "waiting for another Go build to finish")
+		select {
+		case r.goSlots <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	defer func() { <-r.goSlots }()
+	return goCommand(ctx, name, dir, env, args...)
+}
+
+// staticEnv is the environment of a static build for t.
+func staticEnv(t target) []string {
+	return []string{"CGO_ENABLED=0", "GOOS=" + t.GOOS, "GOARCH=" + t.GOARCH}
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = append([]string{"..."}, lines[len(lines)-n:]...)
+	}
+	return strings.Join(lines, "\n")
+}
