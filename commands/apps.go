@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"regexp"
 	"sort"
 	"strings"
 
 	"github.com/compose-spec/compose-go/v2/types"
 
 	"github.com/toolbox-collective/toolbox/deploy/catalog"
+	"github.com/toolbox-collective/toolbox/internal/names"
 	"github.com/toolbox-collective/toolbox/state"
 )
 
@@ -73,32 +73,30 @@ type AppDeps struct {
 	Scheme string
 }
 
-var appNamePattern = regexp.MustCompile(`^[a-z][a-z0-9-]{0,30}$`)
-
 func secretName(app, name string) string  { return "app/" + app + "/" + name }
 func settingName(app, name string) string { return "app/" + app + "/" + name }
 
 // catalogApp finds a catalog entry by the name a user typed.
 func (a *AppDeps) catalogApp(name string) (catalog.App, error) {
-	if !appNamePattern.MatchString(name) {
-		return catalog.App{}, Errorf(Invalid, "`%s` is not an app name: use lowercase letters, digits and dashes.", truncate(name, 40))
+	if err := checkName(names.App(name)); err != nil {
+		return catalog.App{}, err
 	}
 	app, err := a.Catalog.Get(name)
 	if errors.Is(err, catalog.ErrUnknownApp) {
 		all, _ := a.Catalog.All()
-		names := make([]string, len(all))
+		known := make([]string, len(all))
 		for i, x := range all {
-			names[i] = x.Name
+			known[i] = x.Name
 		}
-		return catalog.App{}, Errorf(NotFound, "There is no app `%s` in the catalog. It has: %s. `/toolbox catalog` says what each needs.", name, strings.Join(names, ", "))
+		return catalog.App{}, Errorf(NotFound, "There is no app `%s` in the catalog. It has: %s. `/toolbox catalog` says what each needs.", name, strings.Join(known, ", "))
 	}
 	return app, err
 }
 
 // installed returns the state record of an installed app.
 func (a *AppDeps) installed(name string) (state.App, error) {
-	if !appNamePattern.MatchString(name) {
-		return state.App{}, Errorf(Invalid, "`%s` is not an app name.", truncate(name, 40))
+	if err := checkName(names.App(name)); err != nil {
+		return state.App{}, err
 	}
 	rec, err := a.Store.App(name)
 	if errors.Is(err, state.ErrNotFound) {
@@ -117,24 +115,17 @@ func (a *AppDeps) installedApp(name string) (state.App, catalog.App, error) {
 	return rec, app, err
 }
 
-var domainLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-
-// validateDomain accepts a lowercase host name with at least two labels.
-func validateDomain(d string) error {
-	labels := strings.Split(d, ".")
-	if len(d) > 253 || len(labels) < 2 {
-		return Errorf(Invalid, "`%s` is not a domain name like wiki.example.org.", truncate(d, 60))
+// checkName turns a refusal of internal/names into an error for people: its
+// message is a sentence that says what is allowed.
+func checkName(err error) error {
+	if err == nil {
+		return nil
 	}
-	for _, l := range labels {
-		if !domainLabel.MatchString(l) {
-			return Errorf(Invalid, "`%s` is not a domain name like wiki.example.org (lowercase letters, digits, dashes and dots).", truncate(d, 60))
-		}
-	}
-	if strings.Trim(labels[len(labels)-1], "0123456789") == "" {
-		return Errorf(Invalid, "`%s` is an address, not a domain name: certificates need a name like wiki.example.org.", truncate(d, 60))
-	}
-	return nil
+	return Errorf(Invalid, "%s.", err)
 }
+
+// validateDomain accepts a lowercase host name with at least two labels; see names.Domain.
+func validateDomain(d string) error { return checkName(names.Domain(d)) }
 
 // alnumSecret makes a secret of n characters from [A-Za-z0-9]: catalog
 // secrets end up in URLs and shell strings.
@@ -198,16 +189,16 @@ func (a *AppDeps) vars(app catalog.App, domain string) (map[string]string, []str
 // knownSecrets are the values of app's secrets that exist, to hide them;
 // unlike vars, it creates nothing and needs no setting.
 func (a *AppDeps) knownSecrets(app catalog.App) []string {
-	var names, out []string
+	var secretNames, out []string
 	for _, s := range app.Secrets {
-		names = append(names, s.Name)
+		secretNames = append(secretNames, s.Name)
 	}
 	for _, s := range app.Settings {
 		if s.Secret {
-			names = append(names, s.Name)
+			secretNames = append(secretNames, s.Name)
 		}
 	}
-	for _, n := range names {
+	for _, n := range secretNames {
 		if v, err := a.Store.Secret(secretName(app.Name, n)); err == nil {
 			out = append(out, v.Reveal())
 		}

@@ -177,3 +177,32 @@ func TestStatusAndLogs(t *testing.T) {
 		t.Errorf("logs of an unknown service = %q", got)
 	}
 }
+
+func TestNamesRefusedAtOnce(t *testing.T) {
+	e, _ := appsEnv(t, &fakeMachine{total: 8 << 30})
+	tests := []struct{ text, want string }{
+		{"add Bad/Name", `"Bad/Name" is not an app name: use 1 to 31 lowercase letters, digits and dashes, starting with a letter, like wordpress or wiki-2.`},
+		{"remove 'a); system(id); //'", `"a); system(id); //" is not an app name`},
+		{"add wordpress not_a_domain", `"not_a_domain" is not a domain name`},
+		{"add wordpress -rf.example.org", `"-rf.example.org" is not a domain name: a label starts or ends with a dash`},
+		{"add wordpress 203.0.113.7", "it is an IP address; certificates need a name, such as wiki.203.0.113.7.sslip.io."},
+		{"add wordpress example.123", "it ends in a number"},
+		{"add wordpress 'blog.example.org; rm -rf /'", "is not a domain name"},
+		{"add wordpress blog.example.org..", "remove the final dot"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.text, func(t *testing.T) {
+			reply := e.handle(caller("ann"), tt.text)
+			if !reply.Failed || !strings.Contains(reply.Text, tt.want) {
+				t.Errorf("Handle(%q) = %+v, want a refusal saying %q", tt.text, reply, tt.want)
+			}
+		})
+	}
+	if jobs, _ := e.store.RecentJobs(10); len(jobs) != 0 {
+		t.Errorf("refused names started jobs: %+v", jobs)
+	}
+	// The domain is taken as typed otherwise: case and one final dot do not matter.
+	if reply := e.handle(caller("ann"), "add wordpress Blog.Example.org."); reply.Failed {
+		t.Errorf("add with a capitalised domain and a final dot = %q", reply.Text)
+	}
+}

@@ -53,8 +53,8 @@ func App(name string) error {
 		return fail("it is empty; " + appRule)
 	case len(name) > MaxApp:
 		return fail(fmt.Sprintf("it is longer than %d characters; %s", MaxApp, appRule))
-	case name[0] < 'a' || name[0] > 'z':
-		return fail("it does not start with a lowercase letter; " + appRule)
+	case !isLower(name[0]):
+		return fail(appRule)
 	}
 	for i := 0; i < len(name); i++ {
 		if c := name[i]; !isLower(c) && !isDigit(c) && c != '-' {
