@@ -2,15 +2,14 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"time"
 
 	"github.com/toolbox-collective/toolbox/bot"
+	"github.com/toolbox-collective/toolbox/control"
 	"github.com/toolbox-collective/toolbox/state"
 )
 
@@ -18,9 +17,9 @@ func bootstrapCommand(ctx context.Context, cfg config, log *slog.Logger, stdout 
 	if cfg.MattermostURL == "" || cfg.BotURL == "" {
 		return errors.New("set TOOLBOX_MATTERMOST_URL (Mattermost, as the toolbox reaches it) and TOOLBOX_BOT_URL (the bot, as Mattermost reaches it)")
 	}
-	if sock := controlSocket(cfg); serverRunning(sock) {
+	if sock := controlSocket(cfg); control.Running(sock) {
 		// The running server holds the state: it bootstraps, then connects.
-		res, err := bootstrapThroughServer(ctx, sock)
+		res, err := control.NewClient(sock).Bootstrap(ctx)
 		if err != nil {
 			return err
 		}
@@ -68,22 +67,3 @@ func printBootstrap(w io.Writer, cfg config, res bot.BootstrapResult) {
 	}
 }
 
-func bootstrapThroughServer(ctx context.Context, sock string) (bot.BootstrapResult, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://toolbox/bootstrap", nil)
-	if err != nil {
-		return bot.BootstrapResult{}, err
-	}
-	resp, err := controlClient(sock).Do(req)
-	if err != nil {
-		return bot.BootstrapResult{}, fmt.Errorf("the running toolbox did not answer: %w", err)
-	}
-	defer resp.Body.Close()
-	var reply bootstrapReply
-	if err := json.NewDecoder(resp.Body).Decode(&reply); err != nil {
-		return bot.BootstrapResult{}, fmt.Errorf("the running toolbox answered %s", resp.Status)
-	}
-	if reply.Error != "" {
-		return bot.BootstrapResult{}, errors.New(reply.Error)
-	}
-	return bot.BootstrapResult{Changes: reply.Changes, AdminUsername: reply.AdminUsername, AdminPassword: state.Secret(reply.AdminPassword)}, nil
-}

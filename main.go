@@ -82,7 +82,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		if len(args) != 3 || args[1] != "backup" {
 			return errors.New("usage: toolbox state backup FILE")
 		}
-		return stateBackup(cfg, args[2], stdout)
+		return stateBackup(ctx, cfg, args[2], stdout)
 	case "proxy":
 		if len(args) != 2 || (args[1] != "init" && args[1] != "ca") {
 			return errors.New("usage: toolbox proxy init|ca")

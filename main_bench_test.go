@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/toolbox-collective/toolbox/commands"
+	"github.com/toolbox-collective/toolbox/control"
 	"github.com/toolbox-collective/toolbox/deploy/docker"
 	"github.com/toolbox-collective/toolbox/deploy/stack"
 	"github.com/toolbox-collective/toolbox/internal/dockertest"
@@ -48,7 +49,7 @@ func BenchmarkAddStandin(b *testing.B) {
 	m := newMachine(cfg)
 	defer m.Close()
 	log := slog.New(slog.DiscardHandler)
-	router, err := newRouter(ctx, cfg, log, st, m, &terminalChat{w: io.Discard}, nil, nil)
+	router, err := newRouter(ctx, cfg, log, st, m, &control.TerminalChat{W: io.Discard}, nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -63,7 +64,7 @@ func BenchmarkAddStandin(b *testing.B) {
 	var toolbox, direct time.Duration
 	for b.Loop() {
 		start := time.Now()
-		reply := runAndWait(ctx, router, st, commands.Request{Caller: operator, Text: "add " + app})
+		reply := control.RunAndWait(ctx, router, st, commands.Request{Caller: operator, Text: "add " + app})
 		toolbox += time.Since(start)
 		if reply.Failed || !strings.Contains(reply.Text, "is running") {
 			b.Fatalf("add: %+v", reply)
@@ -73,7 +74,7 @@ func BenchmarkAddStandin(b *testing.B) {
 		direct += time.Since(start)
 
 		b.StopTimer()
-		if r := runAndWait(ctx, router, st, commands.Request{Caller: operator, Text: "remove " + app + " --purge", Confirmed: true}); r.Failed {
+		if r := control.RunAndWait(ctx, router, st, commands.Request{Caller: operator, Text: "remove " + app + " --purge", Confirmed: true}); r.Failed {
 			b.Fatalf("remove: %+v", r)
 		}
 		if err := s.Remove(ctx, app+"-direct", true); err != nil {

@@ -7,13 +7,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/toolbox-collective/toolbox/bot"
 	"github.com/toolbox-collective/toolbox/commands"
+	"github.com/toolbox-collective/toolbox/control"
 	"github.com/toolbox-collective/toolbox/state"
 )
 
@@ -200,7 +200,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	ctl, err := listenControl(controlSocket(cfg))
+	ctl, err := control.Listen(controlSocket(cfg))
 	if err != nil {
 		ln.Close()
 		return err
@@ -222,7 +222,15 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		log.Warn("jobs interrupted by the previous stop", "count", len(interrupted))
 	}
 	srv := bot.NewServer(s)
-	ctlSrv := &http.Server{Handler: s.controlHandler(), ReadHeaderTimeout: 5 * time.Second}
+	ctlSrv := &http.Server{Handler: (&control.Server{
+		Router: s.router, Store: st, Bootstrap: s.bootstrap, Log: log,
+		ChannelID: func() string {
+			if ch := s.channelID.Load(); ch != nil {
+				return *ch
+			}
+			return ""
+		},
+	}).Handler(), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	go func() { errc <- ctlSrv.Serve(ctl) }()
@@ -248,9 +256,22 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err := srv.Shutdown(httpCtx); err != nil {
 		log.Warn("http shutdown", "err", err)
 	}
-	_ = os.Remove(controlSocket(cfg))
 	log.Info("stopped")
 	return nil
+}
+
+// bootstrap sets Mattermost up, then connects the bot to it.
+func (s *server) bootstrap(ctx context.Context) (bot.BootstrapResult, error) {
+	res, err := bootstrapMattermost(ctx, s.cfg, s.st)
+	if err != nil {
+		return res, err
+	}
+	cs, err := loadChatSettings(s.cfg, s.st)
+	if err != nil {
+		return res, err
+	}
+	s.activate(cs)
+	return res, nil
 }
 
 // healthcheck asks the local server whether it answers: the bot container's
