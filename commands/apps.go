@@ -206,6 +206,16 @@ func (a *AppDeps) knownSecrets(app catalog.App) []string {
 	return out
 }
 
+// secretsOf are the known secrets of an installed app, to hide them; none
+// when its catalog entry is gone.
+func (a *AppDeps) secretsOf(rec state.App) []string {
+	app, err := a.Catalog.Get(rec.Catalog)
+	if err != nil {
+		return nil
+	}
+	return a.knownSecrets(app)
+}
+
 // scrub hides every known secret in text.
 func scrub(text string, secrets []string) string {
 	sort.Slice(secrets, func(i, j int) bool { return len(secrets[i]) > len(secrets[j]) })

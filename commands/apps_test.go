@@ -1,10 +1,8 @@
 package commands
 
 import (
-	"context"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/compose-spec/compose-go/v2/types"
@@ -13,72 +11,15 @@ import (
 	"github.com/toolbox-collective/toolbox/state"
 )
 
-// fakeMachine is a Machine whose behaviour each test sets; it records calls.
-type fakeMachine struct {
-	mu       sync.Mutex
-	total    int64
-	reserved int64
-	services map[string][]Service
-	logs     string
-	execErr  error
-	execs    []string
-	deployed map[string]*types.Project
-}
-
-func (m *fakeMachine) Deploy(_ context.Context, app string, p *types.Project, entry catalog.Entry, progress func(string)) (string, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.deployed[app] = p
-	progress("app: created")
-	return "tb-" + app + "-" + entry.Service + ":80", nil
-}
-
-func (m *fakeMachine) Build(context.Context, string, catalog.Build, *types.Project, func(string)) error {
-	return nil
-}
-func (m *fakeMachine) Remove(context.Context, string, bool) error                { return nil }
-func (m *fakeMachine) Restart(context.Context, string, func(string)) error       { return nil }
-func (m *fakeMachine) Logs(context.Context, string, string, int) (string, error) { return m.logs, nil }
-func (m *fakeMachine) Memory(context.Context) (int64, int64, error)              { return m.total, m.reserved, nil }
-
-func (m *fakeMachine) Services(_ context.Context, app string) ([]Service, error) {
-	return m.services[app], nil
-}
-
-func (m *fakeMachine) Exec(_ context.Context, _, service string, cmd []string) (string, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.execs = append(m.execs, service)
-	err := m.execErr
-	m.execErr = nil // fails once
-	return "", err
-}
-
-type fakeProxy struct {
-	mu     sync.Mutex
-	routes map[string]string
-}
-
-func (p *fakeProxy) SetRoute(_ context.Context, app, domain, upstream string) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.routes[app] = domain + " -> " + upstream
-	return nil
-}
-
-func (p *fakeProxy) RemoveRoute(_ context.Context, app string) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	delete(p.routes, app)
-	return nil
-}
-
 func appsEnv(t *testing.T, m *fakeMachine) (*env, *fakeProxy) {
 	t.Helper()
 	if m.deployed == nil {
 		m.deployed = map[string]*types.Project{}
 	}
-	p := &fakeProxy{routes: map[string]string{}}
+	if m.calls == nil {
+		m.calls = &callLog{}
+	}
+	p := &fakeProxy{routes: map[string]string{}, calls: m.calls}
 	e := newEnv(t, envOptions{apps: func(st *state.Store) *AppDeps {
 		return &AppDeps{Catalog: catalog.New(nil), Machine: m, Proxy: p, Store: st, BaseDomain: "example.org"}
 	}})

@@ -139,6 +139,19 @@ func (a *AppDeps) whatMakesRoom(short int64, r *Router) string {
 	return fmt.Sprintf("To free %s, remove an app you can do without (%s), or move to a machine with more memory.", formatBytes(short), strings.Join(parts, ", "))
 }
 
+// engineFailed is the error people get when the engine fails at a step:
+// which step ("Deploying wordpress"), the engine's first line, which helps
+// them here (a health check's output, a name taken) but may quote the app's
+// configuration, so with its secrets hidden, and then next, what to do. The
+// whole cause goes to the log.
+func engineFailed(step, next string, secrets []string, err error) error {
+	msg := fmt.Sprintf("%s failed: %s", step, scrub(firstLine(err.Error()), secrets))
+	if next != "" {
+		msg = sentences(msg, next)
+	}
+	return &Error{Kind: Unavailable, Message: msg, Err: err}
+}
+
 // deploy records the app, converges its containers, routes its domain and
 // runs its post-install steps once. Run again, it repairs and changes nothing else.
 func (a *AppDeps) deploy(ctx context.Context, app catalog.App, domain string, progress func(string, ...any), r *Router) error {
@@ -168,15 +181,13 @@ func (a *AppDeps) deploy(ctx context.Context, app catalog.App, domain string, pr
 	if app.Build != nil {
 		progress("building %s with its upstream launcher", app.Name)
 		if err := a.Machine.Build(ctx, app.Name, *app.Build, project, func(line string) { progress("%s", scrub(line, secrets)) }); err != nil {
-			return fail(&Error{Kind: Unavailable, Message: fmt.Sprintf("Building %s failed: %s", app.Name, scrub(firstLine(err.Error()), secrets)), Err: err})
+			return fail(engineFailed(fmt.Sprintf("Building %s", app.Name), "", secrets, err))
 		}
 	}
 	progress("deploying %s %s", app.Name, app.Version)
 	upstream, err := a.Machine.Deploy(ctx, app.Name, project, app.Entry, func(line string) { progress("%s", line) })
 	if err != nil {
-		// The engine's words help people here (a health check's output, a
-		// name taken), but they may quote the app's configuration.
-		return fail(&Error{Kind: Unavailable, Message: fmt.Sprintf("Deploying %s failed: %s", app.Name, scrub(firstLine(err.Error()), secrets)), Err: err})
+		return fail(engineFailed(fmt.Sprintf("Deploying %s", app.Name), "", secrets, err))
 	}
 	if a.Proxy != nil {
 		progress("routing %s to %s", domain, app.Name)

@@ -37,18 +37,25 @@ func (a *AppDeps) removeVerb(r *Router) *Verb {
 		Run: func(ctx context.Context, inv Invocation) (string, error) {
 			name := inv.Args[0]
 			purge := purging(inv.Args)
-			if _, err := a.installed(name); err != nil {
+			rec, err := a.installed(name)
+			if err != nil {
 				return "", err
 			}
+			secrets := a.secretsOf(rec)
+			again := fmt.Sprintf("Nothing else was changed; run `/toolbox %s` again to retry.", quoteArgs(inv.Args))
 			if a.Proxy != nil {
 				inv.Progress("removing the route of %s", name)
 				if err := a.Proxy.RemoveRoute(ctx, name); err != nil {
-					return "", err
+					return "", engineFailed(fmt.Sprintf("Removing the route of %s", name), again, secrets, err)
 				}
 			}
 			inv.Progress("removing the containers of %s", name)
 			if err := a.Machine.Remove(ctx, name, purge); err != nil {
-				return "", err
+				next := fmt.Sprintf("Its route is already removed, but it is still recorded as installed: run `/toolbox %s` again to finish, or `/toolbox add %s` to bring it back.", quoteArgs(inv.Args), name)
+				if a.Proxy == nil {
+					next = again
+				}
+				return "", engineFailed(fmt.Sprintf("Removing the containers of %s", name), next, secrets, err)
 			}
 			// The secrets go before the record, so a crash in between leaves
 			// a record that `remove --purge` can be run on again.

@@ -15,8 +15,13 @@ func (a *AppDeps) restartVerb() *Verb {
 		},
 		Run: func(ctx context.Context, inv Invocation) (string, error) {
 			name := inv.Args[0]
-			if err := a.Machine.Restart(ctx, name, func(line string) { inv.Progress("%s", line) }); err != nil {
+			rec, err := a.installed(name)
+			if err != nil {
 				return "", err
+			}
+			secrets := a.secretsOf(rec)
+			if err := a.Machine.Restart(ctx, name, func(line string) { inv.Progress("%s", scrub(line, secrets)) }); err != nil {
+				return "", engineFailed(fmt.Sprintf("Restarting %s", name), fmt.Sprintf("`/toolbox status` shows its containers and `/toolbox logs %s` what they say.", name), secrets, err)
 			}
 			return fmt.Sprintf("**%s** restarted and is healthy.", name), nil
 		},

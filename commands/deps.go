@@ -2,10 +2,32 @@ package commands
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/toolbox-collective/toolbox/state"
 )
+
+// Deps are what the router needs from the rest of the program.
+type Deps struct {
+	Store     Store
+	Chat      Chat      // may be nil: `toolbox do` without a Mattermost
+	Directory Directory // may be nil likewise
+	Checks    []Check   // what selftest checks
+	Log       *slog.Logger
+	Now       func() time.Time
+	Version   string
+	// Apps, when set, brings the verbs that deploy apps.
+	Apps *AppDeps
+	// ConfirmKey signs confirmation buttons; ConfirmTTL is how long they stay valid.
+	ConfirmKey []byte
+	ConfirmTTL time.Duration
+	// ErrorKinds tells how the sentinel errors of the adapters reach people:
+	// an error that wraps ErrorKinds[i].Err (errors.Is) is shown as its Kind
+	// and Message, its chain going to the log. The first match wins; the
+	// state's sentinels are mapped by commands itself, after these.
+	ErrorKinds []ErrorKind
+}
 
 // Store is the part of the state the verbs use.
 type Store interface {

@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/toolbox-collective/toolbox/deploy/catalog"
 	"github.com/toolbox-collective/toolbox/state"
 )
 
@@ -291,4 +294,155 @@ func contains(s string, subs ...string) bool {
 func message(err error) (text, ref string) {
 	rep := newReporter(nil).report(context.Background(), slog.New(slog.DiscardHandler), "test", err)
 	return rep.Text, rep.Ref
+}
+
+// callLog records the calls of the fakes of the engine and the proxy, in the
+// order they happen, as "verb arg arg".
+type callLog struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (l *callLog) add(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.calls = append(l.calls, fmt.Sprintf(format, args...))
+}
+
+// list returns the calls so far, and how many.
+func (l *callLog) list() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.calls...)
+}
+
+// changes are the calls that change something (not Memory, Services, Logs).
+func (l *callLog) changes() []string {
+	var out []string
+	for _, c := range l.list() {
+		if verb, _, _ := strings.Cut(c, " "); verb != "memory" && verb != "services" && verb != "logs" {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// fakeMachine is a Machine whose answers each test sets: the fields for the
+// simple ones, the function fields (when set) to fail or to watch. It records
+// every call in calls, shared with the fakeProxy of the same test.
+type fakeMachine struct {
+	total    int64
+	reserved int64
+	services map[string][]Service
+	logs     string
+	execErr  error // returned by the next Exec only
+
+	DeployFn  func(app string) error
+	RemoveFn  func(app string, purge bool) error
+	RestartFn func(app string, progress func(string)) error
+
+	calls    *callLog
+	mu       sync.Mutex
+	execs    []string
+	deployed map[string]*types.Project
+}
+
+var _ Machine = (*fakeMachine)(nil)
+
+func (m *fakeMachine) Deploy(_ context.Context, app string, p *types.Project, entry catalog.Entry, progress func(string)) (string, error) {
+	m.calls.add("deploy %s", app)
+	if m.DeployFn != nil {
+		if err := m.DeployFn(app); err != nil {
+			return "", err
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.deployed[app] = p
+	progress("app: created")
+	return "tb-" + app + "-" + entry.Service + ":80", nil
+}
+
+func (m *fakeMachine) Build(_ context.Context, app string, _ catalog.Build, _ *types.Project, _ func(string)) error {
+	m.calls.add("build %s", app)
+	return nil
+}
+
+func (m *fakeMachine) Remove(_ context.Context, app string, purge bool) error {
+	m.calls.add("remove %s purge=%t", app, purge)
+	if m.RemoveFn != nil {
+		return m.RemoveFn(app, purge)
+	}
+	return nil
+}
+
+func (m *fakeMachine) Restart(_ context.Context, app string, progress func(string)) error {
+	m.calls.add("restart %s", app)
+	if m.RestartFn != nil {
+		return m.RestartFn(app, progress)
+	}
+	progress(app + ": restarted")
+	return nil
+}
+
+func (m *fakeMachine) Logs(_ context.Context, app, service string, n int) (string, error) {
+	m.calls.add("logs %s %s %d", app, service, n)
+	return m.logs, nil
+}
+
+func (m *fakeMachine) Memory(context.Context) (int64, int64, error) {
+	m.calls.add("memory")
+	return m.total, m.reserved, nil
+}
+
+func (m *fakeMachine) Services(_ context.Context, app string) ([]Service, error) {
+	m.calls.add("services %s", app)
+	return m.services[app], nil
+}
+
+func (m *fakeMachine) Exec(_ context.Context, app, service string, cmd []string) (string, error) {
+	m.calls.add("exec %s %s %s", app, service, strings.Join(cmd, " "))
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.execs = append(m.execs, service)
+	err := m.execErr
+	m.execErr = nil // fails once
+	return "", err
+}
+
+// fakeProxy keeps routes in a map; RemoveRouteFn, when set, answers instead.
+type fakeProxy struct {
+	RemoveRouteFn func(app string) error
+
+	calls  *callLog
+	mu     sync.Mutex
+	routes map[string]string
+}
+
+var _ Proxy = (*fakeProxy)(nil)
+
+func (p *fakeProxy) SetRoute(_ context.Context, app, domain, upstream string) error {
+	p.calls.add("set-route %s %s %s", app, domain, upstream)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.routes[app] = domain + " -> " + upstream
+	return nil
+}
+
+func (p *fakeProxy) RemoveRoute(_ context.Context, app string) error {
+	p.calls.add("remove-route %s", app)
+	if p.RemoveRouteFn != nil {
+		return p.RemoveRouteFn(app)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.routes, app)
+	return nil
+}
+
+// route is the route of app, or "".
+func (p *fakeProxy) route(app string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.routes[app]
 }

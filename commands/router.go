@@ -16,101 +16,6 @@ import (
 	"github.com/toolbox-collective/toolbox/state"
 )
 
-// Role says who may run a verb.
-type Role int
-
-const (
-	Anyone Role = iota // every member of the team
-	Admin              // Mattermost system admins and the toolbox admins list
-)
-
-func (r Role) String() string {
-	if r == Admin {
-		return "toolbox admins"
-	}
-	return "everyone"
-}
-
-// Caller is who typed a command, and where.
-type Caller struct {
-	UserID, UserName       string
-	ChannelID, ChannelName string
-	TeamID                 string
-	// Terminal is the local operator using `toolbox do`: an admin, with no chat.
-	Terminal bool
-}
-
-func (c Caller) mention() string {
-	if c.Terminal {
-		return "the operator"
-	}
-	return "@" + c.UserName
-}
-
-// Invocation is one run of a verb.
-type Invocation struct {
-	Caller Caller
-	Args   []string
-	// Progress reports a step of a job; it is a no-op for quick verbs.
-	Progress func(format string, args ...any)
-}
-
-// Verb is one entry of the command table: it carries its own usage and help.
-type Verb struct {
-	Name    string // one or two words: "status", "admins add"
-	Args    string // usage after the name: "<user>"
-	Summary string // one line for `help`
-	Help    string // more for `help <verb>`
-	Role    Role
-	// Confirmations is how many times the caller must click Confirm first (0: none);
-	// ConfirmationsFor, when set, decides it from the arguments instead.
-	Confirmations    int
-	ConfirmationsFor func(args []string) int
-	// Validate, when set, checks the arguments before any confirmation or job,
-	// so that a mistake is answered at once.
-	Validate func(ctx context.Context, args []string) error
-	// Redact, when set, hides secret arguments in the audit log and the logs.
-	Redact func(args []string) []string
-	// Job verbs answer at once and run in the background.
-	Job bool
-	// MinArgs and MaxArgs bound len(Args); MaxArgs < 0 means no bound.
-	MinArgs, MaxArgs int
-	Run              func(ctx context.Context, inv Invocation) (string, error)
-	// Describe says in one line, for the confirmation prompt, what will happen.
-	Describe func(args []string) string
-}
-
-func (v *Verb) confirmations(args []string) int {
-	if v.ConfirmationsFor != nil {
-		return v.ConfirmationsFor(args)
-	}
-	return v.Confirmations
-}
-
-func (v *Verb) usage() string {
-	if v.Args == "" {
-		return "/toolbox " + v.Name
-	}
-	return "/toolbox " + v.Name + " " + v.Args
-}
-
-// Request is a command as it reaches the router.
-type Request struct {
-	Caller Caller
-	Text   string
-	// Confirmed skips the confirmation prompt (the terminal operator said yes).
-	Confirmed bool
-}
-
-// Reply is what the caller sees at once.
-type Reply struct {
-	Text string
-	// JobID is set when the command started a job.
-	JobID uint64
-	// Failed is set when the command was refused or failed.
-	Failed bool
-}
-
 // Router finds the verb for a text, checks who may run it, and runs it.
 type Router struct {
 	verbs    map[string]*Verb
@@ -120,27 +25,6 @@ type Router struct {
 	confirm  *confirmer
 	rep      *reporter
 	draining atomic.Bool
-}
-
-// Deps are what the router needs from the rest of the program.
-type Deps struct {
-	Store     Store
-	Chat      Chat      // may be nil: `toolbox do` without a Mattermost
-	Directory Directory // may be nil likewise
-	Checks    []Check   // what selftest checks
-	Log       *slog.Logger
-	Now       func() time.Time
-	Version   string
-	// Apps, when set, brings the verbs that deploy apps.
-	Apps *AppDeps
-	// ConfirmKey signs confirmation buttons; ConfirmTTL is how long they stay valid.
-	ConfirmKey []byte
-	ConfirmTTL time.Duration
-	// ErrorKinds tells how the sentinel errors of the adapters reach people:
-	// an error that wraps ErrorKinds[i].Err (errors.Is) is shown as its Kind
-	// and Message, its chain going to the log. The first match wins; the
-	// state's sentinels are mapped by commands itself, after these.
-	ErrorKinds []ErrorKind
 }
 
 // NewRouter builds the router and its job runner. root is the application's
