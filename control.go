@@ -50,7 +50,7 @@ func doCommand(ctx context.Context, cfg config, log *slog.Logger, args []string,
 		mm := bot.NewClient(cs.siteURL, cs.botToken, cs.botURL)
 		dir, check = mm, mm.Check
 	}
-	m := newMachine(cfg)
+	m := newEngine(cfg)
 	defer m.Close()
 	router, err := newRouter(ctx, cfg, log, st, m, &control.TerminalChat{W: stdout}, dir, check)
 	if err != nil {

@@ -46,7 +46,7 @@ func BenchmarkAddStandin(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	m := newMachine(cfg)
+	m := newEngine(cfg)
 	defer m.Close()
 	log := slog.New(slog.DiscardHandler)
 	router, err := newRouter(ctx, cfg, log, st, m, &control.TerminalChat{W: io.Discard}, nil, nil)

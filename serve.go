@@ -14,6 +14,7 @@ import (
 	"github.com/toolbox-collective/toolbox/bot"
 	"github.com/toolbox-collective/toolbox/commands"
 	"github.com/toolbox-collective/toolbox/control"
+	"github.com/toolbox-collective/toolbox/engine"
 	"github.com/toolbox-collective/toolbox/state"
 )
 
@@ -105,7 +106,7 @@ func (c *chatSwitch) check(ctx context.Context) (string, error) {
 }
 
 // newRouter wires the verbs to the state, the machine, the chat and the checks.
-func newRouter(root context.Context, cfg config, log *slog.Logger, st *state.Store, m *machine, chat commands.Chat, dir commands.Directory, chatCheck func(context.Context) (string, error)) (*commands.Router, error) {
+func newRouter(root context.Context, cfg config, log *slog.Logger, st *state.Store, m *engine.Engine, chat commands.Chat, dir commands.Directory, chatCheck func(context.Context) (string, error)) (*commands.Router, error) {
 	key, err := st.EnsureSecret(confirmKeySecret, func() (state.Secret, error) { return state.NewRandomSecret(32) })
 	if err != nil {
 		return nil, err
@@ -122,17 +123,7 @@ func newRouter(root context.Context, cfg config, log *slog.Logger, st *state.Sto
 	if chatCheck != nil {
 		checks = append(checks, commands.Check{Name: "mattermost", Run: chatCheck})
 	}
-	checks = append(checks, commands.Check{Name: "docker", Run: func(ctx context.Context) (string, error) {
-		e, err := m.connect(ctx)
-		if err != nil {
-			return "", err
-		}
-		info, err := e.Info(ctx)
-		if err != nil {
-			return "", err
-		}
-		return fmt.Sprintf("engine %s (API %s) at %s: %d CPUs, %.1f GiB", info.ServerVersion, info.APIVersion, e.Host(), info.NCPU, float64(info.MemTotal)/(1<<30)), nil
-	}})
+	checks = append(checks, commands.Check{Name: "docker", Run: m.Check})
 	apps, err := newAppDeps(cfg, st, m)
 	if err != nil {
 		return nil, err
@@ -186,7 +177,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 	defer st.Close() // bbolt last, after HTTP and jobs
-	m := newMachine(cfg)
+	m := newEngine(cfg)
 	defer m.Close()
 	// Jobs run on their own root: a SIGTERM first drains, and cancels them only
 	// when their grace time is over.

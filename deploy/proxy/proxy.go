@@ -32,8 +32,9 @@ import (
 // has the domain.
 var ErrDomainTaken = errors.New("domain already routed")
 
-// ErrNotInitialized is wrapped by SetRoute's error when Caddy's config has
-// no toolbox server: Init was not called.
+// ErrNotInitialized is what a change finds when Caddy's config has no
+// toolbox server (a Caddy whose volume was lost comes back empty); SetRoute
+// then calls Init itself, once.
 var ErrNotInitialized = errors.New("the proxy has no toolbox server")
 
 // Options configure a Proxy.
@@ -125,6 +126,10 @@ func (p *Proxy) Wait(ctx context.Context) error {
 func (p *Proxy) Init(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.initLocked(ctx)
+}
+
+func (p *Proxy) initLocked(ctx context.Context) error {
 	return p.retry(ctx, "init", func() error {
 		raw, etag, err := p.do(ctx, http.MethodGet, configRoot, nil, "")
 		if err != nil {
@@ -250,7 +255,8 @@ func (p *Proxy) server(ctx context.Context) (s server, etag string, found bool, 
 
 // SetRoute routes domain to upstream (host:port on the Docker network, such
 // as "wordpress-app:80") for app, replacing the app's route if it has one.
-// It refuses a domain that another route has, and invalid values.
+// It refuses a domain that another route has, and invalid values. It sets
+// the toolbox server up first when Caddy's config lacks it.
 func (p *Proxy) SetRoute(ctx context.Context, app, domain, upstreamAddr string) error {
 	if err := validateApp(app); err != nil {
 		return err
@@ -270,13 +276,14 @@ func (p *Proxy) SetRoute(ctx context.Context, app, domain, upstreamAddr string) 
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.retry(ctx, fmt.Sprintf("set route of %s to %s", app, domain), func() error {
+	what := fmt.Sprintf("set route of %s to %s", app, domain)
+	set := func() error {
 		s, etag, found, err := p.server(ctx)
 		if err != nil {
 			return err
 		}
 		if !found {
-			return fmt.Errorf("%w (call Init first)", ErrNotInitialized)
+			return ErrNotInitialized
 		}
 		exists := false
 		for _, cur := range s.Routes {
@@ -303,7 +310,14 @@ func (p *Proxy) SetRoute(ctx context.Context, app, domain, upstreamAddr string) 
 			_, _, err = p.do(ctx, http.MethodPost, routesAdd, []route{r}, etag)
 		}
 		return err
-	})
+	}
+	err := p.retry(ctx, what, set)
+	if errors.Is(err, ErrNotInitialized) {
+		if err = p.initLocked(ctx); err == nil {
+			err = p.retry(ctx, what, set)
+		}
+	}
+	return err
 }
 
 // RemoveRoute removes app's route; without one, it does nothing.

@@ -448,7 +448,8 @@ func TestConcurrentChanges(t *testing.T) {
 	// Two Proxies: two toolbox processes, as far as Caddy can tell.
 	ps := []*proxy.Proxy{c.proxy(), c.proxy()}
 
-	// Without the toolbox server, SetRoute asks for Init, which adds it.
+	// Without the toolbox server, reads find nothing, and SetRoute sets the
+	// server up itself (a Caddy whose volume was lost comes back empty).
 	req, _ := http.NewRequestWithContext(ctx, http.MethodDelete, c.admin+"/config/apps/http/servers/"+proxy.ServerName, nil)
 	req.Header.Set("Origin", proxy.AdminOrigin)
 	if res, err := http.DefaultClient.Do(req); err != nil {
@@ -456,14 +457,20 @@ func TestConcurrentChanges(t *testing.T) {
 	} else if res.Body.Close(); res.StatusCode != http.StatusOK {
 		t.Fatalf("DELETE the toolbox server: %s", res.Status)
 	}
-	if err := ps[0].SetRoute(ctx, "wiki", "wiki.example.org", "wiki:80"); !errors.Is(err, proxy.ErrNotInitialized) {
-		t.Errorf("SetRoute without the server = %v, want ErrNotInitialized", err)
-	}
 	if got := routes(t, ctx, ps[0]); len(got) != 0 {
 		t.Errorf("Routes() without the server = %v, want none", got)
 	}
 	if err := ps[0].RemoveRoute(ctx, "wiki"); err != nil {
 		t.Errorf("RemoveRoute without the server = %v, want nil", err)
+	}
+	if err := ps[0].SetRoute(ctx, "wiki", "wiki.example.org", "wiki:80"); err != nil {
+		t.Errorf("SetRoute without the server = %v, want it to set the server up", err)
+	}
+	if got := routes(t, ctx, ps[1]); got["wiki"].Domain != "wiki.example.org" {
+		t.Errorf("Routes() after SetRoute on an empty Caddy = %v, want wiki", got)
+	}
+	if err := ps[0].RemoveRoute(ctx, "wiki"); err != nil {
+		t.Fatal(err)
 	}
 	if err := ps[0].Init(ctx); err != nil {
 		t.Fatal(err)

@@ -18,11 +18,19 @@ import (
 // machine, with its own launcher (Discourse's discourse_docker): clone
 // Repository at Ref, write containers/app.yml, run Command, and tag the
 // image it leaves (Output) as the service's image.
+//
+// Its fields are those of catalog.Build, in the same order, so that the
+// engine adapter converts one into the other (stack.Launcher(b)) instead of
+// copying fields; a change to one that the other lacks stops the build.
 type Launcher struct {
-	Service, Repository, Ref, BaseImage, Output string
-	Templates                                   []string
-	Params                                      map[string]string
-	Command                                     []string
+	Service    string
+	Repository string
+	Ref        string
+	BaseImage  string
+	Templates  []string
+	Params     map[string]string
+	Command    []string
+	Output     string
 }
 
 // LauncherImage runs the launcher: a shell, the Docker CLI talking to the

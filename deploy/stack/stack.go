@@ -10,6 +10,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -45,6 +46,11 @@ type Stack struct {
 func NetworkName(app string) string            { return "tb-" + app }
 func VolumeName(app, volume string) string     { return "tb-" + app + "-" + volume }
 func ContainerName(app, service string) string { return "tb-" + app + "-" + service }
+
+// Upstream is where the proxy reaches app's service on the shared network.
+func Upstream(app, service string, port int) string {
+	return ContainerName(app, service) + ":" + strconv.Itoa(port)
+}
 func (s *Stack) labels(app string) map[string]string {
 	l := maps.Clone(s.Labels)
 	if l == nil {
@@ -287,4 +293,26 @@ func (s *Stack) Remove(ctx context.Context, app string, purge bool) error {
 // Containers lists app's containers.
 func (s *Stack) Containers(ctx context.Context, app string) ([]docker.Container, error) {
 	return s.Engine.Containers(ctx, map[string]string{LabelManaged: "1", LabelApp: app})
+}
+
+// Restart restarts each of app's containers, then waits for them all to be
+// healthy again.
+func (s *Stack) Restart(ctx context.Context, app string, progress func(string)) error {
+	cs, err := s.Containers(ctx, app)
+	if err != nil {
+		return err
+	}
+	for _, c := range cs {
+		progress("restarting " + c.Labels[LabelService])
+		if err := s.Engine.RestartContainer(ctx, c.Name); err != nil {
+			return err
+		}
+	}
+	for _, c := range cs {
+		if err := s.Engine.WaitHealthy(ctx, c.Name); err != nil {
+			return err
+		}
+		progress(c.Labels[LabelService] + ": healthy")
+	}
+	return nil
 }

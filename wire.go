@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/toolbox-collective/toolbox/commands"
+	"github.com/toolbox-collective/toolbox/deploy/catalog"
+	"github.com/toolbox-collective/toolbox/deploy/docker"
+	"github.com/toolbox-collective/toolbox/deploy/proxy"
+	"github.com/toolbox-collective/toolbox/engine"
+	"github.com/toolbox-collective/toolbox/state"
+)
+
+func newEngine(cfg config) *engine.Engine {
+	return engine.New(engine.Config{
+		Docker: docker.Config{Host: cfg.DockerHost}, SharedNetwork: cfg.Network,
+		ChatApp: chatApp, ChatNetwork: cfg.BotNetwork,
+	})
+}
+
+// newAppDeps wires the app verbs: the catalog (with the collective's own
+// entries), the machine and, when configured, the proxy.
+func newAppDeps(cfg config, st *state.Store, m *engine.Engine) (*commands.AppDeps, error) {
+	var extra fs.FS
+	if cfg.CatalogDir != "" {
+		if _, err := os.Stat(cfg.CatalogDir); err != nil {
+			return nil, fmt.Errorf("TOOLBOX_CATALOG_DIR: %w", err)
+		}
+		extra = os.DirFS(cfg.CatalogDir)
+	}
+	apps := &commands.AppDeps{
+		Catalog: catalog.New(extra), Machine: m, Store: st, BaseDomain: cfg.BaseDomain, Scheme: "http",
+	}
+	if cfg.ProxyAdmin != "" {
+		apps.Proxy = newProxy(cfg)
+		apps.Scheme = "https"
+	}
+	return apps, nil
+}
+
+func newProxy(cfg config) *proxy.Proxy {
+	return proxy.New(cfg.ProxyAdmin, proxy.Options{Local: cfg.Local, Email: cfg.ACMEEmail})
+}
+
+// proxyCommand prepares Caddy's config (init) or prints its local CA (ca).
+func proxyCommand(ctx context.Context, cfg config, what string, stdout io.Writer) error {
+	if cfg.ProxyAdmin == "" {
+		return errors.New("set TOOLBOX_PROXY_ADMIN to Caddy's admin API (http://host:port or unix:///path)")
+	}
+	p := newProxy(cfg)
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := p.Wait(wctx); err != nil {
+		return err
+	}
+	if what == "ca" {
+		pem, err := p.RootCA(ctx)
+		if err != nil {
+			return err
+		}
+		_, err = stdout.Write(pem)
+		return err
+	}
+	return p.Init(ctx)
+}
