@@ -1,7 +1,10 @@
 package commands
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -145,5 +148,273 @@ func TestNamesRefusedAtOnce(t *testing.T) {
 	// The domain is taken as typed otherwise: case and one final dot do not matter.
 	if reply := e.handle(caller("ann"), "add wordpress Blog.Example.org."); reply.Failed {
 		t.Errorf("add with a capitalised domain and a final dot = %q", reply.Text)
+	}
+}
+
+// dbPassword is the database secret of the installed wordpress of the tests.
+const dbPassword = "s3cr3t-db-password-0123456789abc"
+
+// installWordpress records wordpress as installed at version, running, with
+// its route, its database secret, its admin email and its post-install done.
+func installWordpress(t *testing.T, e *env, p *fakeProxy, version string) {
+	t.Helper()
+	app, err := catalog.Get("wordpress")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := state.App{Name: "wordpress", Catalog: "wordpress", Domain: "blog.example.org", Version: version, Status: statusRunning, Settings: map[string]string{}}
+	for i := range app.PostInstall {
+		rec.Settings[fmt.Sprintf("%s %d", postInstallKey, i+1)] = "2026-02-01T12:00:00Z"
+	}
+	if err := e.store.PutApp(rec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.EnsureSecret(secretName("wordpress", "DB_PASSWORD"), func() (state.Secret, error) { return dbPassword, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.SetSetting(settingName("wordpress", "ADMIN_EMAIL"), "ann@example.org"); err != nil {
+		t.Fatal(err)
+	}
+	p.routes["wordpress"] = "blog.example.org -> tb-wordpress-wordpress:80"
+}
+
+// confirmAll runs text as c and confirms each prompt it posts, checking that
+// nothing changes before the last confirmation; it returns how many
+// confirmations were asked and waits for the job they start.
+func confirmAll(t *testing.T, e *env, m *fakeMachine, c Caller, text string) int {
+	t.Helper()
+	promptsBefore, callsBefore := len(e.chat.Prompts()), len(m.calls.changes())
+	if got := e.handle(c, text).Text; got != "This needs a confirmation: use the buttons on the message I just posted." {
+		t.Fatalf("Handle(%q) = %q, want a confirmation", text, got)
+	}
+	for n := 1; ; n++ {
+		if got := m.calls.changes()[callsBefore:]; len(got) != 0 {
+			t.Fatalf("before confirmation %d of %q, the engine or proxy were asked %q", n, text, got)
+		}
+		prompts := e.chat.Prompts()[promptsBefore:]
+		if len(prompts) != n {
+			t.Fatalf("after %d confirmations, %d prompts", n-1, len(prompts))
+		}
+		last := prompts[n-1]
+		res := e.router.HandleClick(context.Background(), Click{Caller: c, PostID: last.ID, Confirm: true, Token: last.Token})
+		if strings.Contains(res.Update, "Started job") {
+			e.router.Jobs().Wait()
+			return n
+		}
+		if !strings.Contains(res.Ephemeral, "This needs a confirmation") {
+			t.Fatalf("click %d on %q = %+v, want a job or another confirmation", n, text, res)
+		}
+	}
+}
+
+// lastPost is the text of the bot's newest post.
+func lastPost(t *testing.T, e *env) string {
+	t.Helper()
+	posts := e.chat.Posts()
+	if len(posts) == 0 {
+		t.Fatal("no post")
+	}
+	return posts[len(posts)-1].Text
+}
+
+func TestRemove(t *testing.T) {
+	tests := []struct {
+		text          string
+		confirmations int
+		calls         []string
+		reply         string
+		secretKept    bool
+	}{
+		{
+			text: "remove wordpress", confirmations: 1,
+			calls:      []string{"remove-route wordpress", "remove wordpress purge=false"},
+			reply:      "**wordpress** is removed. Its data is kept: `/toolbox add wordpress` brings it back.",
+			secretKept: true,
+		},
+		{
+			text: "remove wordpress --purge", confirmations: 2,
+			calls: []string{"remove-route wordpress", "remove wordpress purge=true"},
+			reply: "**wordpress** is removed and its data deleted.",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.text, func(t *testing.T) {
+			m := &fakeMachine{}
+			e, p := appsEnv(t, m)
+			installWordpress(t, e, p, "7.1.2")
+			if n := confirmAll(t, e, m, caller("ann"), tt.text); n != tt.confirmations {
+				t.Errorf("%q asked %d confirmations, want %d", tt.text, n, tt.confirmations)
+			}
+			if got := m.calls.changes(); !slices.Equal(got, tt.calls) {
+				t.Errorf("calls = %q, want %q", got, tt.calls)
+			}
+			if got := lastPost(t, e); !contains(got, "succeeded", tt.reply) {
+				t.Errorf("result = %q, want %q", got, tt.reply)
+			}
+			if r := p.route("wordpress"); r != "" {
+				t.Errorf("route left: %q", r)
+			}
+			if _, err := e.store.App("wordpress"); !errors.Is(err, state.ErrNotFound) {
+				t.Errorf("state record after remove: %v, want not found", err)
+			}
+			_, err := e.store.Secret(secretName("wordpress", "DB_PASSWORD"))
+			if kept := err == nil; kept != tt.secretKept {
+				t.Errorf("secret kept = %v (%v), want %v", kept, err, tt.secretKept)
+			}
+		})
+	}
+}
+
+func TestRemoveWhenTheEngineFails(t *testing.T) {
+	m := &fakeMachine{RemoveFn: func(app string, _ bool) error {
+		return fmt.Errorf("docker: remove volume tb-%s_db: in use by a container started with %s\nmore of the engine's words", app, dbPassword)
+	}}
+	e, p := appsEnv(t, m)
+	installWordpress(t, e, p, "7.1.2")
+	confirmAll(t, e, m, caller("ann"), "remove wordpress")
+
+	got := lastPost(t, e)
+	want := "Removing the containers of wordpress failed: docker: remove volume tb-wordpress_db: in use by a container started with [redacted]. " +
+		"Its route is already removed, but it is still recorded as installed: run `/toolbox remove wordpress` again to finish, or `/toolbox add wordpress` to bring it back."
+	if !contains(got, "failed**", want) || strings.Contains(got, dbPassword) || strings.Contains(got, "more of the engine's words") {
+		t.Errorf("failure post = %q, want %q, without the secret or the rest of the cause", got, want)
+	}
+	if log := e.log.String(); !contains(log, "level=WARN", "job failed", "more of the engine's words") {
+		t.Errorf("log lacks the whole cause:\n%s", log)
+	}
+	if rec, err := e.store.App("wordpress"); err != nil || rec.Domain != "blog.example.org" {
+		t.Errorf("state record after a failed remove = %+v, %v; want it kept", rec, err)
+	}
+
+	// Run again, it finishes.
+	m.RemoveFn = nil
+	confirmAll(t, e, m, caller("ann"), "remove wordpress")
+	if got := lastPost(t, e); !strings.Contains(got, "**wordpress** is removed.") {
+		t.Errorf("second remove = %q", got)
+	}
+	if _, err := e.store.App("wordpress"); !errors.Is(err, state.ErrNotFound) {
+		t.Errorf("state record after the second remove: %v, want not found", err)
+	}
+}
+
+func TestRemoveWhenTheRouteStays(t *testing.T) {
+	m := &fakeMachine{}
+	e, p := appsEnv(t, m)
+	installWordpress(t, e, p, "7.1.2")
+	p.RemoveRouteFn = func(string) error { return errors.New("proxy: caddy admin: 502 bad gateway") }
+	confirmAll(t, e, m, caller("ann"), "remove wordpress --purge")
+
+	want := "Removing the route of wordpress failed: proxy: caddy admin: 502 bad gateway. Nothing else was changed; run `/toolbox remove wordpress --purge` again to retry."
+	if got := lastPost(t, e); !contains(got, "failed**", want) {
+		t.Errorf("failure post = %q, want %q", got, want)
+	}
+	if got, want := m.calls.changes(), []string{"remove-route wordpress"}; !slices.Equal(got, want) {
+		t.Errorf("calls = %q, want %q: nothing after the failed step", got, want)
+	}
+	if _, err := e.store.App("wordpress"); err != nil {
+		t.Errorf("state record after a failed remove: %v, want it kept", err)
+	}
+	if _, err := e.store.Secret(secretName("wordpress", "DB_PASSWORD")); err != nil {
+		t.Errorf("secret after a failed purge: %v, want it kept", err)
+	}
+}
+
+func TestRestart(t *testing.T) {
+	m := &fakeMachine{RestartFn: func(app string, progress func(string)) error {
+		progress("db: started with " + dbPassword)
+		return nil
+	}}
+	e, p := appsEnv(t, m)
+	installWordpress(t, e, p, "7.1.2")
+
+	if got := e.handle(caller("ann"), "restart wordpress").Text; !strings.Contains(got, "Started job #1") {
+		t.Fatalf("restart = %q, want a job", got)
+	}
+	e.router.Jobs().Wait()
+	if got, want := m.calls.changes(), []string{"restart wordpress"}; !slices.Equal(got, want) {
+		t.Errorf("calls = %q, want %q", got, want)
+	}
+	if got := lastPost(t, e); !contains(got, "succeeded", "**wordpress** restarted and is healthy.") {
+		t.Errorf("result = %q", got)
+	}
+	var progress []string
+	for _, ed := range e.chat.Edits() {
+		progress = append(progress, ed.Text)
+	}
+	if all := strings.Join(progress, "\n"); !strings.Contains(all, "db: started with [redacted]") || strings.Contains(all, dbPassword) {
+		t.Errorf("progress = %q, want the engine's lines with the secrets hidden", all)
+	}
+}
+
+func TestRestartFailures(t *testing.T) {
+	m := &fakeMachine{RestartFn: func(string, func(string)) error {
+		return errors.New("docker: tb-wordpress-db-1: unhealthy after 2m0s: mariadb-admin ping: no answer\ncontainer log follows")
+	}}
+	e, p := appsEnv(t, m)
+	installWordpress(t, e, p, "7.1.2")
+
+	e.handle(caller("ann"), "restart wordpress")
+	e.router.Jobs().Wait()
+	want := "Restarting wordpress failed: docker: tb-wordpress-db-1: unhealthy after 2m0s: mariadb-admin ping: no answer. " +
+		"`/toolbox status` shows its containers and `/toolbox logs wordpress` what they say."
+	if got := lastPost(t, e); !contains(got, "failed**", want) || strings.Contains(got, "container log follows") {
+		t.Errorf("failure post = %q, want %q", got, want)
+	}
+	if log := e.log.String(); !contains(log, "level=WARN", "job failed", "container log follows") {
+		t.Errorf("log lacks the whole cause:\n%s", log)
+	}
+
+	// An app that is not there is refused at once, without a job.
+	if reply := e.handle(caller("ann"), "restart nope"); !reply.Failed || reply.Text != "`nope` is not installed. `/toolbox status` lists what is." {
+		t.Errorf("restart nope = %+v", reply)
+	}
+	if got := m.calls.changes(); len(got) != 1 {
+		t.Errorf("calls = %q, want only the first restart", got)
+	}
+}
+
+func TestUpgrade(t *testing.T) {
+	m := &fakeMachine{}
+	e, p := appsEnv(t, m)
+	installWordpress(t, e, p, "7.0.0")
+
+	if n := confirmAll(t, e, m, caller("ann"), "upgrade wordpress"); n != 1 {
+		t.Errorf("upgrade asked %d confirmations, want 1", n)
+	}
+	want := []string{"deploy wordpress", "set-route wordpress blog.example.org tb-wordpress-wordpress:80"}
+	if got := m.calls.changes(); !slices.Equal(got, want) {
+		t.Errorf("calls = %q, want %q (the post-install steps done are not run again)", got, want)
+	}
+	if got := lastPost(t, e); !contains(got, "succeeded", "**wordpress** runs version 7.1.2 (was 7.0.0) and is healthy.") {
+		t.Errorf("result = %q", got)
+	}
+	if rec, err := e.store.App("wordpress"); err != nil || rec.Version != "7.1.2" || rec.Status != statusRunning {
+		t.Errorf("record = %+v, %v; want 7.1.2, running", rec, err)
+	}
+	if v := m.deployed["wordpress"].Services["wordpress"].Environment["WORDPRESS_DB_PASSWORD"]; v == nil || *v != dbPassword {
+		t.Errorf("the upgrade did not keep the database password")
+	}
+}
+
+func TestUpgradeFails(t *testing.T) {
+	m := &fakeMachine{DeployFn: func(string) error {
+		return fmt.Errorf("docker: pull wordpress:7.1.2-php8.3-apache: manifest unknown\nwith %s", dbPassword)
+	}}
+	e, p := appsEnv(t, m)
+	installWordpress(t, e, p, "7.0.0")
+	confirmAll(t, e, m, caller("ann"), "upgrade wordpress")
+
+	want := "Deploying wordpress failed: docker: pull wordpress:7.1.2-php8.3-apache: manifest unknown"
+	if got := lastPost(t, e); !contains(got, "failed**", want) || strings.Contains(got, dbPassword) {
+		t.Errorf("failure post = %q, want %q", got, want)
+	}
+	if got, want := m.calls.changes(), []string{"deploy wordpress"}; !slices.Equal(got, want) {
+		t.Errorf("calls = %q, want %q", got, want)
+	}
+	if rec, err := e.store.App("wordpress"); err != nil || rec.Status != statusFailed || rec.Domain != "blog.example.org" {
+		t.Errorf("record = %+v, %v; want it kept, failed", rec, err)
+	}
+	if r := p.route("wordpress"); r == "" {
+		t.Errorf("the route was removed by a failed upgrade")
 	}
 }

@@ -42,7 +42,7 @@ func (a *AppDeps) removeVerb(r *Router) *Verb {
 				return "", err
 			}
 			secrets := a.secretsOf(rec)
-			again := fmt.Sprintf("Nothing else was changed; run `/toolbox %s` again to retry.", quoteArgs(inv.Args))
+			again := fmt.Sprintf("Nothing else was changed; run `/toolbox remove %s` again to retry.", quoteArgs(inv.Args))
 			if a.Proxy != nil {
 				inv.Progress("removing the route of %s", name)
 				if err := a.Proxy.RemoveRoute(ctx, name); err != nil {
@@ -51,7 +51,7 @@ func (a *AppDeps) removeVerb(r *Router) *Verb {
 			}
 			inv.Progress("removing the containers of %s", name)
 			if err := a.Machine.Remove(ctx, name, purge); err != nil {
-				next := fmt.Sprintf("Its route is already removed, but it is still recorded as installed: run `/toolbox %s` again to finish, or `/toolbox add %s` to bring it back.", quoteArgs(inv.Args), name)
+				next := fmt.Sprintf("Its route is already removed, but it is still recorded as installed: run `/toolbox remove %s` again to finish, or `/toolbox add %s` to bring it back.", quoteArgs(inv.Args), name)
 				if a.Proxy == nil {
 					next = again
 				}

@@ -401,7 +401,7 @@ func (m *fakeMachine) Services(_ context.Context, app string) ([]Service, error)
 }
 
 func (m *fakeMachine) Exec(_ context.Context, app, service string, cmd []string) (string, error) {
-	m.calls.add("exec %s %s %s", app, service, strings.Join(cmd, " "))
+	m.calls.add("exec %s %s", app, service)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.execs = append(m.execs, service)
