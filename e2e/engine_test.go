@@ -1,4 +1,4 @@
-package engine_test
+package e2e
 
 import (
 	"context"
@@ -14,9 +14,9 @@ import (
 	standin "github.com/toolbox-collective/toolbox/internal/standin/catalog"
 )
 
-// TestStandinLifecycle drives the stand-in app through the adapter on the
+// TestEngineAdapterStandin drives the stand-in app through the adapter on the
 // real engine: deploy, services, exec, logs, restart, memory, remove.
-func TestStandinLifecycle(t *testing.T) {
+func TestEngineAdapterStandin(t *testing.T) {
 	d := dockertest.Engine(t)
 	dockertest.BuildGoImage(t, d, dockertest.StandinPackage, standin.Image)
 	labels := dockertest.Labels(t, d)
@@ -78,7 +78,7 @@ func TestStandinLifecycle(t *testing.T) {
 	}
 }
 
-func TestUnreachableEngine(t *testing.T) {
+func TestEngineAdapterUnreachable(t *testing.T) {
 	e := engine.New(engine.Config{Docker: docker.Config{Host: "unix:///nonexistent/docker.sock"}})
 	defer e.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
