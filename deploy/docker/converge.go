@@ -1,14 +1,10 @@
 package docker
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"maps"
 	"path"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -142,7 +138,7 @@ func (e *Engine) create(ctx context.Context, spec ContainerSpec, hash string) (s
 	}
 	if len(spec.Files) > 0 {
 		var buf bytes.Buffer
-		if err := writeFilesTar(&buf, spec.Files); err != nil {
+		if err := writeTar(&buf, filesEntries(spec.Files)); err != nil {
 			return undo(err)
 		}
 		if _, err := e.cli.CopyToContainer(ctx, res.ID, client.CopyToContainerOptions{DestinationPath: "/", Content: &buf}); err != nil {
@@ -205,34 +201,12 @@ func (e *Engine) RestartContainer(ctx context.Context, name string) error {
 	return nil
 }
 
-// writeFilesTar writes files as a tar stream, their parent directories first.
-func writeFilesTar(w io.Writer, files map[string][]byte) error {
-	tw := tar.NewWriter(w)
-	clean := map[string][]byte{}
-	dirs := map[string]bool{}
+// filesEntries are the container's Files: mode 0644, owned by root, with
+// paths cleaned ("/etc/x" is "etc/x"); WriteTar refuses the archive root.
+func filesEntries(files map[string][]byte) []Entry {
+	entries := make([]Entry, 0, len(files))
 	for name, data := range files {
-		p := strings.TrimPrefix(path.Clean("/"+name), "/")
-		if p == "" || p == "." {
-			return fmt.Errorf("bad file path %q", name)
-		}
-		clean[p] = data
-		for d := path.Dir(p); d != "."; d = path.Dir(d) {
-			dirs[d] = true
-		}
+		entries = append(entries, Entry{Name: strings.TrimPrefix(path.Clean("/"+name), "/"), Mode: 0o644, Data: data})
 	}
-	for _, d := range slices.Sorted(maps.Keys(dirs)) { // sorted: parents come first
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755}); err != nil {
-			return err
-		}
-	}
-	for _, p := range slices.Sorted(maps.Keys(clean)) {
-		data := clean[p]
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: p, Mode: 0o644, Size: int64(len(data))}); err != nil {
-			return err
-		}
-		if _, err := tw.Write(data); err != nil {
-			return err
-		}
-	}
-	return tw.Close()
+	return entries
 }

@@ -1,17 +1,14 @@
 package docker
 
 import (
-	"archive/tar"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"maps"
 	"os"
 	"path"
-	"slices"
 	"strings"
 	"time"
 
@@ -200,28 +197,22 @@ func (e *Engine) BuildScratchImage(ctx context.Context, tag string, files map[st
 	if len(files) == 0 {
 		return fmt.Errorf("docker: build image %q: no files", tag)
 	}
-	entries := make(map[string]FileSpec, len(files))
-	for p, f := range files {
-		clean := strings.TrimPrefix(path.Clean("/"+p), "/")
-		if clean == "" || clean == "." {
-			return fmt.Errorf("docker: build image %q: bad file path %q", tag, p)
-		}
-		if f.Data == nil && f.SourcePath == "" {
-			return fmt.Errorf("docker: build image %q: file %q has neither data nor source path", tag, p)
-		}
-		entries[clean] = f
-	}
 	dockerfile := "FROM scratch\nCOPY rootfs/ /\n"
 	if len(entrypoint) > 0 {
 		ep, _ := json.Marshal(entrypoint)
 		dockerfile += "ENTRYPOINT " + string(ep) + "\n"
 	}
 
+	entries, err := buildContext(dockerfile, files)
+	if err != nil {
+		return fmt.Errorf("docker: build image %q: %w", tag, err)
+	}
+
 	pr, pw := io.Pipe()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		pw.CloseWithError(writeBuildContext(pw, dockerfile, entries))
+		pw.CloseWithError(writeTar(pw, entries))
 	}()
 	defer func() {
 		_ = pr.Close() // unblocks the writer if the build stopped reading
@@ -246,72 +237,35 @@ func (e *Engine) BuildScratchImage(ctx context.Context, tag string, files map[st
 	return nil
 }
 
-func writeBuildContext(w io.Writer, dockerfile string, files map[string]FileSpec) error {
-	tw := tar.NewWriter(w)
-	now := time.Now()
-	if err := tw.WriteHeader(&tar.Header{Name: "Dockerfile", Mode: 0o644, Size: int64(len(dockerfile)), ModTime: now}); err != nil {
-		return err
-	}
-	if _, err := io.WriteString(tw, dockerfile); err != nil {
-		return err
-	}
-	dirs := map[string]bool{}
-	for _, p := range slices.Sorted(maps.Keys(files)) {
-		// Parent directories first, so that the engine does not invent them.
-		parts := strings.Split(p, "/")
-		for i := 1; i < len(parts); i++ {
-			d := strings.Join(parts[:i], "/")
-			if dirs[d] {
-				continue
+// buildContext is the build's context: the Dockerfile, and the files under
+// rootfs/ with FileSpec's default modes filled in.
+func buildContext(dockerfile string, files map[string]FileSpec) ([]Entry, error) {
+	entries := []Entry{{Name: "Dockerfile", Mode: 0o644, Data: []byte(dockerfile)}}
+	for p, f := range files {
+		clean := strings.TrimPrefix(path.Clean("/"+p), "/")
+		if clean == "" || clean == "." {
+			return nil, fmt.Errorf("bad file path %q", p)
+		}
+		if f.Data == nil && f.SourcePath == "" {
+			return nil, fmt.Errorf("file %q has neither data nor source path", p)
+		}
+		e := Entry{Name: "rootfs/" + clean, Mode: f.Mode.Perm(), Data: f.Data}
+		if f.Data == nil {
+			e.SourcePath = f.SourcePath
+		}
+		if f.Mode == 0 {
+			e.Mode = 0o644
+			if f.Data == nil {
+				st, err := os.Stat(f.SourcePath)
+				if err != nil {
+					return nil, fmt.Errorf("file %q: %w", p, err)
+				}
+				e.Mode = st.Mode().Perm()
 			}
-			dirs[d] = true
-			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "rootfs/" + d + "/", Mode: 0o755, ModTime: now}); err != nil {
-				return err
-			}
 		}
-		if err := writeFile(tw, "rootfs/"+p, files[p], now); err != nil {
-			return fmt.Errorf("file %q: %w", p, err)
-		}
+		entries = append(entries, e)
 	}
-	return tw.Close()
-}
-
-func writeFile(tw *tar.Writer, name string, f FileSpec, now time.Time) error {
-	if f.Data != nil {
-		mode := f.Mode
-		if mode == 0 {
-			mode = 0o644
-		}
-		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: int64(mode.Perm()), Size: int64(len(f.Data)), ModTime: now}); err != nil {
-			return err
-		}
-		_, err := tw.Write(f.Data)
-		return err
-	}
-	src, err := os.Open(f.SourcePath)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
-	st, err := src.Stat()
-	if err != nil {
-		return err
-	}
-	if !st.Mode().IsRegular() {
-		return fmt.Errorf("%s is not a regular file", f.SourcePath)
-	}
-	mode := f.Mode
-	if mode == 0 {
-		mode = st.Mode()
-	}
-	if err := tw.WriteHeader(&tar.Header{Name: name, Mode: int64(mode.Perm()), Size: st.Size(), ModTime: st.ModTime()}); err != nil {
-		return err
-	}
-	n, err := io.Copy(tw, src)
-	if err == nil && n != st.Size() {
-		err = fmt.Errorf("%s changed size while being read", f.SourcePath)
-	}
-	return err
+	return entries, nil
 }
 
 // ImportImage creates tag from a root filesystem tar (like "docker import"),
