@@ -160,6 +160,11 @@ func (p *pullProgress) line(ref string) string {
 	return fmt.Sprintf("pulling %s: %s of %s", ref, humanBytes(cur), humanBytes(total))
 }
 
+// ErrRegistryUnreachable is wrapped by PullImage's error when the engine
+// cannot reach the image's registry (no internet, or none allowed): the
+// images must then be built on the machine (`toolbox images build`).
+var ErrRegistryUnreachable = errors.New("its registry cannot be reached from the engine")
+
 // pullError turns what the engine says into a sentence naming the image.
 func pullError(ref string, err error) error {
 	msg := err.Error()
@@ -172,7 +177,7 @@ func pullError(ref string, err error) error {
 		return fmt.Errorf("docker: cannot pull image %q: the registry refused access (wrong name, or a login is needed): %w", ref, err)
 	case strings.Contains(msg, "dial tcp"), strings.Contains(msg, "no such host"), strings.Contains(msg, "timeout"),
 		strings.Contains(msg, "connection refused"), strings.Contains(msg, "network is unreachable"):
-		return fmt.Errorf("docker: cannot pull image %q: its registry cannot be reached from the engine: %w", ref, err)
+		return fmt.Errorf("docker: cannot pull image %q: %w: %w", ref, ErrRegistryUnreachable, err)
 	default:
 		return fmt.Errorf("docker: cannot pull image %q: %w", ref, err)
 	}

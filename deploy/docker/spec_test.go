@@ -125,6 +125,9 @@ func TestPullError(t *testing.T) {
 		if !strings.Contains(got.Error(), tt.want) || !strings.Contains(got.Error(), `"x:1"`) || !errors.Is(got, tt.err) {
 			t.Errorf("pullError(%v) = %v, want %q naming the image and wrapping the cause", tt.err, got, tt.want)
 		}
+		if unreachable := tt.want == "its registry cannot be reached"; errors.Is(got, ErrRegistryUnreachable) != unreachable {
+			t.Errorf("errors.Is(pullError(%v), ErrRegistryUnreachable) = %v, want %v", tt.err, !unreachable, unreachable)
+		}
 	}
 }
 
