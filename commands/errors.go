@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/toolbox-collective/toolbox/deploy/catalog"
 	"github.com/toolbox-collective/toolbox/state"
 )
 
@@ -80,11 +81,12 @@ type ErrorKind struct {
 	Message string
 }
 
-// stateErrorKinds are the state's sentinels, mapped here because commands
-// knows the state. The state's other errors (empty names, a closed store)
-// are bugs or shutdowns: internal.
+// stateErrorKinds are the sentinels of the packages commands imports (the
+// state and the catalog's data), mapped here. The state's other errors (empty
+// names, a closed store) are bugs or shutdowns: internal.
 func stateErrorKinds() []ErrorKind {
 	return []ErrorKind{
+		{Err: catalog.ErrUnknownApp, Kind: NotFound, Message: "That app is not in the catalog. `/toolbox catalog` lists what is."},
 		{Err: state.ErrNotFound, Kind: NotFound, Message: "What this names does not exist (any more)."},
 		{Err: state.ErrConflict, Kind: Conflict, Message: "That exists already."},
 		{Err: state.ErrLocked, Kind: Unavailable, Message: "The toolbox's state is locked by another process. Try again in a minute."},

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/toolbox-collective/toolbox/deploy/catalog"
 	"github.com/toolbox-collective/toolbox/state"
 )
 
@@ -74,6 +75,10 @@ func TestReporterClassifies(t *testing.T) {
 		{
 			name: "state locked", err: state.ErrLocked,
 			kind: Unavailable, text: "The toolbox's state is locked by another process. Try again in a minute.", level: "WARN",
+		},
+		{
+			name: "catalog unknown app", err: fmt.Errorf("catalog: %w %q", catalog.ErrUnknownApp, "nope"),
+			kind: NotFound, text: "That app is not in the catalog. `/toolbox catalog` lists what is.", level: "WARN",
 		},
 		{
 			name: "state schema", err: fmt.Errorf("open: %w", state.ErrSchema),
