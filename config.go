@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/toolbox-collective/toolbox/host"
+	"github.com/toolbox-collective/toolbox/host/images"
 	"github.com/toolbox-collective/toolbox/state"
 )
 
@@ -40,6 +42,7 @@ type config struct {
 	ShutdownGrace time.Duration // TOOLBOX_SHUTDOWN_GRACE: how long running jobs get on SIGTERM
 	ConfirmTTL    time.Duration // TOOLBOX_CONFIRM_TTL: how long confirmation buttons stay valid
 	LogLevel      slog.Level    // TOOLBOX_LOG_LEVEL
+	CacheDir      string        // TOOLBOX_CACHE: where the image builder keeps its builds ("" is its default)
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -64,6 +67,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		Network:       get("TOOLBOX_NETWORK", "toolbox"),
 		BotNetwork:    get("TOOLBOX_BOT_NETWORK", ""),
 		ProxyAdmin:    strings.TrimRight(get("TOOLBOX_PROXY_ADMIN", ""), "/"),
+		CacheDir:      get(images.EnvCache, ""),
 	}
 	var problems []string
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
@@ -125,4 +129,15 @@ func loadConfig(getenv func(string) string) (config, error) {
 		return c, errors.New("configuration: " + strings.Join(problems, "; "))
 	}
 	return c, nil
+}
+
+// host is the part of the configuration that up and down use.
+func (c config) host() host.Config {
+	return host.Config{
+		DockerHost: c.DockerHost, Network: c.Network, BaseDomain: c.BaseDomain, Local: c.Local,
+		ACMEEmail: c.ACMEEmail, PublicIP: c.PublicIP, HTTPPort: c.HTTPPort, HTTPSPort: c.HTTPSPort,
+		CatalogDir: c.CatalogDir, BotImage: c.Image, CaddyImage: c.CaddyImage, Version: version,
+		CacheDir: c.CacheDir, TeamName: c.TeamName, ChannelName: c.ChannelName, AdminUser: c.AdminUser,
+		ConfirmTTL: c.ConfirmTTL, ShutdownGrace: c.ShutdownGrace, LogLevel: c.LogLevel,
+	}
 }

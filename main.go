@@ -11,7 +11,11 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+
+	"github.com/toolbox-collective/toolbox/host"
+	"github.com/toolbox-collective/toolbox/host/images"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -29,10 +33,15 @@ func main() {
 	}
 }
 
-const usage = `toolbox runs a collective's tools from its Mattermost.
+func usage() string {
+	return `toolbox runs a collective's tools from its Mattermost.
 
 Usage:
-  toolbox up                         deploy the proxy, the bot and Mattermost on the local Docker engine, and set them up
+  toolbox up [--build-images]        deploy the proxy, the bot and Mattermost on the local Docker engine, and set them up;
+                                     --build-images builds here the images no registry gives
+  toolbox images build [--env] [name...]
+                                     build the images up and the tests need from Go modules and Debian's packages
+                                     (names: ` + strings.Join(images.Names(), ", ") + `; --env prints where the tests find them)
   toolbox down [--yes] [--purge]     remove them (and the apps); --purge deletes their data too
   toolbox serve                      run the bot's HTTP server (Mattermost calls it)
   toolbox do [--yes] "<text>"        run a /toolbox command from this terminal, as the operator
@@ -43,11 +52,12 @@ Usage:
 
 Configuration is read from the environment; see README.md.
 `
+}
 
 // run is the whole program, testable: main only adds the process around it.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage())
 		return flag.ErrHelp
 	}
 	cfg, err := loadConfig(getenv)
@@ -57,7 +67,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	switch args[0] {
 	case "up":
-		return up(ctx, cfg, log, stdout)
+		fs := flag.NewFlagSet("up", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		build := fs.Bool("build-images", false, "build on this machine the images no registry can give")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		hc := cfg.host()
+		hc.BuildImages = *build
+		return host.Up(ctx, hc, log, stdout)
 	case "down":
 		fs := flag.NewFlagSet("down", flag.ContinueOnError)
 		fs.SetOutput(stderr)
@@ -66,7 +84,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
-		return down(ctx, cfg, stdin, stdout, *yes, *purge)
+		return host.Down(ctx, cfg.host(), stdin, stdout, *yes, *purge)
+	case "images":
+		return imagesCommand(ctx, cfg, args[1:], stdout, stderr)
 	case "healthcheck":
 		return healthcheck(ctx, cfg)
 	case "serve":
@@ -92,9 +112,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		fmt.Fprintln(stdout, "toolbox", version)
 		return nil
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, usage())
 		return nil
 	}
-	fmt.Fprint(stderr, usage)
+	fmt.Fprint(stderr, usage())
 	return fmt.Errorf("unknown command %q", args[0])
 }

@@ -14,13 +14,14 @@ import (
 	"github.com/toolbox-collective/toolbox/deploy/docker"
 	"github.com/toolbox-collective/toolbox/deploy/proxy"
 	"github.com/toolbox-collective/toolbox/engine"
+	"github.com/toolbox-collective/toolbox/host"
 	"github.com/toolbox-collective/toolbox/state"
 )
 
 func newEngine(cfg config) *engine.Engine {
 	return engine.New(engine.Config{
 		Docker: docker.Config{Host: cfg.DockerHost}, SharedNetwork: cfg.Network,
-		ChatApp: chatApp, ChatNetwork: cfg.BotNetwork,
+		ChatApp: host.ChatApp, ChatNetwork: cfg.BotNetwork,
 	})
 }
 
@@ -35,7 +36,7 @@ func newAppDeps(cfg config, st *state.Store, m *engine.Engine) (*commands.AppDep
 		extra = os.DirFS(cfg.CatalogDir)
 	}
 	apps := &commands.AppDeps{
-		Catalog: catalog.New(extra), Machine: m, Store: st, BaseDomain: cfg.BaseDomain, Scheme: "http",
+		Catalog: catalog.New(extra), Engine: m, Store: st, BaseDomain: cfg.BaseDomain, Scheme: "http",
 	}
 	if cfg.ProxyAdmin != "" {
 		apps.Proxy = newProxy(cfg)

@@ -22,8 +22,9 @@ type Catalog interface {
 	Get(name string) (catalog.App, error)
 }
 
-// Machine is the engine the apps run on.
-type Machine interface {
+// Engine is the container engine the apps run on: today the Docker engine of
+// the machine (a cloud VM, or this one).
+type Engine interface {
 	// Deploy converges app to project and returns the address the proxy
 	// forwards to (host:port on the shared network).
 	Deploy(ctx context.Context, app string, project *types.Project, entry catalog.Entry, progress func(string)) (upstream string, err error)
@@ -64,7 +65,7 @@ type AppStore interface {
 // AppDeps are what the app verbs need on top of Deps.
 type AppDeps struct {
 	Catalog Catalog
-	Machine Machine
+	Engine  Engine
 	Proxy   Proxy
 	Store   AppStore
 	// BaseDomain names apps that are added without a domain: <app>.<BaseDomain>.

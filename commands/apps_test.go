@@ -14,7 +14,7 @@ import (
 	"github.com/toolbox-collective/toolbox/state"
 )
 
-func appsEnv(t *testing.T, m *fakeMachine) (*env, *fakeProxy) {
+func appsEnv(t *testing.T, m *fakeEngine) (*env, *fakeProxy) {
 	t.Helper()
 	if m.deployed == nil {
 		m.deployed = map[string]*types.Project{}
@@ -24,14 +24,14 @@ func appsEnv(t *testing.T, m *fakeMachine) (*env, *fakeProxy) {
 	}
 	p := &fakeProxy{routes: map[string]string{}, calls: m.calls}
 	e := newEnv(t, envOptions{apps: func(st *state.Store) *AppDeps {
-		return &AppDeps{Catalog: catalog.New(nil), Machine: m, Proxy: p, Store: st, BaseDomain: "example.org"}
+		return &AppDeps{Catalog: catalog.New(nil), Engine: m, Proxy: p, Store: st, BaseDomain: "example.org"}
 	}})
 	e.addAdmin(t, "ann")
 	return e, p
 }
 
 func TestCapacityGuard(t *testing.T) {
-	m := &fakeMachine{total: 2 << 30, reserved: 1800 << 20}
+	m := &fakeEngine{total: 2 << 30, reserved: 1800 << 20}
 	e, _ := appsEnv(t, m)
 	if err := e.store.PutApp(state.App{Name: "mattermost", Catalog: "mattermost", Status: statusRunning}); err != nil {
 		t.Fatal(err)
@@ -47,7 +47,7 @@ func TestCapacityGuard(t *testing.T) {
 }
 
 func TestSetAndAdd(t *testing.T) {
-	m := &fakeMachine{total: 8 << 30, execErr: errors.New("php: boom")}
+	m := &fakeEngine{total: 8 << 30, execErr: errors.New("php: boom")}
 	e, p := appsEnv(t, m)
 	ann := caller("ann")
 
@@ -98,7 +98,7 @@ func postTexts(e *env) []string {
 }
 
 func TestStatusAndLogs(t *testing.T) {
-	m := &fakeMachine{services: map[string][]Service{"wordpress": {
+	m := &fakeEngine{services: map[string][]Service{"wordpress": {
 		{Name: "wordpress", State: "running", Health: "healthy"}, {Name: "db", State: "running", Health: "unhealthy"},
 	}}}
 	e, _ := appsEnv(t, m)
@@ -123,7 +123,7 @@ func TestStatusAndLogs(t *testing.T) {
 }
 
 func TestNamesRefusedAtOnce(t *testing.T) {
-	e, _ := appsEnv(t, &fakeMachine{total: 8 << 30})
+	e, _ := appsEnv(t, &fakeEngine{total: 8 << 30})
 	tests := []struct{ text, want string }{
 		{"add Bad/Name", `"Bad/Name" is not an app name: use 1 to 31 lowercase letters, digits and dashes, starting with a letter, like wordpress or wiki-2.`},
 		{"remove 'a); system(id); //'", `"a); system(id); //" is not an app name`},
@@ -181,7 +181,7 @@ func installWordpress(t *testing.T, e *env, p *fakeProxy, version string) {
 // confirmAll runs text as c and confirms each prompt it posts, checking that
 // nothing changes before the last confirmation; it returns how many
 // confirmations were asked and waits for the job they start.
-func confirmAll(t *testing.T, e *env, m *fakeMachine, c Caller, text string) int {
+func confirmAll(t *testing.T, e *env, m *fakeEngine, c Caller, text string) int {
 	t.Helper()
 	promptsBefore, callsBefore := len(e.chat.Prompts()), len(m.calls.changes())
 	if got := e.handle(c, text).Text; got != "This needs a confirmation: use the buttons on the message I just posted." {
@@ -239,7 +239,7 @@ func TestRemove(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.text, func(t *testing.T) {
-			m := &fakeMachine{}
+			m := &fakeEngine{}
 			e, p := appsEnv(t, m)
 			installWordpress(t, e, p, "7.1.2")
 			if n := confirmAll(t, e, m, caller("ann"), tt.text); n != tt.confirmations {
@@ -266,7 +266,7 @@ func TestRemove(t *testing.T) {
 }
 
 func TestRemoveWhenTheEngineFails(t *testing.T) {
-	m := &fakeMachine{RemoveFn: func(app string, _ bool) error {
+	m := &fakeEngine{RemoveFn: func(app string, _ bool) error {
 		return fmt.Errorf("docker: remove volume tb-%s_db: in use by a container started with %s\nmore of the engine's words", app, dbPassword)
 	}}
 	e, p := appsEnv(t, m)
@@ -298,7 +298,7 @@ func TestRemoveWhenTheEngineFails(t *testing.T) {
 }
 
 func TestRemoveWhenTheRouteStays(t *testing.T) {
-	m := &fakeMachine{}
+	m := &fakeEngine{}
 	e, p := appsEnv(t, m)
 	installWordpress(t, e, p, "7.1.2")
 	p.RemoveRouteFn = func(string) error { return errors.New("proxy: caddy admin: 502 bad gateway") }
@@ -320,7 +320,7 @@ func TestRemoveWhenTheRouteStays(t *testing.T) {
 }
 
 func TestRestart(t *testing.T) {
-	m := &fakeMachine{RestartFn: func(app string, progress func(string)) error {
+	m := &fakeEngine{RestartFn: func(app string, progress func(string)) error {
 		progress("db: started with " + dbPassword)
 		return nil
 	}}
@@ -347,7 +347,7 @@ func TestRestart(t *testing.T) {
 }
 
 func TestRestartFailures(t *testing.T) {
-	m := &fakeMachine{RestartFn: func(string, func(string)) error {
+	m := &fakeEngine{RestartFn: func(string, func(string)) error {
 		return errors.New("docker: tb-wordpress-db-1: unhealthy after 2m0s: mariadb-admin ping: no answer\ncontainer log follows")
 	}}
 	e, p := appsEnv(t, m)
@@ -374,7 +374,7 @@ func TestRestartFailures(t *testing.T) {
 }
 
 func TestUpgrade(t *testing.T) {
-	m := &fakeMachine{}
+	m := &fakeEngine{}
 	e, p := appsEnv(t, m)
 	installWordpress(t, e, p, "7.0.0")
 
@@ -397,7 +397,7 @@ func TestUpgrade(t *testing.T) {
 }
 
 func TestUpgradeFails(t *testing.T) {
-	m := &fakeMachine{DeployFn: func(string) error {
+	m := &fakeEngine{DeployFn: func(string) error {
 		return fmt.Errorf("docker: pull wordpress:7.1.2-php8.3-apache: manifest unknown\nwith %s", dbPassword)
 	}}
 	e, p := appsEnv(t, m)

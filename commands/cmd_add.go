@@ -103,7 +103,7 @@ func (a *AppDeps) checkCapacity(ctx context.Context, app catalog.App, r *Router)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	total, reserved, err := a.Machine.Memory(ctx)
+	total, reserved, err := a.Engine.Memory(ctx)
 	if err != nil {
 		return &Error{Kind: Unavailable, Message: "I could not ask the Docker engine how much memory is free.", Err: err}
 	}
@@ -180,12 +180,12 @@ func (a *AppDeps) deploy(ctx context.Context, app catalog.App, domain string, pr
 	}
 	if app.Build != nil {
 		progress("building %s with its upstream launcher", app.Name)
-		if err := a.Machine.Build(ctx, app.Name, *app.Build, project, func(line string) { progress("%s", scrub(line, secrets)) }); err != nil {
+		if err := a.Engine.Build(ctx, app.Name, *app.Build, project, func(line string) { progress("%s", scrub(line, secrets)) }); err != nil {
 			return fail(engineFailed(fmt.Sprintf("Building %s", app.Name), "", secrets, err))
 		}
 	}
 	progress("deploying %s %s", app.Name, app.Version)
-	upstream, err := a.Machine.Deploy(ctx, app.Name, project, app.Entry, func(line string) { progress("%s", line) })
+	upstream, err := a.Engine.Deploy(ctx, app.Name, project, app.Entry, func(line string) { progress("%s", line) })
 	if err != nil {
 		return fail(engineFailed(fmt.Sprintf("Deploying %s", app.Name), "", secrets, err))
 	}
@@ -206,7 +206,7 @@ func (a *AppDeps) deploy(ctx context.Context, app catalog.App, domain string, pr
 			continue
 		}
 		progress("post-install: %s", step.Description)
-		if _, err := a.Machine.Exec(ctx, app.Name, step.Service, step.Command); err != nil {
+		if _, err := a.Engine.Exec(ctx, app.Name, step.Service, step.Command); err != nil {
 			return fail(&Error{Kind: Unavailable, Message: fmt.Sprintf("%s runs, but its post-install step %q failed. Run `/toolbox add %s` again to retry it.", app.Name, step.Description, app.Name), Err: err})
 		}
 		rec.Settings[key] = r.deps.Now().UTC().Format(time.RFC3339)

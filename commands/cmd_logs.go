@@ -35,7 +35,7 @@ func (a *AppDeps) logsVerb() *Verb {
 				}
 				service = arg
 			}
-			svcs, err := a.Machine.Services(ctx, app.Name)
+			svcs, err := a.Engine.Services(ctx, app.Name)
 			if err != nil {
 				return "", err
 			}
@@ -48,7 +48,7 @@ func (a *AppDeps) logsVerb() *Verb {
 			if !found {
 				return "", Errorf(NotFound, "%s has no service `%s`. Its services: %s.", app.Name, truncate(service, 40), strings.Join(names, ", "))
 			}
-			out, err := a.Machine.Logs(ctx, app.Name, service, lines)
+			out, err := a.Engine.Logs(ctx, app.Name, service, lines)
 			if err != nil {
 				return "", err
 			}

@@ -50,7 +50,7 @@ func (a *AppDeps) removeVerb(r *Router) *Verb {
 				}
 			}
 			inv.Progress("removing the containers of %s", name)
-			if err := a.Machine.Remove(ctx, name, purge); err != nil {
+			if err := a.Engine.Remove(ctx, name, purge); err != nil {
 				next := fmt.Sprintf("Its route is already removed, but it is still recorded as installed: run `/toolbox remove %s` again to finish, or `/toolbox add %s` to bring it back.", quoteArgs(inv.Args), name)
 				if a.Proxy == nil {
 					next = again

@@ -20,7 +20,7 @@ func (a *AppDeps) restartVerb() *Verb {
 				return "", err
 			}
 			secrets := a.secretsOf(rec)
-			if err := a.Machine.Restart(ctx, name, func(line string) { inv.Progress("%s", scrub(line, secrets)) }); err != nil {
+			if err := a.Engine.Restart(ctx, name, func(line string) { inv.Progress("%s", scrub(line, secrets)) }); err != nil {
 				return "", engineFailed(fmt.Sprintf("Restarting %s", name), fmt.Sprintf("`/toolbox status` shows its containers and `/toolbox logs %s` what they say.", name), secrets, err)
 			}
 			return fmt.Sprintf("**%s** restarted and is healthy.", name), nil

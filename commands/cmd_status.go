@@ -58,7 +58,7 @@ func (r *Router) appHealth(ctx context.Context, a state.App) string {
 	if r.deps.Apps == nil || a.Status != statusRunning {
 		return a.Status
 	}
-	svcs, err := r.deps.Apps.Machine.Services(ctx, a.Name)
+	svcs, err := r.deps.Apps.Engine.Services(ctx, a.Name)
 	if err != nil {
 		return a.Status + " (engine not answering)"
 	}

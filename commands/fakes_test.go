@@ -327,10 +327,10 @@ func (l *callLog) changes() []string {
 	return out
 }
 
-// fakeMachine is a Machine whose answers each test sets: the fields for the
+// fakeEngine is an Engine whose answers each test sets: the fields for the
 // simple ones, the function fields (when set) to fail or to watch. It records
 // every call in calls, shared with the fakeProxy of the same test.
-type fakeMachine struct {
+type fakeEngine struct {
 	total    int64
 	reserved int64
 	services map[string][]Service
@@ -347,9 +347,9 @@ type fakeMachine struct {
 	deployed map[string]*types.Project
 }
 
-var _ Machine = (*fakeMachine)(nil)
+var _ Engine = (*fakeEngine)(nil)
 
-func (m *fakeMachine) Deploy(_ context.Context, app string, p *types.Project, entry catalog.Entry, progress func(string)) (string, error) {
+func (m *fakeEngine) Deploy(_ context.Context, app string, p *types.Project, entry catalog.Entry, progress func(string)) (string, error) {
 	m.calls.add("deploy %s", app)
 	if m.DeployFn != nil {
 		if err := m.DeployFn(app); err != nil {
@@ -363,12 +363,12 @@ func (m *fakeMachine) Deploy(_ context.Context, app string, p *types.Project, en
 	return "tb-" + app + "-" + entry.Service + ":80", nil
 }
 
-func (m *fakeMachine) Build(_ context.Context, app string, _ catalog.Build, _ *types.Project, _ func(string)) error {
+func (m *fakeEngine) Build(_ context.Context, app string, _ catalog.Build, _ *types.Project, _ func(string)) error {
 	m.calls.add("build %s", app)
 	return nil
 }
 
-func (m *fakeMachine) Remove(_ context.Context, app string, purge bool) error {
+func (m *fakeEngine) Remove(_ context.Context, app string, purge bool) error {
 	m.calls.add("remove %s purge=%t", app, purge)
 	if m.RemoveFn != nil {
 		return m.RemoveFn(app, purge)
@@ -376,7 +376,7 @@ func (m *fakeMachine) Remove(_ context.Context, app string, purge bool) error {
 	return nil
 }
 
-func (m *fakeMachine) Restart(_ context.Context, app string, progress func(string)) error {
+func (m *fakeEngine) Restart(_ context.Context, app string, progress func(string)) error {
 	m.calls.add("restart %s", app)
 	if m.RestartFn != nil {
 		return m.RestartFn(app, progress)
@@ -385,22 +385,22 @@ func (m *fakeMachine) Restart(_ context.Context, app string, progress func(strin
 	return nil
 }
 
-func (m *fakeMachine) Logs(_ context.Context, app, service string, n int) (string, error) {
+func (m *fakeEngine) Logs(_ context.Context, app, service string, n int) (string, error) {
 	m.calls.add("logs %s %s %d", app, service, n)
 	return m.logs, nil
 }
 
-func (m *fakeMachine) Memory(context.Context) (int64, int64, error) {
+func (m *fakeEngine) Memory(context.Context) (int64, int64, error) {
 	m.calls.add("memory")
 	return m.total, m.reserved, nil
 }
 
-func (m *fakeMachine) Services(_ context.Context, app string) ([]Service, error) {
+func (m *fakeEngine) Services(_ context.Context, app string) ([]Service, error) {
 	m.calls.add("services %s", app)
 	return m.services[app], nil
 }
 
-func (m *fakeMachine) Exec(_ context.Context, app, service string, cmd []string) (string, error) {
+func (m *fakeEngine) Exec(_ context.Context, app, service string, cmd []string) (string, error) {
 	m.calls.add("exec %s %s", app, service)
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -41,7 +41,7 @@ type Engine struct {
 	stack *stack.Stack // nil until connected
 }
 
-var _ commands.Machine = (*Engine)(nil)
+var _ commands.Engine = (*Engine)(nil)
 
 // New returns an engine that connects on first use.
 func New(cfg Config) *Engine { return &Engine{cfg: cfg} }

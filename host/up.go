@@ -1,8 +1,6 @@
-package main
+package host
 
 import (
-	"archive/tar"
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -15,30 +13,32 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/toolbox-collective/toolbox/deploy/catalog"
 	"github.com/toolbox-collective/toolbox/deploy/docker"
 	"github.com/toolbox-collective/toolbox/deploy/proxy"
 	"github.com/toolbox-collective/toolbox/deploy/stack"
+	"github.com/toolbox-collective/toolbox/host/images"
 )
 
 // Names of the toolbox's own objects on the engine.
 const (
-	botContainer     = "toolbox"
+	BotContainer     = "toolbox"
 	botStateVolume   = "toolbox-state"
 	caddyContainer   = "toolbox-caddy"
 	caddyVolume      = "toolbox-caddy-data"
 	caddyAdminVolume = "toolbox-caddy-admin"
-	botStateDir      = "/data"
 	botCatalogDir    = "/catalog"
-	chatApp          = "mattermost"
-	botUID           = "10001"
-	// botNetwork is the bot's own network: only Mattermost joins it, so the
+	// ChatApp is the catalog app that is the collective's chat.
+	ChatApp = "mattermost"
+	// BotNetwork is the bot's own network: only Mattermost joins it, so the
 	// apps, which share a network with the proxy, cannot reach the bot.
-	botNetwork = "toolbox-bot"
+	BotNetwork = "toolbox-bot"
 )
 
 // ownLabels mark the toolbox's own containers, network and volumes.
@@ -46,10 +46,10 @@ func ownLabels() map[string]string {
 	return map[string]string{stack.LabelManaged: "1", stack.LabelApp: "toolbox"}
 }
 
-// up brings the toolbox to life on the engine: the proxy, the bot in its
+// Up brings the toolbox to life on the engine: the proxy, the bot in its
 // container, Mattermost through the bot, and the bootstrap. Run again, it
 // says what exists and changes nothing.
-func up(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
+func Up(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) error {
 	e, err := docker.Connect(ctx, docker.Config{Host: cfg.DockerHost})
 	if err != nil {
 		return err
@@ -57,11 +57,14 @@ func up(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) err
 	defer e.Close()
 	say := func(format string, args ...any) { fmt.Fprintf(stdout, "- "+format+"\n", args...) }
 
+	if err := ensureImages(ctx, e, cfg, say); err != nil {
+		return err
+	}
 	image, err := ensureBotImage(ctx, e, cfg, say)
 	if err != nil {
 		return err
 	}
-	for _, n := range []string{cfg.Network, botNetwork} {
+	for _, n := range []string{cfg.Network, BotNetwork} {
 		if err := e.EnsureNetwork(ctx, n, ownLabels()); err != nil {
 			return err
 		}
@@ -78,12 +81,12 @@ func up(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) err
 	}
 	chatDomain := "chat." + cfg.BaseDomain
 	say("deploying Mattermost at %s (this can take a few minutes the first time)", chatDomain)
-	if out, err := botExec(ctx, e, "do", "--yes", "add "+chatApp+" "+chatDomain); err != nil {
+	out, err := botExec(ctx, e, "do", "--yes", "add "+ChatApp+" "+chatDomain)
+	if err != nil {
 		return fmt.Errorf("deploy Mattermost: %w\n%s", err, out)
-	} else {
-		say("%s", strings.TrimSpace(out))
 	}
-	out, err := botExec(ctx, e, "mattermost", "bootstrap")
+	say("%s", strings.TrimSpace(out))
+	out, err = botExec(ctx, e, "mattermost", "bootstrap")
 	if err != nil {
 		return fmt.Errorf("bootstrap Mattermost: %w\n%s", err, out)
 	}
@@ -94,17 +97,75 @@ func up(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) err
 	}
 	fmt.Fprintf(stdout, "\nYour chat: %s\nType /toolbox help in ~toolbox to begin.\n", url)
 	if cfg.Local {
-		fmt.Fprintf(stdout, "(local mode: certificates come from Caddy's own CA; to trust it, save it with\n  docker exec %s /toolbox proxy ca > toolbox-ca.pem\nand import that file in your browser.)\n", botContainer)
+		fmt.Fprintf(stdout, "(local mode: certificates come from Caddy's own CA; to trust it, save it with\n  docker exec %s %s proxy ca > toolbox-ca.pem\nand import that file in your browser.)\n", BotContainer, BotBinary)
 	}
 	log.Info("up", "chat", url)
 	return nil
+}
+
+// ensureImages makes sure the engine has the proxy's image and the chat's:
+// pulled when a registry answers, else built here when cfg.BuildImages, else
+// up stops and says how to get them.
+func ensureImages(ctx context.Context, e *docker.Engine, cfg Config, say func(string, ...any)) error {
+	chat, err := catalog.Get(ChatApp)
+	if err != nil {
+		return err
+	}
+	var unreachable []string
+	for _, ref := range append([]string{cfg.CaddyImage}, chat.Images()...) {
+		err := e.PullImage(ctx, ref, func(line string) { say("%s", line) })
+		switch {
+		case errors.Is(err, docker.ErrRegistryUnreachable):
+			unreachable = append(unreachable, ref)
+		case err != nil:
+			return err
+		}
+	}
+	if len(unreachable) == 0 {
+		return nil
+	}
+	names, err := buildable(unreachable)
+	if err != nil {
+		return err
+	}
+	if !cfg.BuildImages {
+		return fmt.Errorf("no registry answers for %s.\n"+
+			"This machine can build them from Go modules and Debian's packages (it needs Go, and takes about 10 minutes the first time):\n"+
+			"  toolbox up --build-images    (or toolbox images build %s, then toolbox up)\n"+
+			"See the README for what locally built images lack next to the official ones", strings.Join(unreachable, ", "), strings.Join(names, " "))
+	}
+	say("no registry answers for %s: building them here", strings.Join(unreachable, ", "))
+	b := &images.Builder{Engine: e, CacheDir: cfg.CacheDir, Progress: func(line string) { say("%s", line) }}
+	return b.Build(ctx, names...)
+}
+
+// buildable maps image references to the builder's names, or says which
+// images it cannot build.
+func buildable(refs []string) ([]string, error) {
+	infos, err := images.Images()
+	if err != nil {
+		return nil, err
+	}
+	var names, unknown []string
+	for _, ref := range refs {
+		i := slices.IndexFunc(infos, func(in images.Info) bool { return in.Tag == ref })
+		if i < 0 {
+			unknown = append(unknown, ref)
+			continue
+		}
+		names = append(names, infos[i].Name)
+	}
+	if len(unknown) > 0 {
+		return nil, fmt.Errorf("no registry answers for %s, and toolbox images build cannot make it: give the engine a registry, or load the image (docker load)", strings.Join(unknown, ", "))
+	}
+	return names, nil
 }
 
 // botExec runs the toolbox CLI inside the bot's container: it reaches the
 // server there through its control socket.
 func botExec(ctx context.Context, e *docker.Engine, args ...string) (string, error) {
 	var stdout, stderr bytes.Buffer
-	code, err := e.Exec(ctx, botContainer, append([]string{"/toolbox"}, args...), &stdout, &stderr)
+	code, err := e.Exec(ctx, BotContainer, append([]string{BotBinary}, args...), &stdout, &stderr)
 	if err != nil {
 		return stdout.String(), err
 	}
@@ -114,11 +175,11 @@ func botExec(ctx context.Context, e *docker.Engine, args ...string) (string, err
 	return stdout.String(), nil
 }
 
-// ensureBotImage returns the bot's image: TOOLBOX_IMAGE when set, else one
-// built from this very binary, as the Dockerfile's last stage would be.
-func ensureBotImage(ctx context.Context, e *docker.Engine, cfg config, say func(string, ...any)) (string, error) {
-	if cfg.Image != "" {
-		return cfg.Image, e.PullImage(ctx, cfg.Image, func(line string) { say("%s", line) })
+// ensureBotImage returns the bot's image: cfg.BotImage when set, else one
+// built from this very binary with the layout of the Dockerfile's last stage.
+func ensureBotImage(ctx context.Context, e *docker.Engine, cfg Config, say func(string, ...any)) (string, error) {
+	if cfg.BotImage != "" {
+		return cfg.BotImage, e.PullImage(ctx, cfg.BotImage, func(line string) { say("%s", line) })
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -127,28 +188,32 @@ func ensureBotImage(ctx context.Context, e *docker.Engine, cfg config, say func(
 	if err := checkStatic(exe); err != nil {
 		return "", err
 	}
-	bin, err := os.ReadFile(exe)
+	sum, err := fileSum(exe)
 	if err != nil {
 		return "", err
 	}
-	sum := sha256.Sum256(bin)
-	tag := "toolbox:" + version + "-" + hex.EncodeToString(sum[:6])
+	tag := "toolbox:" + cfg.Version + "-" + sum[:12]
 	if ok, err := e.ImagePresent(ctx, tag); err != nil || ok {
 		return tag, err
 	}
-	rootfs, err := botRootfs(bin)
-	if err != nil {
-		return "", err
-	}
-	changes := []string{
-		`ENTRYPOINT ["/toolbox"]`, `CMD ["serve"]`, "USER " + botUID + ":" + botUID,
-		"ENV TOOLBOX_STATE=" + botStateDir + "/toolbox.db", "WORKDIR " + botStateDir,
-	}
-	if err := e.ImportImage(ctx, tag, rootfs, changes); err != nil {
+	if err := e.ImportEntries(ctx, tag, botImageEntries(exe), botImageConfig()); err != nil {
 		return "", err
 	}
 	say("built the bot's image %s from this binary", tag)
 	return tag, nil
+}
+
+func fileSum(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // checkStatic refuses a dynamically linked binary: it could not run in a
@@ -167,61 +232,10 @@ func checkStatic(path string) error {
 	return nil
 }
 
-// botRootfs is the bot image's file system: the binary, a passwd entry for
-// its user, the CA bundle, and its state folder owned by that user.
-func botRootfs(bin []byte) (io.Reader, error) {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	uid, _ := strconv.Atoi(botUID)
-	add := func(h *tar.Header, data []byte) error {
-		h.ModTime = time.Unix(0, 0)
-		if err := tw.WriteHeader(h); err != nil {
-			return err
-		}
-		_, err := tw.Write(data)
-		return err
-	}
-	passwd := []byte("toolbox:x:" + botUID + ":" + botUID + ":toolbox:" + botStateDir + ":/sbin/nologin\n")
-	group := []byte("toolbox:x:" + botUID + ":\n")
-	dir := func(name string, mode int64, owner int) *tar.Header {
-		return &tar.Header{Typeflag: tar.TypeDir, Name: name, Mode: mode, Uid: owner, Gid: owner}
-	}
-	file := func(name string, mode int64, data []byte) (*tar.Header, []byte) {
-		return &tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: mode, Size: int64(len(data))}, data
-	}
-	type entry struct {
-		h    *tar.Header
-		data []byte
-	}
-	entries := []entry{{h: dir("etc/", 0o755, 0)}}
-	for _, f := range []struct {
-		name string
-		mode int64
-		data []byte
-	}{{"etc/passwd", 0o644, passwd}, {"etc/group", 0o644, group}, {"toolbox", 0o755, bin}} {
-		h, data := file(f.name, f.mode, f.data)
-		entries = append(entries, entry{h, data})
-	}
-	entries = append(entries, entry{h: dir("data/", 0o700, uid)}, entry{h: dir("tmp/", 0o1777, 0)})
-	if ca, err := os.ReadFile("/etc/ssl/certs/ca-certificates.crt"); err == nil {
-		h, data := file("etc/ssl/certs/ca-certificates.crt", 0o644, ca)
-		entries = append(entries, entry{h: dir("etc/ssl/", 0o755, 0)}, entry{h: dir("etc/ssl/certs/", 0o755, 0)}, entry{h, data})
-	}
-	for _, en := range entries {
-		if err := add(en.h, en.data); err != nil {
-			return nil, err
-		}
-	}
-	return &buf, tw.Close()
-}
-
 // ensureCaddy runs the proxy, the only container listening publicly, and
 // returns the address its HTTPS port is published on. Its admin API is a unix
 // socket in a volume that only Caddy and the bot mount.
-func ensureCaddy(ctx context.Context, e *docker.Engine, cfg config, say func(string, ...any)) (string, error) {
-	if err := e.PullImage(ctx, cfg.CaddyImage, func(line string) { say("%s", line) }); err != nil {
-		return "", err
-	}
+func ensureCaddy(ctx context.Context, e *docker.Engine, cfg Config, say func(string, ...any)) (string, error) {
 	for _, v := range []string{caddyVolume, caddyAdminVolume} {
 		if err := e.EnsureVolume(ctx, v, ownLabels()); err != nil {
 			return "", err
@@ -250,9 +264,9 @@ func ensureCaddy(ctx context.Context, e *docker.Engine, cfg config, say func(str
 	return e.PublishedAddr(ctx, caddyContainer, 443)
 }
 
-// ensureBot runs the bot's container on the apps' network, with its state in
-// a volume and the engine's socket, which it drives.
-func ensureBot(ctx context.Context, e *docker.Engine, cfg config, image string, say func(string, ...any)) error {
+// ensureBot runs the bot's container on its private network, with its state
+// in a volume and the engine's socket, which it drives.
+func ensureBot(ctx context.Context, e *docker.Engine, cfg Config, image string, say func(string, ...any)) error {
 	if err := e.EnsureVolume(ctx, botStateVolume, ownLabels()); err != nil {
 		return err
 	}
@@ -261,14 +275,14 @@ func ensureBot(ctx context.Context, e *docker.Engine, cfg config, image string, 
 		return err
 	}
 	env := map[string]string{
-		"TOOLBOX_STATE":          botStateDir + "/toolbox.db",
-		"TOOLBOX_LISTEN":         "0.0.0.0:8080",
-		"TOOLBOX_BOT_URL":        "http://" + botContainer + ":8080",
-		"TOOLBOX_MATTERMOST_URL": "http://" + stack.ContainerName(chatApp, chatApp) + ":8065",
+		"TOOLBOX_STATE":          BotState,
+		"TOOLBOX_LISTEN":         BotListen,
+		"TOOLBOX_BOT_URL":        "http://" + BotContainer + ":" + strconv.Itoa(botPort),
+		"TOOLBOX_MATTERMOST_URL": "http://" + stack.ContainerName(ChatApp, ChatApp) + ":8065",
 		"TOOLBOX_PROXY_ADMIN":    "unix://" + proxy.AdminSocket,
 		"TOOLBOX_BASE_DOMAIN":    cfg.BaseDomain,
 		"TOOLBOX_NETWORK":        cfg.Network,
-		"TOOLBOX_BOT_NETWORK":    botNetwork,
+		"TOOLBOX_BOT_NETWORK":    BotNetwork,
 		"TOOLBOX_LOCAL":          strconv.FormatBool(cfg.Local),
 		"TOOLBOX_TEAM":           cfg.TeamName,
 		"TOOLBOX_CHANNEL":        cfg.ChannelName,
@@ -291,10 +305,10 @@ func ensureBot(ctx context.Context, e *docker.Engine, cfg config, image string, 
 	labels := ownLabels()
 	labels[stack.LabelService] = "bot"
 	spec := docker.ContainerSpec{
-		Name: botContainer, Image: image, Env: env, Labels: labels,
-		Network: botNetwork, Aliases: []string{botContainer},
+		Name: BotContainer, Image: image, Env: env, Labels: labels,
+		Network: BotNetwork, Aliases: []string{BotContainer},
 		Mounts: []docker.Mount{
-			{Volume: botStateVolume, Target: botStateDir},
+			{Volume: botStateVolume, Target: BotDataDir},
 			{Volume: caddyAdminVolume, Target: proxy.AdminSocketDir},
 			{HostPath: socket.path, Target: "/var/run/docker.sock"},
 		},
@@ -304,7 +318,7 @@ func ensureBot(ctx context.Context, e *docker.Engine, cfg config, image string, 
 		Files:       files,
 		MemoryLimit: 256 << 20, MemoryReservation: 64 << 20,
 		Health: &docker.Health{
-			Test: []string{"CMD", "/toolbox", "healthcheck"}, Interval: 5 * time.Second,
+			Test: []string{"CMD", BotBinary, "healthcheck"}, Interval: 5 * time.Second,
 			Timeout: 5 * time.Second, StartPeriod: 30 * time.Second, Retries: 3,
 		},
 	}
@@ -315,7 +329,7 @@ func ensureBot(ctx context.Context, e *docker.Engine, cfg config, image string, 
 	say("bot: %s", res.Action)
 	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	return e.WaitHealthy(wctx, botContainer)
+	return e.WaitHealthy(wctx, BotContainer)
 }
 
 type socketInfo struct {
@@ -363,58 +377,4 @@ func catalogFiles(dir string) (map[string][]byte, error) {
 		files[botCatalogDir+"/"+filepath.Base(p)] = data
 	}
 	return files, nil
-}
-
-// down removes the toolbox and its apps from the engine, after a
-// confirmation on the terminal; volumes stay unless purge.
-func down(ctx context.Context, cfg config, stdin io.Reader, stdout io.Writer, yes, purge bool) error {
-	e, err := docker.Connect(ctx, docker.Config{Host: cfg.DockerHost})
-	if err != nil {
-		return err
-	}
-	defer e.Close()
-	managed := map[string]string{stack.LabelManaged: "1"}
-	cs, err := e.Containers(ctx, managed)
-	if err != nil {
-		return err
-	}
-	if len(cs) == 0 {
-		fmt.Fprintln(stdout, "Nothing of the toolbox runs on this engine.")
-	}
-	what := "containers (the data is kept)"
-	if purge {
-		what = "containers AND ALL THEIR DATA"
-	}
-	if !yes {
-		fmt.Fprintf(stdout, "This removes the toolbox's %d %s. Type yes to go on: ", len(cs), what)
-		line, _ := bufio.NewReader(stdin).ReadString('\n')
-		if strings.TrimSpace(line) != "yes" {
-			return errors.New("not confirmed; nothing was removed")
-		}
-	}
-	var errs []error
-	for _, c := range cs {
-		if err := e.RemoveContainer(ctx, c.Name); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		fmt.Fprintf(stdout, "- removed %s\n", c.Name)
-	}
-	nets, err := e.Networks(ctx, managed)
-	errs = append(errs, err)
-	for _, n := range nets {
-		errs = append(errs, e.RemoveNetwork(ctx, n))
-	}
-	if purge {
-		vols, err := e.Volumes(ctx, managed)
-		errs = append(errs, err)
-		for _, v := range vols {
-			if err := e.RemoveVolume(ctx, v); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			fmt.Fprintf(stdout, "- deleted the volume %s\n", v)
-		}
-	}
-	return errors.Join(errs...)
 }

@@ -1,0 +1,35 @@
+package host
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Config is what up and down need to know: a part of the program's
+// configuration, filled by main.
+type Config struct {
+	DockerHost string // the engine: up runs on its machine, through its unix socket
+	Network    string // the proxy's and the apps' entry services' network
+	BaseDomain string // the chat is chat.<BaseDomain>
+	Local      bool   // Caddy's own CA instead of ACME
+	ACMEEmail  string
+	PublicIP   string // where Caddy listens
+	HTTPPort   int
+	HTTPSPort  int
+	CatalogDir string // the collective's own catalog entries, copied into the bot's container
+
+	// BotImage is the bot's image to pull; "" builds one from this binary.
+	BotImage   string
+	CaddyImage string
+	Version    string // of this binary, in the bot image's tag
+
+	// BuildImages builds on the machine (host/images) the images no
+	// registry can give; else up stops and says how.
+	BuildImages bool
+	CacheDir    string // the image builder's cache; "" is its default
+
+	// Passed on to the bot in its container.
+	TeamName, ChannelName, AdminUser string
+	ConfirmTTL, ShutdownGrace        time.Duration
+	LogLevel                         slog.Level
+}

@@ -1,0 +1,67 @@
+package host
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/toolbox-collective/toolbox/deploy/docker"
+	"github.com/toolbox-collective/toolbox/deploy/stack"
+)
+
+// Down removes the toolbox and its apps from the engine, after a
+// confirmation on the terminal unless yes; volumes stay unless purge.
+func Down(ctx context.Context, cfg Config, stdin io.Reader, stdout io.Writer, yes, purge bool) error {
+	e, err := docker.Connect(ctx, docker.Config{Host: cfg.DockerHost})
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	managed := map[string]string{stack.LabelManaged: "1"}
+	cs, err := e.Containers(ctx, managed)
+	if err != nil {
+		return err
+	}
+	if len(cs) == 0 {
+		fmt.Fprintln(stdout, "Nothing of the toolbox runs on this engine.")
+	}
+	what := "containers (the data is kept)"
+	if purge {
+		what = "containers AND ALL THEIR DATA"
+	}
+	if !yes {
+		fmt.Fprintf(stdout, "This removes the toolbox's %d %s. Type yes to go on: ", len(cs), what)
+		line, _ := bufio.NewReader(stdin).ReadString('\n')
+		if strings.TrimSpace(line) != "yes" {
+			return errors.New("not confirmed; nothing was removed")
+		}
+	}
+	var errs []error
+	for _, c := range cs {
+		if err := e.RemoveContainer(ctx, c.Name); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fmt.Fprintf(stdout, "- removed %s\n", c.Name)
+	}
+	nets, err := e.Networks(ctx, managed)
+	errs = append(errs, err)
+	for _, n := range nets {
+		errs = append(errs, e.RemoveNetwork(ctx, n))
+	}
+	if purge {
+		vols, err := e.Volumes(ctx, managed)
+		errs = append(errs, err)
+		for _, v := range vols {
+			if err := e.RemoveVolume(ctx, v); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			fmt.Fprintf(stdout, "- deleted the volume %s\n", v)
+		}
+	}
+	return errors.Join(errs...)
+}
