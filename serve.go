@@ -130,7 +130,7 @@ func newRouter(root context.Context, cfg config, log *slog.Logger, st *state.Sto
 	}
 	return commands.NewRouter(root, commands.Deps{
 		Store: st, Chat: chat, Directory: dir, Checks: checks, Log: log, Version: version, Apps: apps,
-		ConfirmKey: []byte(key.Reveal()), ConfirmTTL: cfg.ConfirmTTL,
+		ConfirmKey: []byte(key.Reveal()), ConfirmTTL: cfg.ConfirmTTL, ErrorKinds: errorKinds(),
 	})
 }
 

@@ -70,3 +70,16 @@ func proxyCommand(ctx context.Context, cfg config, what string, stdout io.Writer
 	}
 	return p.Init(ctx)
 }
+
+// errorKinds says how the adapters' sentinel errors reach people; commands
+// maps state's and the catalog's itself. TestEveryDeploySentinelHasAKind
+// keeps the list whole.
+func errorKinds() []commands.ErrorKind {
+	return []commands.ErrorKind{
+		{Err: proxy.ErrDomainTaken, Kind: commands.Conflict, Message: "Another app's route already has this domain: choose another domain, or remove that app first."},
+		{Err: proxy.ErrInvalid, Kind: commands.Invalid, Message: "The proxy refused the route's app name, domain or address."},
+		{Err: proxy.ErrNotInitialized, Kind: commands.Unavailable, Message: "The proxy (Caddy) has no toolbox configuration and could not set one up: run `toolbox proxy init` on the machine."},
+		{Err: docker.ErrNotOurs, Kind: commands.Conflict, Message: "A Docker network, volume or container with the name the toolbox needs exists and was not made by the toolbox: rename or remove it on the machine, then try again."},
+		{Err: docker.ErrRegistryUnreachable, Kind: commands.Unavailable, Message: "The machine's Docker engine cannot reach the image's registry. On a machine without one, `toolbox images build` makes the images it can; see the README."},
+	}
+}

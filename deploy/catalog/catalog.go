@@ -27,6 +27,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/toolbox-collective/toolbox/internal/names"
+
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
 )
@@ -294,6 +296,9 @@ func (c *Catalog) names() ([]string, error) {
 			name, ok := strings.CutSuffix(e.Name(), ".yaml")
 			if !ok || e.IsDir() {
 				continue
+			}
+			if err := names.App(name); err != nil {
+				return nil, fmt.Errorf("catalog: the entry %s: %w", e.Name(), err)
 			}
 			if seen[name] && i > 0 {
 				return nil, fmt.Errorf("catalog: the extra entry %s.yaml has the name of an app of the catalog", name)

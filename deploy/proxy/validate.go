@@ -7,7 +7,8 @@ import (
 	"net/netip"
 	"regexp"
 	"strconv"
-	"strings"
+
+	"github.com/toolbox-collective/toolbox/internal/names"
 )
 
 // ErrInvalid is wrapped by the errors for a domain, app name or upstream
@@ -33,69 +34,28 @@ func invalid(what, value, why string) error {
 	return &invalidError{what: what, value: value, why: why}
 }
 
-var (
-	// appName is the commands package's rule for app names.
-	appName     = regexp.MustCompile(`^[a-z][a-z0-9-]{0,30}$`)
-	domainLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	// containerHost is a container name or network alias.
-	containerHost = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
-)
+// containerHost is a container name or network alias.
+var containerHost = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 
-// ValidateDomain accepts a fully qualified host name that a route can match
-// and a certificate can name: lowercase letters, digits and dashes in labels
-// of 1 to 63 characters, at least two labels, no wildcard, port, trailing dot
-// or IP address.
-func ValidateDomain(d string) error {
-	const what = "domain"
-	if ip, err := netip.ParseAddr(d); err == nil {
-		return invalid(what, d, "it is an IP address, not a domain name; use a name such as wiki."+sslip(ip))
+// nameError is a name that internal/names refuses, as the proxy's ErrInvalid.
+type nameError struct{ err error }
+
+func (e *nameError) Error() string   { return "proxy: " + e.err.Error() }
+func (e *nameError) Unwrap() []error { return []error{e.err, ErrInvalid} }
+
+func invalidName(err error) error {
+	if err == nil {
+		return nil
 	}
-	switch {
-	case d == "":
-		return invalid(what, d, "it is empty")
-	case strings.Contains(d, "*"):
-		return invalid(what, d, "wildcards are not routed; give the app's own name, like wiki.example.org")
-	case strings.Contains(d, "://") || strings.ContainsAny(d, "/?#@"):
-		return invalid(what, d, "give the host name alone, like wiki.example.org, without scheme or path")
-	case strings.Contains(d, ":"):
-		return invalid(what, d, "give the host name without a port, like wiki.example.org")
-	case strings.ToLower(d) != d:
-		return invalid(what, d, "write it in lowercase: "+strings.ToLower(d))
-	case strings.HasSuffix(d, "."):
-		return invalid(what, d, "remove the final dot")
-	case len(d) > 253:
-		return invalid(what, d, "it is longer than 253 characters")
-	}
-	labels := strings.Split(d, ".")
-	if len(labels) < 2 {
-		return invalid(what, d, "it needs at least two labels, like wiki.example.org")
-	}
-	for _, l := range labels {
-		if !domainLabel.MatchString(l) {
-			return invalid(what, d, fmt.Sprintf("label %q: use 1 to 63 lowercase letters, digits or dashes, not starting or ending with a dash", l))
-		}
-	}
-	if _, err := strconv.Atoi(labels[len(labels)-1]); err == nil {
-		return invalid(what, d, "the last label is a number: this is not a domain name")
-	}
-	return nil
+	return &nameError{err}
 }
 
-// sslip is the sslip.io name of ip.
-func sslip(ip netip.Addr) string {
-	if ip.Is4() {
-		return ip.String() + ".sslip.io"
-	}
-	return strings.ReplaceAll(ip.String(), ":", "-") + ".sslip.io"
-}
+// ValidateDomain accepts the domain names a route can match and a
+// certificate can name: the project's one rule, internal/names.Domain.
+func ValidateDomain(d string) error { return invalidName(names.Domain(d)) }
 
 // validateApp accepts the app names the commands accept.
-func validateApp(app string) error {
-	if !appName.MatchString(app) {
-		return invalid("app name", app, "use 1 to 31 lowercase letters, digits and dashes, starting with a letter")
-	}
-	return nil
-}
+func validateApp(app string) error { return invalidName(names.App(app)) }
 
 // validateUpstream accepts host:port, the host being a container name,
 // network alias or IP address.
