@@ -152,7 +152,7 @@ func (r *run) image(ctx context.Context, rc recipe, t target) error {
 	start := time.Now()
 	r.say(rc.Name, "importing %s", rc.Tag)
 	err = r.step(ctx, rc.Name, "importing "+rc.Tag, func() error {
-		return importEntries(ctx, r.engine, rc.Tag, entries, changes)
+		return r.engine.ImportEntries(ctx, rc.Tag, entries, changes)
 	})
 	if err != nil {
 		return fmt.Errorf("images: %s: %w", rc.Name, err)

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+
+	"github.com/toolbox-collective/toolbox/deploy/docker"
 )
 
 const (
@@ -85,8 +87,8 @@ func buildCaddy(ctx context.Context, r *run, t target, dir string) error {
 // caddyImage is laid out like the official image: the binary at
 // /usr/bin/caddy, no entrypoint, a command that names the binary, Caddy's
 // configuration and data folders at /config and /data.
-func caddyImage(dir string) ([]entry, []string, error) {
-	es := []entry{
+func caddyImage(dir string) ([]docker.Entry, []string, error) {
+	es := []docker.Entry{
 		dirEntry("usr", 0o755), dirEntry("usr/bin", 0o755),
 		{Name: "usr/bin/caddy", Mode: 0o755, SourcePath: filepath.Join(dir, "caddy")},
 		dirEntry("etc", 0o755), dirEntry("etc/caddy", 0o755),

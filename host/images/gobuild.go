@@ -40,9 +40,13 @@ func (r *run) goBuild(ctx context.Context, name, dir string, env []string, args 
 	case r.goSlots <- struct{}{}:
 	default:
 		r.say(name, "waiting for another Go build to finish")
+		r.setWaiting(name, true)
 		select {
 		case r.goSlots <- struct{}{}:
+			r.setWaiting(name, false)
+			r.say(name, "building")
 		case <-ctx.Done():
+			r.setWaiting(name, false)
 			return nil, ctx.Err()
 		}
 	}
@@ -61,4 +65,12 @@ func lastLines(s string, n int) string {
 		lines = append([]string{"..."}, lines[len(lines)-n:]...)
 	}
 	return strings.Join(lines, "\n")
+}
+
+func (r *run) setWaiting(name string, w bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.waiting != nil {
+		r.waiting[name] = w
+	}
 }

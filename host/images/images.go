@@ -209,6 +209,7 @@ func (b *Builder) start(names []string) (*run, []recipe, error) {
 		moduleDir: b.ModuleDir,
 		progress:  b.Progress,
 		goSlots:   make(chan struct{}, max(1, runtime.NumCPU()/4)),
+		waiting:   map[string]bool{},
 	}
 	return r, rs, nil
 }
@@ -219,7 +220,8 @@ type run struct {
 	cache     string
 	moduleDir string
 	progress  func(string)
-	mu        sync.Mutex // serializes progress
+	mu        sync.Mutex      // serializes progress; guards waiting
+	waiting   map[string]bool // recipes waiting for a Go build slot
 	// goSlots bounds the Go builds that run at once: each already uses every
 	// core, so on two cores a second one only makes both finish later.
 	goSlots chan struct{}
@@ -253,7 +255,13 @@ func (r *run) step(ctx context.Context, name, what string, fn func() error) erro
 			case <-ctx.Done():
 				return
 			case <-tick.C:
-				r.say(name, "still %s (%s)", what, time.Since(start).Round(time.Second))
+				doing := what
+				r.mu.Lock()
+				if r.waiting[name] {
+					doing = "waiting for another Go build"
+				}
+				r.mu.Unlock()
+				r.say(name, "still %s (%s)", doing, time.Since(start).Round(time.Second))
 			}
 		}
 	})

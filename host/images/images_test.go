@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/toolbox-collective/toolbox/deploy/catalog"
+	"github.com/toolbox-collective/toolbox/deploy/docker"
 	"github.com/toolbox-collective/toolbox/internal/dockertest"
 )
 
@@ -203,9 +204,9 @@ func TestUnescapeMount(t *testing.T) {
 }
 
 // find returns the entry named name.
-func find(t *testing.T, es []entry, name string) entry {
+func find(t *testing.T, es []docker.Entry, name string) docker.Entry {
 	t.Helper()
-	i := slices.IndexFunc(es, func(e entry) bool { return e.Name == name })
+	i := slices.IndexFunc(es, func(e docker.Entry) bool { return e.Name == name })
 	if i < 0 {
 		t.Fatalf("no %s in the image", name)
 	}
@@ -271,14 +272,14 @@ func TestImageLayouts(t *testing.T) {
 			t.Fatal(err)
 		}
 		find(t, es, "proc")
-		if slices.ContainsFunc(es, func(e entry) bool { return strings.HasPrefix(e.Name, "proc/") }) {
+		if slices.ContainsFunc(es, func(e docker.Entry) bool { return strings.HasPrefix(e.Name, "proc/") }) {
 			t.Errorf("the image holds files under /proc")
 		}
 		ep := find(t, es, pgEntrypoint)
 		if string(ep.Data) != string(recipeFile("postgres/docker-entrypoint.sh")) || ep.Mode != 0o755 {
 			t.Errorf("entrypoint %+v is not the recipe's", ep)
 		}
-		if n := len(slices.DeleteFunc(slices.Clone(es), func(e entry) bool { return e.Name != pgEntrypoint })); n != 1 {
+		if n := len(slices.DeleteFunc(slices.Clone(es), func(e docker.Entry) bool { return e.Name != pgEntrypoint })); n != 1 {
 			t.Errorf("%d entries named %s, want 1", n, pgEntrypoint)
 		}
 		if !slices.ContainsFunc(changes, func(c string) bool { return strings.HasPrefix(c, "ENV PATH=/usr/lib/postgresql/15/bin:") }) {

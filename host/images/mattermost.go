@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/toolbox-collective/toolbox/deploy/docker"
 )
 
 const mattermostModule = "github.com/mattermost/mattermost/server/v8"
@@ -92,11 +94,11 @@ func buildMattermost(ctx context.Context, r *run, t target, dir string) error {
 // mattermostImage lays the server out as the official image does:
 // /mattermost/bin/{mattermost,mmctl} and its resources, local mode's socket
 // folder, working directory /mattermost.
-func mattermostImage(dir string) ([]entry, []string, error) {
+func mattermostImage(dir string) ([]docker.Entry, []string, error) {
 	// mmctl looks up the current user, as on the official (distroless) image.
 	passwd := "root:x:0:0:root:/root:/sbin/nologin\nmattermost:x:2000:2000::/mattermost:/sbin/nologin\n"
 	group := "root:x:0:\nmattermost:x:2000:\n"
-	es := []entry{
+	es := []docker.Entry{
 		dirEntry("etc", 0o755),
 		{Name: "etc/passwd", Mode: 0o644, Data: []byte(passwd)},
 		{Name: "etc/group", Mode: 0o644, Data: []byte(group)},
@@ -104,13 +106,13 @@ func mattermostImage(dir string) ([]entry, []string, error) {
 	es = append(es, caEntries(caBundle())...)
 	for _, d := range []string{"tmp", "var", "var/tmp", "mattermost", "mattermost/bin", "mattermost/config", "mattermost/data",
 		"mattermost/logs", "mattermost/plugins", "mattermost/client", "mattermost/client/plugins"} {
-		es = append(es, entry{Name: d, Mode: fs.ModeDir | fs.ModeSticky | 0o777})
+		es = append(es, docker.Entry{Name: d, Mode: fs.ModeDir | fs.ModeSticky | 0o777})
 	}
 	for _, b := range []string{"mattermost", "mmctl"} {
-		es = append(es, entry{Name: "mattermost/bin/" + b, Mode: 0o755, SourcePath: filepath.Join(dir, "bin", b)})
+		es = append(es, docker.Entry{Name: "mattermost/bin/" + b, Mode: 0o755, SourcePath: filepath.Join(dir, "bin", b)})
 	}
 	for _, d := range []string{"i18n", "templates", "fonts"} {
-		tree, err := treeEntries(filepath.Join(dir, d), "mattermost/"+d, nil)
+		tree, err := docker.TreeEntries(filepath.Join(dir, d), "mattermost/"+d, nil)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -12,6 +12,10 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"syscall"
+	"time"
+
+	"github.com/toolbox-collective/toolbox/deploy/docker"
 )
 
 const (
@@ -27,7 +31,7 @@ func postgresRecipe(tag string) recipe {
 			Name:  "postgres",
 			Tag:   tag,
 			From:  "Debian 12's packages: debootstrap --variant=minbase --include=postgresql " + debianSuite,
-			Takes: "about 1 minute the first time",
+			Takes: "about 1-2 minutes the first time",
 			Needs: "root, debootstrap (installed with apt-get when missing) and the Debian mirror of this host's apt sources",
 			Lacks: "the official image's PostgreSQL version: this is Debian 12's PostgreSQL 15 under the catalog's tag, so its data folders do not move to the official image; " +
 				"its entrypoint is a small stand-in (POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_DB and PGDATA only: no /docker-entrypoint-initdb.d, POSTGRES_INITDB_ARGS or *_FILE secrets)",
@@ -73,6 +77,10 @@ func debootstrap(ctx context.Context, r *run, t target, dir string) error {
 	}
 	r.say("postgres", "debootstrap %s from %s", debianSuite, mirror)
 	cmd := exec.CommandContext(ctx, bin, "--variant=minbase", "--include=postgresql", debianSuite, dir, mirror)
+	// Stopped, debootstrap and the dpkg and chroot it runs stop together.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
+	cmd.WaitDelay = 30 * time.Second
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
@@ -189,15 +197,16 @@ func pgBin(rootfs string) (string, error) {
 }
 
 // postgresImage is the root file system as debootstrap made it (owners,
-// links and modes kept; no devices, nothing under /proc and /sys), with an
-// entrypoint that behaves like the official image's.
-func postgresImage(dir string) ([]entry, []string, error) {
+// links and modes kept; no devices, nothing under /proc and /sys, and
+// neither the downloaded packages nor apt's lists, as official images drop
+// them), with an entrypoint that behaves like the official image's.
+func postgresImage(dir string) ([]docker.Entry, []string, error) {
 	bin, err := pgBin(dir)
 	if err != nil {
 		return nil, nil, err
 	}
-	es, err := treeEntries(dir, "", func(rel string) bool {
-		for _, p := range []string{"dev/", "proc/", "sys/", "run/", "tmp/", "var/cache/apt/archives/", "var/lib/apt/lists/", pgEntrypoint} {
+	es, err := docker.TreeEntries(dir, "", func(rel string) bool {
+		for _, p := range []string{"dev/", "proc/", "sys/", "var/cache/apt/archives/", "var/lib/apt/lists/", pgEntrypoint} {
 			if strings.HasPrefix(rel, p) || rel == p {
 				return true
 			}
@@ -207,7 +216,7 @@ func postgresImage(dir string) ([]entry, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	es = append(es, entry{Name: pgEntrypoint, Mode: 0o755, Data: recipeFile("postgres/docker-entrypoint.sh")})
+	es = append(es, docker.Entry{Name: pgEntrypoint, Mode: 0o755, Data: recipeFile("postgres/docker-entrypoint.sh")})
 	changes := []string{
 		`ENTRYPOINT ["/` + pgEntrypoint + `"]`, `CMD ["postgres"]`,
 		"ENV PATH=" + bin + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/toolbox-collective/toolbox/deploy/catalog"
+	"github.com/toolbox-collective/toolbox/deploy/docker"
 )
 
 // recipeFiles are the build recipes' files: the Mattermost module pin and
@@ -40,7 +41,7 @@ type recipe struct {
 	imageInputs func() []input
 	// image lays the folder out as the image: its files and the Dockerfile
 	// changes (ENTRYPOINT, ENV, ...) of the import.
-	image func(dir string) ([]entry, []string, error)
+	image func(dir string) ([]docker.Entry, []string, error)
 	// envPath is the path in the folder that Info.Env names.
 	envPath string
 }
@@ -97,22 +98,22 @@ func caBundle() []byte {
 
 // caEntries puts the CA roots in an image, where Go looks for them; the
 // image has an etc folder.
-func caEntries(bundle []byte) []entry {
+func caEntries(bundle []byte) []docker.Entry {
 	if bundle == nil {
 		return nil
 	}
-	return []entry{
+	return []docker.Entry{
 		dirEntry("etc/ssl", 0o755), dirEntry("etc/ssl/certs", 0o755),
 		{Name: "etc/ssl/certs/ca-certificates.crt", Mode: 0o644, Data: bundle},
 	}
 }
 
-func dirEntry(name string, perm fs.FileMode) entry {
-	return entry{Name: name, Mode: fs.ModeDir | perm}
+func dirEntry(name string, perm fs.FileMode) docker.Entry {
+	return docker.Entry{Name: name, Mode: fs.ModeDir | perm}
 }
 
 // rootOwned gives the entries to root, whoever built them.
-func rootOwned(es []entry) []entry {
+func rootOwned(es []docker.Entry) []docker.Entry {
 	for i := range es {
 		es[i].UID, es[i].GID = 0, 0
 	}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/toolbox-collective/toolbox/deploy/docker"
 	standincatalog "github.com/toolbox-collective/toolbox/internal/standin/catalog"
 )
 
@@ -37,8 +38,8 @@ func standinRecipe() recipe {
 		build:       buildStandin,
 		imageLayout: 1,
 		imageInputs: func() []input { return nil },
-		image: func(dir string) ([]entry, []string, error) {
-			es := []entry{{Name: "standin", Mode: 0o755, SourcePath: filepath.Join(dir, "standin")}}
+		image: func(dir string) ([]docker.Entry, []string, error) {
+			es := []docker.Entry{{Name: "standin", Mode: 0o755, SourcePath: filepath.Join(dir, "standin")}}
 			return es, []string{`ENTRYPOINT ["/standin"]`, "LABEL toolbox.test=1"}, nil
 		},
 	}
