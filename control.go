@@ -46,8 +46,8 @@ func doCommand(ctx context.Context, cfg config, log *slog.Logger, args []string,
 		dir   commands.Directory
 		check func(context.Context) (string, error)
 	)
-	if cs, err := loadChatSettings(cfg, st); err == nil {
-		mm := bot.NewClient(cs.siteURL, cs.botToken, cs.botURL)
+	if s, err := bot.LoadSettings(st, cfg.MattermostURL, cfg.BotURL); err == nil {
+		mm := bot.NewClient(s.SiteURL, s.BotToken, s.BotURL)
 		dir, check = mm, mm.Check
 	}
 	m := newEngine(cfg)

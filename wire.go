@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"time"
 
@@ -82,4 +83,35 @@ func errorKinds() []commands.ErrorKind {
 		{Err: docker.ErrNotOurs, Kind: commands.Conflict, Message: "A Docker network, volume or container with the name the toolbox needs exists and was not made by the toolbox: rename or remove it on the machine, then try again."},
 		{Err: docker.ErrRegistryUnreachable, Kind: commands.Unavailable, Message: "The machine's Docker engine cannot reach the image's registry. On a machine without one, `toolbox images build` makes the images it can; see the README."},
 	}
+}
+
+const confirmKeySecret = "confirm.hmac-key"
+
+// newRouter wires the verbs to the state, the machine, the chat and the checks.
+func newRouter(root context.Context, cfg config, log *slog.Logger, st *state.Store, m *engine.Engine, chat commands.Chat, dir commands.Directory, chatCheck func(context.Context) (string, error)) (*commands.Router, error) {
+	key, err := st.EnsureSecret(confirmKeySecret, func() (state.Secret, error) { return state.NewRandomSecret(32) })
+	if err != nil {
+		return nil, err
+	}
+	checks := []commands.Check{
+		{Name: "state", Run: func(context.Context) (string, error) {
+			took, err := st.CheckWritable()
+			if err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("%s is writable (a write took %s)", st.Path(), took.Round(time.Microsecond)), nil
+		}},
+	}
+	if chatCheck != nil {
+		checks = append(checks, commands.Check{Name: "mattermost", Run: chatCheck})
+	}
+	checks = append(checks, commands.Check{Name: "docker", Run: m.Check})
+	apps, err := newAppDeps(cfg, st, m)
+	if err != nil {
+		return nil, err
+	}
+	return commands.NewRouter(root, commands.Deps{
+		Store: st, Chat: chat, Directory: dir, Checks: checks, Log: log, Version: version, Apps: apps,
+		ConfirmKey: []byte(key.Reveal()), ConfirmTTL: cfg.ConfirmTTL, ErrorKinds: errorKinds(),
+	})
 }
