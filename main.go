@@ -1,5 +1,11 @@
 // Command toolbox is a chat-ops bot that runs a collective's tools from its
 // Mattermost: see README.md.
+//
+// This package reads the configuration, wires the packages together and
+// dispatches the command line; it is the only one that knows them all, and
+// holds no logic of its own. Data flows chat -> bot -> commands -> deploy/*
+// and state; control is the terminal's way in, beside bot; engine adapts
+// deploy/stack to commands; host is the toolbox's own footprint on the engine.
 package main
 
 import (

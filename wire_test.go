@@ -5,6 +5,7 @@ import (
 	"go/parser"
 	"go/token"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -52,5 +53,68 @@ func TestEveryDeploySentinelHasAKind(t *testing.T) {
 	}
 	if found == 0 {
 		t.Fatal("no sentinel found under deploy/: the test looks in the wrong place")
+	}
+}
+
+// TestPackageRules checks the house rules with go list: no deploy/* package
+// depends on another (but deploy/stack on deploy/docker), bot imports no
+// deploy/* package, commands depends on no adapter, and only main imports
+// the packages that compose the adapters.
+func TestPackageRules(t *testing.T) {
+	const mod = "github.com/toolbox-collective/toolbox/"
+	list := func(args ...string) map[string][]string {
+		out, err := exec.Command("go", append([]string{"list", "-f", `{{.ImportPath}} {{join .Imports " "}}`}, args...)...).Output()
+		if err != nil {
+			t.Fatalf("go list %v: %v", args, err)
+		}
+		pkgs := map[string][]string{}
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			f := strings.Fields(line)
+			var own []string
+			for _, imp := range f[1:] {
+				if rel, ok := strings.CutPrefix(imp, mod); ok {
+					own = append(own, rel)
+				}
+			}
+			pkgs[strings.TrimPrefix(f[0], mod)] = own
+		}
+		return pkgs
+	}
+	deps := func(pkg string) []string {
+		var own []string
+		for p := range list("-deps", mod+pkg) {
+			if p != pkg && !strings.Contains(p, ".") {
+				own = append(own, p)
+			}
+		}
+		return own
+	}
+	for _, pkg := range []string{"deploy/catalog", "deploy/docker", "deploy/proxy", "deploy/stack"} {
+		for _, d := range deps(pkg) {
+			if strings.HasPrefix(d, "deploy/") && !(pkg == "deploy/stack" && d == "deploy/docker") {
+				t.Errorf("%s depends on %s", pkg, d)
+			}
+		}
+	}
+	for _, d := range deps("commands") {
+		if d == "deploy/docker" || d == "deploy/proxy" || d == "deploy/stack" || d == "engine" || d == "host" || d == "control" || d == "bot" {
+			t.Errorf("commands depends on %s", d)
+		}
+	}
+	direct := list("./...")
+	for _, imp := range direct["bot"] {
+		if strings.HasPrefix(imp, "deploy/") {
+			t.Errorf("bot imports %s", imp)
+		}
+	}
+	for pkg, imps := range direct {
+		if pkg == "" || pkg == "github.com/toolbox-collective/toolbox" {
+			continue // main
+		}
+		for _, imp := range imps {
+			if (imp == "engine" || imp == "host" || imp == "control") && !strings.HasPrefix(pkg, imp) && !strings.HasPrefix(pkg, "e2e") {
+				t.Errorf("%s imports %s, which only main wires", pkg, imp)
+			}
+		}
 	}
 }

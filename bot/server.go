@@ -1,5 +1,8 @@
 // Package bot is everything Mattermost: the slash-command and button endpoints,
 // posting as the bot, and bootstrapping a server.
+//
+// It may import commands (the router it hands requests to, and the Chat and
+// Directory it implements) and state; never deploy/*.
 package bot
 
 import (

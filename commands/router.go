@@ -1,6 +1,10 @@
 // Package commands holds the verbs of /toolbox: the table they live in, who may
 // run them, how they are parsed, confirmed, audited and run as jobs. It speaks to
 // the outside through the small interfaces declared in deps.go.
+//
+// It may import deploy/catalog (the catalog is data) and state, and no
+// adapter: the engine, the proxy and the chat reach it through those
+// interfaces, wired by main.
 package commands
 
 import (

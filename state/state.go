@@ -5,6 +5,8 @@
 // every value is JSON, encoded and decoded by encode and decode below, and
 // decoded inside its transaction, because bbolt's byte slices are only valid
 // until the transaction ends.
+//
+// It imports nothing of the project.
 package state
 
 import (

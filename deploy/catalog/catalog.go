@@ -15,6 +15,8 @@
 // Every entry is parsed and validated strictly (see validate.go) each time
 // All or Get is called; the catalog is small and this keeps the package free
 // of mutable state.
+//
+// It imports nothing of the project but internal/names.
 package catalog
 
 import (

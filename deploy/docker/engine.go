@@ -4,6 +4,8 @@
 //
 // The engine may be local (unix socket), remote over TCP with TLS, or remote
 // over SSH (pure Go, forwarding to the remote engine's unix socket).
+//
+// It imports nothing of the project.
 package docker
 
 import (

@@ -9,6 +9,8 @@
 // of the config it was decided from (If-Match with the ETag Caddy gave), so
 // that two toolbox processes cannot overwrite each other's routes; a Proxy
 // also serialises its own calls.
+//
+// It imports nothing of the project but internal/names.
 package proxy
 
 import (

@@ -1,6 +1,8 @@
 // Package stack deploys one app, described as a resolved Compose project, on a
 // Docker engine: its network, volumes and containers, in dependency order,
 // converging on every run. It is the orchestration above deploy/docker.
+//
+// It imports deploy/docker and nothing else of the project.
 package stack
 
 import (
