@@ -150,12 +150,21 @@ func (e *Engine) create(ctx context.Context, spec ContainerSpec, hash string) (s
 
 // inspect finds the container called exactly name.
 func (e *Engine) inspect(ctx context.Context, name string) (container.InspectResponse, bool, error) {
+	c, found, err := e.lookup(ctx, name)
+	if err != nil {
+		return c, false, fmt.Errorf("docker: inspect container %q: %w", name, err)
+	}
+	return c, found, nil
+}
+
+// lookup is inspect with the engine's error as it is.
+func (e *Engine) lookup(ctx context.Context, name string) (container.InspectResponse, bool, error) {
 	res, err := e.cli.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
 	if cerrdefs.IsNotFound(err) {
 		return container.InspectResponse{}, false, nil
 	}
 	if err != nil {
-		return container.InspectResponse{}, false, fmt.Errorf("docker: inspect container %q: %w", name, err)
+		return container.InspectResponse{}, false, err
 	}
 	// The engine also resolves ID prefixes: only an exact name counts.
 	if strings.TrimPrefix(res.Container.Name, "/") != name && res.Container.ID != name {

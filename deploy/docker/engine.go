@@ -58,6 +58,7 @@ type Engine struct {
 
 	netMu sync.Mutex // serialises EnsureNetwork: API 1.41 allows duplicate network names
 	names sync.Map   // container name → *sync.Mutex, serialising EnsureContainer per name
+	runs  sync.Map   // container name → struct{}: the runs under way (Run)
 }
 
 // Info describes the engine and the machine it runs on.

@@ -153,11 +153,7 @@ func (s ContainerSpec) validate() error {
 	if _, err := restartPolicy(s.Restart); err != nil {
 		problems = append(problems, err.Error())
 	}
-	for _, m := range s.Mounts {
-		if (m.Volume == "") == (m.HostPath == "") || !strings.HasPrefix(m.Target, "/") {
-			problems = append(problems, fmt.Sprintf("mount %q at %q: want a volume name or a host path, and an absolute target", m.Volume+m.HostPath, m.Target))
-		}
-	}
+	problems = append(problems, mountProblems(s.Mounts)...)
 	for _, p := range s.PublishTCP {
 		if p.ContainerPort < 1 || p.ContainerPort > 65535 || p.HostPort < 0 || p.HostPort > 65535 {
 			problems = append(problems, fmt.Sprintf("published port %d:%d out of range", p.HostPort, p.ContainerPort))
@@ -175,6 +171,16 @@ func (s ContainerSpec) validate() error {
 		return fmt.Errorf("invalid container spec %q: %s", s.Name, strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+func mountProblems(mounts []Mount) []string {
+	var problems []string
+	for _, m := range mounts {
+		if (m.Volume == "") == (m.HostPath == "") || !strings.HasPrefix(m.Target, "/") {
+			problems = append(problems, fmt.Sprintf("mount %q at %q: want a volume name or a host path, and an absolute target", m.Volume+m.HostPath, m.Target))
+		}
+	}
+	return problems
 }
 
 func restartPolicy(s string) (container.RestartPolicy, error) {
@@ -203,10 +209,7 @@ func apiConfig(spec ContainerSpec, hash string) (*container.Config, *container.H
 		labels = map[string]string{}
 	}
 	labels[LabelSpecHash] = hash
-	env := make([]string, 0, len(spec.Env))
-	for _, k := range slices.Sorted(maps.Keys(spec.Env)) {
-		env = append(env, k+"="+spec.Env[k])
-	}
+	env := envList(spec.Env)
 	restart, _ := restartPolicy(spec.Restart) // validated
 
 	var stopTimeout *int
@@ -241,13 +244,7 @@ func apiConfig(spec ContainerSpec, hash string) (*container.Config, *container.H
 			MemoryReservation: spec.MemoryReservation,
 		},
 	}
-	for _, m := range spec.Mounts {
-		if m.HostPath != "" {
-			hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeBind, Source: m.HostPath, Target: m.Target, ReadOnly: m.ReadOnly})
-			continue
-		}
-		hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeVolume, Source: m.Volume, Target: m.Target, ReadOnly: m.ReadOnly})
-	}
+	hc.Mounts = apiMounts(spec.Mounts)
 	if len(spec.PublishTCP) > 0 {
 		cfg.ExposedPorts = network.PortSet{}
 		hc.PortBindings = network.PortMap{}
@@ -272,4 +269,26 @@ func apiConfig(spec ContainerSpec, hash string) (*container.Config, *container.H
 		}}
 	}
 	return cfg, hc, nc
+}
+
+// envList is the environment in the Engine API's form, sorted by name.
+func envList(env map[string]string) []string {
+	list := make([]string, 0, len(env))
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		list = append(list, k+"="+env[k])
+	}
+	return list
+}
+
+// apiMounts translates validated mounts (nil for none).
+func apiMounts(mounts []Mount) []mount.Mount {
+	var out []mount.Mount
+	for _, m := range mounts {
+		if m.HostPath != "" {
+			out = append(out, mount.Mount{Type: mount.TypeBind, Source: m.HostPath, Target: m.Target, ReadOnly: m.ReadOnly})
+			continue
+		}
+		out = append(out, mount.Mount{Type: mount.TypeVolume, Source: m.Volume, Target: m.Target, ReadOnly: m.ReadOnly})
+	}
+	return out
 }

@@ -1,0 +1,312 @@
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+)
+
+// LabelRun ("1") marks the containers Run creates: a stopped one is a
+// leftover of a crash, which the next Run of its name removes.
+const LabelRun = "toolbox.run"
+
+// ErrBusy is wrapped by Run when a container of the name is running (a run
+// of that name is under way, here or in another process).
+var ErrBusy = errors.New("a container of that name is running")
+
+const (
+	// runStopTimeout is how long a cancelled run's process has between
+	// SIGTERM and SIGKILL: restic removes its lock on SIGTERM.
+	runStopTimeout = 5 // seconds
+	// runCleanupTimeout bounds stopping and removing a run's container,
+	// which happens on a fresh context.
+	runCleanupTimeout = 30 * time.Second
+)
+
+// RunSpec is a container that runs once: created, attached, started, waited
+// for and removed.
+type RunSpec struct {
+	Name       string   // container name (unique; the caller makes it)
+	Image      string   // must be on the engine
+	Cmd        []string // the command (the image's entrypoint is kept unless Entrypoint is set)
+	Entrypoint []string
+	Env        map[string]string // secrets go here, never in Cmd
+	Labels     map[string]string // LabelRun is added
+	Mounts     []Mount
+	Network    string // "": the engine's default; "none" for none
+	User       string
+	// MemoryLimit is in bytes; 0 means none.
+	MemoryLimit int64
+	// Stdin nil gives the process no stdin (an immediate EOF); else it is
+	// streamed in and closed after the reader's EOF, so that the process sees
+	// EOF. A read error kills the process instead: a truncated stream must
+	// not pass for a complete one.
+	Stdin io.Reader
+	// Stdout and Stderr receive the process's output, kept apart; nil
+	// discards. A write error stops the run.
+	Stdout, Stderr io.Writer
+}
+
+func (s RunSpec) validate() error {
+	var problems []string
+	if s.Name == "" {
+		problems = append(problems, "no name")
+	}
+	if s.Image == "" {
+		problems = append(problems, "no image")
+	}
+	for k := range s.Env {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			problems = append(problems, fmt.Sprintf("environment variable name %q", k))
+		}
+	}
+	problems = append(problems, mountProblems(s.Mounts)...)
+	if s.MemoryLimit < 0 {
+		problems = append(problems, "negative memory limit")
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("docker: run %q: invalid spec: %s", s.Name, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// runConfig translates a validated RunSpec into the Engine API's creation
+// types. It is pure.
+func runConfig(s RunSpec) (*container.Config, *container.HostConfig) {
+	labels := maps.Clone(s.Labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[LabelRun] = "1"
+	stdin := s.Stdin != nil
+	cfg := &container.Config{
+		Image:        s.Image,
+		Cmd:          s.Cmd,
+		Entrypoint:   s.Entrypoint,
+		Env:          envList(s.Env),
+		Labels:       labels,
+		User:         s.User,
+		AttachStdin:  stdin,
+		AttachStdout: true,
+		AttachStderr: true,
+		OpenStdin:    stdin,
+		// The engine closes the process's stdin when the attached client
+		// ends its side; without StdinOnce it would close stdout instead.
+		StdinOnce: stdin,
+	}
+	hc := &container.HostConfig{
+		Mounts:        apiMounts(s.Mounts),
+		NetworkMode:   container.NetworkMode(s.Network),
+		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled},
+		Resources:     container.Resources{Memory: s.MemoryLimit},
+	}
+	return cfg, hc
+}
+
+// Run runs spec's container once and returns the process's exit code (a
+// non-zero one is not an error). Output is attached before the start, so
+// none is lost, and streamed: nothing is held in memory.
+//
+// The container is always removed before Run returns, also when ctx ends
+// (the process then gets SIGTERM, and SIGKILL 5 s later). A stopped
+// container of the name that Run made (LabelRun) is a leftover and removed
+// first; a running one is refused with ErrBusy, one Run did not make with
+// ErrNotOurs.
+//
+// Like os/exec, Run waits for the copying of Stdin to end, which happens at
+// the reader's next return after the process has gone; only ctx ending
+// does not wait for a Read that blocks.
+func (e *Engine) Run(ctx context.Context, spec RunSpec) (exitCode int, err error) {
+	if err := spec.validate(); err != nil {
+		return -1, err
+	}
+	if _, busy := e.runs.LoadOrStore(spec.Name, struct{}{}); busy {
+		return -1, fmt.Errorf("docker: run %q: %w", spec.Name, ErrBusy)
+	}
+	defer e.runs.Delete(spec.Name)
+
+	id, err := e.createRun(ctx, spec)
+	if err != nil {
+		return -1, fmt.Errorf("docker: run %q: %w", spec.Name, err)
+	}
+	exited := false
+	defer func() {
+		if rerr := e.removeRun(ctx, id, !exited); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("docker: run %q: remove container: %w", spec.Name, rerr))
+		}
+	}()
+	exitCode, exited, err = e.runAttached(ctx, id, spec)
+	if err != nil {
+		return exitCode, fmt.Errorf("docker: run %q: %w", spec.Name, err)
+	}
+	return exitCode, nil
+}
+
+// createRun removes a leftover of the name and creates the container.
+func (e *Engine) createRun(ctx context.Context, spec RunSpec) (string, error) {
+	unlock := e.lock(spec.Name)
+	defer unlock()
+	cur, found, err := e.lookup(ctx, spec.Name)
+	if err != nil {
+		return "", fmt.Errorf("inspect: %w", err)
+	}
+	if found {
+		if cur.Config == nil || cur.Config.Labels[LabelRun] == "" {
+			return "", ErrNotOurs
+		}
+		if st := cur.State; st != nil && (st.Running || st.Paused || st.Restarting) {
+			return "", ErrBusy
+		}
+		if _, err := e.cli.ContainerRemove(ctx, cur.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			return "", fmt.Errorf("remove the leftover container: %w", err)
+		}
+	}
+	cfg, hc := runConfig(spec)
+	res, err := e.cli.ContainerCreate(ctx, client.ContainerCreateOptions{Name: spec.Name, Config: cfg, HostConfig: hc})
+	switch {
+	case cerrdefs.IsConflict(err):
+		// Made meanwhile, by another process.
+		return "", fmt.Errorf("create: %w: %w", ErrBusy, err)
+	case cerrdefs.IsNotFound(err):
+		return "", fmt.Errorf("create: image %q is not on the engine (pull or build it first): %w", spec.Image, err)
+	case err != nil:
+		return "", fmt.Errorf("create: %w", err)
+	}
+	return res.ID, nil
+}
+
+// runAttached attaches to the created container, starts it and streams
+// until it exits. exited says the process is known to have ended.
+func (e *Engine) runAttached(ctx context.Context, id string, spec RunSpec) (code int, exited bool, err error) {
+	att, err := e.cli.ContainerAttach(ctx, id, client.ContainerAttachOptions{
+		Stream: true, Stdin: spec.Stdin != nil, Stdout: true, Stderr: true,
+	})
+	if err != nil {
+		return -1, false, fmt.Errorf("attach: %w", err)
+	}
+	defer att.Close()
+	if _, ok := att.Conn.(client.CloseWriter); spec.Stdin != nil && !ok {
+		// The process would never see the end of its input.
+		return -1, false, errors.New("attach: the connection to the engine cannot end stdin alone (no CloseWrite)")
+	}
+	stopClosing := context.AfterFunc(ctx, att.Close)
+	defer stopClosing()
+
+	// Waiting for the next exit before the start cannot miss it.
+	wctx, cancelWait := context.WithCancel(ctx)
+	defer cancelWait()
+	wait := e.cli.ContainerWait(wctx, id, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
+
+	if _, err := e.cli.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
+		return -1, false, fmt.Errorf("start: %w", err)
+	}
+
+	var fed chan error
+	if spec.Stdin != nil {
+		fed = make(chan error, 1)
+		go func() { fed <- e.feed(ctx, id, &att.HijackedResponse, spec.Stdin) }()
+	}
+	_, outErr := stdcopy.StdCopy(orDiscard(spec.Stdout), orDiscard(spec.Stderr), att.Reader)
+	att.Close() // a feed blocked in writing returns
+	var inErr error
+	if fed != nil {
+		select {
+		case inErr = <-fed:
+		case <-ctx.Done():
+		}
+	}
+	switch {
+	case ctx.Err() != nil:
+		return -1, false, ctx.Err()
+	case inErr != nil:
+		return -1, false, inErr
+	case outErr != nil:
+		return -1, false, fmt.Errorf("copy output: %w", outErr)
+	}
+	select {
+	case r := <-wait.Result:
+		if r.Error != nil && r.Error.Message != "" {
+			return -1, true, fmt.Errorf("wait: %s", r.Error.Message)
+		}
+		return int(r.StatusCode), true, nil
+	case err := <-wait.Error:
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		return -1, false, fmt.Errorf("wait: %w", err)
+	}
+}
+
+// feed copies in to the process's stdin and ends it after in's EOF. When
+// reading in fails, the process is killed before the connection closes, so
+// that it never sees an EOF. Writing fails when the process has gone: not
+// an error here, its exit code tells.
+func (e *Engine) feed(ctx context.Context, id string, att *client.HijackedResponse, in io.Reader) error {
+	r := &errReader{r: in}
+	if _, err := io.Copy(att.Conn, r); err != nil {
+		if r.err == nil {
+			return nil
+		}
+		kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), runCleanupTimeout)
+		defer cancel()
+		_, kerr := e.cli.ContainerKill(kctx, id, client.ContainerKillOptions{Signal: "KILL"})
+		att.Close()
+		if kerr != nil && !cerrdefs.IsNotFound(kerr) && !cerrdefs.IsConflict(kerr) {
+			return fmt.Errorf("read stdin: %w (and killing the process: %v)", r.err, kerr)
+		}
+		return fmt.Errorf("read stdin: %w", r.err)
+	}
+	if err := att.CloseWrite(); err != nil {
+		att.Close()
+		return fmt.Errorf("end stdin: %w", err)
+	}
+	return nil
+}
+
+// errReader keeps the error of its reader, telling it from the writer's.
+type errReader struct {
+	r   io.Reader
+	err error
+}
+
+func (r *errReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF {
+		r.err = err
+	}
+	return n, err
+}
+
+// removeRun removes the run's container on a fresh context, stopping it
+// first (runStopTimeout) when it may still run.
+func (e *Engine) removeRun(ctx context.Context, id string, stop bool) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), runCleanupTimeout)
+	defer cancel()
+	var errs []error
+	if stop {
+		t := runStopTimeout
+		if _, err := e.cli.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &t}); err != nil && !cerrdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("stop: %w", err))
+		}
+	}
+	if _, err := e.cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !cerrdefs.IsNotFound(err) {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func orDiscard(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
+}

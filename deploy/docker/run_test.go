@@ -1,0 +1,370 @@
+package docker_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"testing/iotest"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+
+	"github.com/toolbox-collective/toolbox/deploy/docker"
+	"github.com/toolbox-collective/toolbox/internal/dockertest"
+)
+
+// runner builds the test program testdata/runner (see its doc) as an image.
+func runner(t *testing.T, e *docker.Engine) string {
+	t.Helper()
+	return dockertest.BuildGoImage(t, e, "./testdata/runner", "toolbox-test/runner:dev")
+}
+
+// assertGone fails the test if a container called name is left.
+func assertGone(t *testing.T, e *docker.Engine, labels map[string]string, name string) {
+	t.Helper()
+	cs, err := e.Containers(context.Background(), labels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		if c.Name == name {
+			t.Errorf("container %s is left after Run (state %s)", name, c.State)
+		}
+	}
+}
+
+// TestRunStream sends 64 MiB of random data through a container's stdin
+// and back on its stdout. It is not parallel, so that it can tell that the
+// data was streamed rather than held in memory.
+func TestRunStream(t *testing.T) {
+	e := dockertest.Engine(t)
+	image := runner(t, e)
+	labels := dockertest.Labels(t, e)
+	ctx := timeout(t, 2*time.Minute)
+	const size = 64 * mib
+
+	inHash, outHash := sha256.New(), sha256.New()
+	in := io.TeeReader(io.LimitReader(rand.NewChaCha8([32]byte{1}), size), inHash)
+	counted := &countWriter{w: outHash}
+	var stderr bytes.Buffer
+	name := dockertest.Unique(t, "tbt-run-stream")
+
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	start := time.Now()
+	code, err := e.Run(ctx, docker.RunSpec{
+		Name: name, Image: image, Cmd: []string{"cat"}, Labels: labels, Network: "none",
+		Stdin: in, Stdout: counted, Stderr: &stderr,
+	})
+	elapsed := time.Since(start)
+	runtime.ReadMemStats(&after)
+	if err != nil || code != 0 {
+		t.Fatalf("Run(cat, 64 MiB) = %d, %v; want 0, nil", code, err)
+	}
+	if counted.n != size || !bytes.Equal(inHash.Sum(nil), outHash.Sum(nil)) {
+		t.Errorf("stdout: %d bytes, sha256 %x; want %d bytes, sha256 %x", counted.n, outHash.Sum(nil), size, inHash.Sum(nil))
+	}
+	if got := stderr.String(); got != "eof" {
+		t.Errorf("stderr = %q, want %q (the process saw its stdin end)", got, "eof")
+	}
+	allocated := after.TotalAlloc - before.TotalAlloc
+	t.Logf("64 MiB in and out in %s (%.0f MiB/s), %.1f MiB allocated", elapsed, float64(size)/mib/elapsed.Seconds(), float64(allocated)/mib)
+	if allocated > size/4 {
+		t.Errorf("Run allocated %d MiB for a 64 MiB stream: it is buffered, not streamed", allocated/mib)
+	}
+	assertGone(t, e, labels, name)
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func TestRunExitCodes(t *testing.T) {
+	t.Parallel()
+	e := dockertest.Engine(t)
+	image := runner(t, e)
+	labels := dockertest.Labels(t, e)
+	ctx := timeout(t, time.Minute)
+	tests := []struct {
+		name                 string
+		cmd                  []string
+		stdin                io.Reader
+		code                 int
+		wantOut, wantErrText string
+	}{
+		{"zero", []string{"exit", "0"}, nil, 0, "out", "err"},
+		{"non-zero", []string{"exit", "3"}, nil, 3, "out", "err"},
+		{"no stdin is an empty one", []string{"cat"}, nil, 0, "", "eof"},
+		{"an empty stdin", []string{"cat"}, strings.NewReader(""), 0, "", "eof"},
+		{"exits without reading stdin", []string{"exit", "4"}, &slowReader{}, 4, "out", "err"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr bytes.Buffer
+			name := dockertest.Unique(t, "tbt-run-exit")
+			code, err := e.Run(ctx, docker.RunSpec{
+				Name: name, Image: image, Cmd: tc.cmd, Labels: labels,
+				Stdin: tc.stdin, Stdout: &stdout, Stderr: &stderr,
+			})
+			if err != nil || code != tc.code {
+				t.Errorf("Run(%q) = %d, %v; want %d, nil", tc.cmd, code, err, tc.code)
+			}
+			if stdout.String() != tc.wantOut || stderr.String() != tc.wantErrText {
+				t.Errorf("Run(%q) wrote %q, %q; want %q, %q", tc.cmd, stdout.String(), stderr.String(), tc.wantOut, tc.wantErrText)
+			}
+			assertGone(t, e, labels, name)
+		})
+	}
+
+	t.Run("no such image", func(t *testing.T) {
+		t.Parallel()
+		name := dockertest.Unique(t, "tbt-run-noimage")
+		_, err := e.Run(ctx, docker.RunSpec{Name: name, Image: "toolbox-test/no-such-image:dev", Labels: labels})
+		if err == nil || !strings.Contains(err.Error(), "not on the engine") || !strings.Contains(err.Error(), name) {
+			t.Errorf("Run(no such image) = %v, want an error naming %s and saying the image is not on the engine", err, name)
+		}
+	})
+}
+
+// slowReader gives a byte every 10 ms, forever.
+type slowReader struct{}
+
+func (slowReader) Read(p []byte) (int, error) {
+	time.Sleep(10 * time.Millisecond)
+	if len(p) == 0 {
+		return 0, nil
+	}
+	p[0] = 'x'
+	return 1, nil
+}
+
+func TestRunReadOnlyMount(t *testing.T) {
+	t.Parallel()
+	e := dockertest.Engine(t)
+	image := runner(t, e)
+	labels := dockertest.Labels(t, e)
+	ctx := timeout(t, time.Minute)
+	vol := dockertest.Unique(t, "tbt-run-vol")
+	if err := e.EnsureVolume(ctx, vol, labels); err != nil {
+		t.Fatal(err)
+	}
+	for _, ro := range []bool{false, true} {
+		var stderr bytes.Buffer
+		code, err := e.Run(ctx, docker.RunSpec{
+			Name: dockertest.Unique(t, "tbt-run-write"), Image: image, Cmd: []string{"write", "/data/x"}, Labels: labels,
+			Mounts: []docker.Mount{{Volume: vol, Target: "/data", ReadOnly: ro}},
+			Stderr: &stderr,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case !ro && code != 0:
+			t.Errorf("writing to a writable volume: exit %d, %q; want 0", code, stderr.String())
+		case ro && (code != 1 || !strings.Contains(stderr.String(), "read-only file system")):
+			t.Errorf("writing to a read-only volume: exit %d, %q; want 1 and a read-only file system", code, stderr.String())
+		}
+	}
+}
+
+func TestRunEnvNotInCommandLine(t *testing.T) {
+	t.Parallel()
+	e := dockertest.Engine(t)
+	image := runner(t, e)
+	labels := dockertest.Labels(t, e)
+	ctx := timeout(t, time.Minute)
+	const secret = "s3cret-4a9e"
+	var stdout, stderr bytes.Buffer
+	code, err := e.Run(ctx, docker.RunSpec{
+		Name: dockertest.Unique(t, "tbt-run-env"), Image: image, Cmd: []string{"env", "RESTIC_PASSWORD"}, Labels: labels,
+		Env:    map[string]string{"RESTIC_PASSWORD": secret, "OTHER": "1"},
+		Stdout: &stdout, Stderr: &stderr,
+	})
+	if err != nil || code != 0 {
+		t.Fatalf("Run(env) = %d, %v (stderr %q)", code, err, stderr.String())
+	}
+	value, cmdline, _ := strings.Cut(strings.TrimSuffix(stdout.String(), "\n"), "\n")
+	if value != secret {
+		t.Errorf("the process's RESTIC_PASSWORD = %q, want %q", value, secret)
+	}
+	if want := "/runner env RESTIC_PASSWORD "; cmdline != want || strings.Contains(cmdline, secret) {
+		t.Errorf("/proc/1/cmdline = %q, want %q", cmdline, want)
+	}
+}
+
+func TestRunCancel(t *testing.T) {
+	t.Parallel()
+	e := dockertest.Engine(t)
+	image := runner(t, e)
+	labels := dockertest.Labels(t, e)
+	ctx, cancel := context.WithCancel(timeout(t, time.Minute))
+	defer cancel()
+	name := dockertest.Unique(t, "tbt-run-cancel")
+
+	// The process says "ready" once running; a second run of the name is
+	// then refused, and the first is cancelled. Its stdin never ends: ctx
+	// must not wait for it.
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	ready := make(chan struct{})
+	var once sync.Once
+	out := writerFunc(func(p []byte) (int, error) {
+		once.Do(func() { close(ready) })
+		return len(p), nil
+	})
+	done := make(chan error, 1)
+	var start time.Time
+	go func() {
+		_, err := e.Run(ctx, docker.RunSpec{Name: name, Image: image, Cmd: []string{"sleep"}, Labels: labels, Stdin: pr, Stdout: out})
+		done <- err
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("Run(sleep) ended before the process was ready: %v", err)
+	}
+	if _, err := e.Run(ctx, docker.RunSpec{Name: name, Image: image, Cmd: []string{"exit", "0"}, Labels: labels}); !errors.Is(err, docker.ErrBusy) {
+		t.Errorf("a second Run of a running name = %v, want ErrBusy", err)
+	}
+	start = time.Now()
+	cancel()
+	err := <-done
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), name) {
+		t.Errorf("Run cancelled = %v, want context.Canceled naming %s", err, name)
+	}
+	if d := time.Since(start); d > 4*time.Second {
+		t.Errorf("Run took %s to return after cancel", d)
+	}
+	t.Logf("Run returned %s after cancel", time.Since(start))
+	assertGone(t, e, labels, name)
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+func TestRunStdinReadError(t *testing.T) {
+	t.Parallel()
+	e := dockertest.Engine(t)
+	image := runner(t, e)
+	labels := dockertest.Labels(t, e)
+	ctx := timeout(t, time.Minute)
+	boom := errors.New("the dump broke")
+	name := dockertest.Unique(t, "tbt-run-broken")
+	var stdout, stderr bytes.Buffer
+	_, err := e.Run(ctx, docker.RunSpec{
+		Name: name, Image: image, Cmd: []string{"cat"}, Labels: labels,
+		Stdin:  io.MultiReader(strings.NewReader("partial"), iotest.ErrReader(boom)),
+		Stdout: &stdout, Stderr: &stderr,
+	})
+	if !errors.Is(err, boom) {
+		t.Errorf("Run with a failing stdin = %v, want %v", err, boom)
+	}
+	if strings.Contains(stderr.String(), "eof") {
+		t.Errorf("the process saw its stdin end (stderr %q): a truncated stream passed for a whole one", stderr.String())
+	}
+	assertGone(t, e, labels, name)
+}
+
+func TestRunOutputWriteError(t *testing.T) {
+	t.Parallel()
+	e := dockertest.Engine(t)
+	image := runner(t, e)
+	labels := dockertest.Labels(t, e)
+	ctx := timeout(t, time.Minute)
+	full := errors.New("disk full")
+	name := dockertest.Unique(t, "tbt-run-full")
+	_, err := e.Run(ctx, docker.RunSpec{
+		Name: name, Image: image, Cmd: []string{"sleep"}, Labels: labels,
+		Stdout: writerFunc(func([]byte) (int, error) { return 0, full }),
+	})
+	if !errors.Is(err, full) {
+		t.Errorf("Run with a failing stdout = %v, want %v", err, full)
+	}
+	assertGone(t, e, labels, name)
+}
+
+func TestRunLeftover(t *testing.T) {
+	t.Parallel()
+	e := dockertest.Engine(t)
+	image := runner(t, e)
+	labels := dockertest.Labels(t, e)
+	ctx := timeout(t, time.Minute)
+	runLabels := map[string]string{docker.LabelRun: "1"}
+	for k, v := range labels {
+		runLabels[k] = v
+	}
+	raw := rawClient(t)
+
+	// created: a crash between create and start.
+	created := dockertest.Unique(t, "tbt-run-created")
+	if _, err := raw.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Name: created, Config: &container.Config{Image: image, Cmd: []string{"exit", "0"}, Labels: runLabels},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// exited: a crash before the removal.
+	exited := dockertest.Unique(t, "tbt-run-exited")
+	if _, err := e.EnsureContainer(ctx, docker.ContainerSpec{Name: exited, Image: image, Cmd: []string{"exit", "0"}, Labels: runLabels, Restart: "no"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.WaitExit(ctx, exited); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{created, exited} {
+		var stdout bytes.Buffer
+		code, err := e.Run(ctx, docker.RunSpec{Name: name, Image: image, Cmd: []string{"exit", "5"}, Labels: labels, Stdout: &stdout})
+		if err != nil || code != 5 || stdout.String() != "out" {
+			t.Errorf("Run over a leftover %s = %d, %v, %q; want 5, nil, \"out\"", name, code, err, stdout.String())
+		}
+		assertGone(t, e, labels, name)
+	}
+
+	// Running, made by Run in another process: busy, and left running.
+	running := dockertest.Unique(t, "tbt-run-running")
+	if _, err := e.EnsureContainer(ctx, docker.ContainerSpec{Name: running, Image: image, Cmd: []string{"sleep"}, Labels: runLabels, Restart: "no"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Run(ctx, docker.RunSpec{Name: running, Image: image, Cmd: []string{"exit", "0"}, Labels: labels}); !errors.Is(err, docker.ErrBusy) {
+		t.Errorf("Run over a running container = %v, want ErrBusy", err)
+	}
+	// Not made by Run, stopped: refused, and left alone.
+	theirs := dockertest.Unique(t, "tbt-run-theirs")
+	if _, err := e.EnsureContainer(ctx, docker.ContainerSpec{Name: theirs, Image: image, Cmd: []string{"exit", "0"}, Labels: labels, Restart: "no"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.WaitExit(ctx, theirs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Run(ctx, docker.RunSpec{Name: theirs, Image: image, Cmd: []string{"exit", "0"}, Labels: labels}); !errors.Is(err, docker.ErrNotOurs) {
+		t.Errorf("Run over a container Run did not make = %v, want ErrNotOurs", err)
+	}
+	cs, err := e.Containers(ctx, labels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	states := map[string]string{}
+	for _, c := range cs {
+		states[c.Name] = c.State
+	}
+	if states[running] != "running" || states[theirs] != "exited" {
+		t.Errorf("after the refused runs: %s is %q, %s is %q; want running and exited", running, states[running], theirs, states[theirs])
+	}
+}

@@ -1,0 +1,67 @@
+// Command runner is a test program for Engine.Run, built into a FROM scratch
+// image by the tests:
+//
+//	runner cat           copy stdin to stdout, then write "eof" to stderr
+//	runner exit N        write "out" to stdout, "err" to stderr, exit N
+//	runner env NAME      write $NAME and /proc/1/cmdline (NUL bytes as spaces)
+//	runner write PATH    create PATH; exit 1 with the error on stderr if that fails
+//	runner sleep         write "ready" to stdout, then sleep until SIGTERM (exit 143)
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "runner: no command")
+		return 2
+	}
+	switch args[0] {
+	case "cat":
+		if _, err := io.Copy(stdout, stdin); err != nil {
+			fmt.Fprintln(stderr, "runner:", err)
+			return 1
+		}
+		fmt.Fprint(stderr, "eof")
+		return 0
+	case "exit":
+		n, _ := strconv.Atoi(args[1])
+		fmt.Fprint(stdout, "out")
+		fmt.Fprint(stderr, "err")
+		return n
+	case "env":
+		cmdline, err := os.ReadFile("/proc/1/cmdline")
+		if err != nil {
+			fmt.Fprintln(stderr, "runner:", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s\n%s\n", os.Getenv(args[1]), strings.ReplaceAll(string(cmdline), "\x00", " "))
+		return 0
+	case "write":
+		if err := os.WriteFile(args[1], []byte("x"), 0o644); err != nil {
+			fmt.Fprintln(stderr, "runner:", err)
+			return 1
+		}
+		return 0
+	case "sleep":
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+		defer stop()
+		fmt.Fprint(stdout, "ready")
+		<-ctx.Done()
+		return 143
+	}
+	fmt.Fprintln(stderr, "runner: unknown command", args[0])
+	return 2
+}
