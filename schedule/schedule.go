@@ -41,7 +41,7 @@ type Func func(ctx context.Context, due time.Time) error
 // Config is what a Scheduler is built from. Every field is optional.
 type Config struct {
 	Location      *time.Location               // in which Specs are read; nil: time.Local
-	Now           func() time.Time             // nil: time.Now
+	Now           func() time.Time             // nil: time.Now; waits are computed from it, timed by package time
 	Store         Store                        // nil: no catch-up, nothing recorded
 	MaxConcurrent int                          // jobs running at once; below 1: 1
 	OnError       func(name string, err error) // called concurrently; nil: log with Logger
@@ -93,8 +93,8 @@ func New(cfg Config) *Scheduler {
 }
 
 // Add schedules run under name, or replaces the schedule and function of the
-// job of that name; a run of it already going or queued is not affected, and
-// the job still never runs twice at once. A job new to this Scheduler whose
+// job of that name: a run of it already going goes on, one queued for a slot
+// runs the new function, and the job still never runs twice at once. A job new to this Scheduler whose
 // last run (from the Store) is older than its last occurrence is due at once,
 // for that occurrence only. A replaced job is next due at its new Spec's next
 // occurrence.
