@@ -27,7 +27,9 @@ import (
 
 // Store keeps the due time of each job's last run across restarts. It must be
 // safe for concurrent use. LastRun returns the zero Time and no error for a
-// job that never ran.
+// job that never ran. SetLastRun is called with the due time when a run
+// returns, failed or not; a run cut short by a crash is caught up at the next
+// start.
 type Store interface {
 	LastRun(name string) (time.Time, error)
 	SetLastRun(name string, t time.Time) error
@@ -94,10 +96,12 @@ func New(cfg Config) *Scheduler {
 
 // Add schedules run under name, or replaces the schedule and function of the
 // job of that name: a run of it already going goes on, one queued for a slot
-// runs the new function, and the job still never runs twice at once. A job new to this Scheduler whose
-// last run (from the Store) is older than its last occurrence is due at once,
-// for that occurrence only. A replaced job is next due at its new Spec's next
-// occurrence.
+// runs the new function, and the job still never runs twice at once.
+//
+// The catch-up is decided here, for a job new to this Scheduler: if its last
+// run (from the Store) is older than its last occurrence, it is due at once,
+// for that occurrence only. A job that never ran, and a replaced job, are due
+// at their Spec's next occurrence.
 func (s *Scheduler) Add(name string, spec Spec, run Func) error {
 	switch {
 	case name == "":
@@ -263,9 +267,7 @@ func (s *Scheduler) due(now time.Time) []pending {
 	return due
 }
 
-// runOnce runs one occurrence, reports its error and records it in the Store,
-// whether it failed or not (a crash during the run records nothing, so the
-// run is caught up at the next start).
+// runOnce runs one occurrence, reports its error and records it in the Store.
 func (s *Scheduler) runOnce(ctx context.Context, name string, run Func, due time.Time) {
 	s.cfg.Logger.Info("schedule: run", "job", name, "due", due)
 	if err := call(ctx, run, due); err != nil {
