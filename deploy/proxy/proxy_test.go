@@ -28,25 +28,18 @@ import (
 
 // The Caddy binary the tests put in their image; .ci/run builds it.
 const (
-	caddyVersion    = "v2.11.9"
-	caddyDefaultBin = "/var/cache/toolbox/caddy-" + caddyVersion + "/caddy"
-	caddyImage      = "toolbox-test/caddy:" + caddyVersion
-	caddyHowTo      = "this test needs a static Caddy binary in TOOLBOX_CADDY_BIN: run .ci/run, or build it with " +
-		"CGO_ENABLED=0 GOBIN=/var/cache/toolbox/caddy-" + caddyVersion +
-		" go install github.com/caddyserver/caddy/v2/cmd/caddy@" + caddyVersion +
-		" (about 2.5 min) and set TOOLBOX_CADDY_BIN=" + caddyDefaultBin
+	caddyVersion = "v2.11.9"
+	caddyImage   = "toolbox-test/caddy:" + caddyVersion
+	caddyHowTo   = "this test needs a static Caddy binary in TOOLBOX_CADDY_BIN: run .ci/run, or " +
+		"eval $(go run . images build --env caddy | grep ^TOOLBOX_CADDY_BIN=) from the repository's root (about 3 min the first time)"
 )
 
-// caddyBinary finds the Caddy binary: TOOLBOX_CADDY_BIN, or outside CI the
-// place .ci/run builds it to. Missing, the test fails in CI and is skipped
-// elsewhere.
+// caddyBinary finds the Caddy binary in TOOLBOX_CADDY_BIN. Missing, the test
+// fails in CI and is skipped elsewhere.
 func caddyBinary(t testing.TB) string {
 	t.Helper()
 	bin := os.Getenv("TOOLBOX_CADDY_BIN")
 	ci := os.Getenv("CI") == "true"
-	if bin == "" && !ci {
-		bin = caddyDefaultBin
-	}
 	if bin != "" {
 		if st, err := os.Stat(bin); err == nil && st.Mode().IsRegular() {
 			return bin

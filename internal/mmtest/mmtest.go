@@ -3,7 +3,7 @@
 //
 // It needs two environment variables, which `bash .ci/run` sets up:
 //
-//	TOOLBOX_MATTERMOST_DIR  a directory built by e2e/mattermost/build.sh
+//	TOOLBOX_MATTERMOST_DIR  a directory built by `toolbox images build --env mattermost`
 //	                        (bin/mattermost, i18n/, templates/, fonts/)
 //	TOOLBOX_TEST_PG_URL     a PostgreSQL URL of a role allowed to create databases,
 //	                        e.g. postgres://toolbox:toolbox@127.0.0.1:5432/postgres?sslmode=disable
