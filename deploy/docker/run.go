@@ -120,7 +120,8 @@ func runConfig(s RunSpec) (*container.Config, *container.HostConfig) {
 // (the process then gets SIGTERM, and SIGKILL 5 s later). A stopped
 // container of the name that Run made (LabelRun) is a leftover and removed
 // first; a running one is refused with ErrBusy, one Run did not make with
-// ErrNotOurs.
+// ErrNotOurs. An error in removing the container is returned along with
+// the exit code.
 //
 // Like os/exec, Run waits for the copying of Stdin to end, which happens at
 // the reader's next return after the process has gone; only ctx ending
@@ -172,6 +173,10 @@ func (e *Engine) createRun(ctx context.Context, spec RunSpec) (string, error) {
 	}
 	cfg, hc := runConfig(spec)
 	res, err := e.cli.ContainerCreate(ctx, client.ContainerCreateOptions{Name: spec.Name, Config: cfg, HostConfig: hc})
+	if err != nil && ctx.Err() != nil {
+		// The engine may have created it all the same.
+		e.removeCreated(ctx, spec.Name)
+	}
 	switch {
 	case cerrdefs.IsConflict(err):
 		// Made meanwhile, by another process.
@@ -182,6 +187,19 @@ func (e *Engine) createRun(ctx context.Context, spec RunSpec) (string, error) {
 		return "", fmt.Errorf("create: %w", err)
 	}
 	return res.ID, nil
+}
+
+// removeCreated removes, on a fresh context, the container called name if
+// Run made it and it was never started. Failing, it leaves a leftover that
+// the next Run of the name removes.
+func (e *Engine) removeCreated(ctx context.Context, name string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), runCleanupTimeout)
+	defer cancel()
+	cur, found, err := e.lookup(ctx, name)
+	if err != nil || !found || cur.Config == nil || cur.Config.Labels[LabelRun] == "" || cur.State == nil || cur.State.Status != container.StateCreated {
+		return
+	}
+	_, _ = e.cli.ContainerRemove(ctx, cur.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
 }
 
 // runAttached attaches to the created container, starts it and streams
