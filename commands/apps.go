@@ -52,6 +52,7 @@ type Proxy interface {
 // AppStore is the part of the state the app verbs use.
 type AppStore interface {
 	App(name string) (state.App, error)
+	Apps() ([]state.App, error)
 	PutApp(a state.App) error
 	DeleteApp(name string) error
 	EnsureSecret(name string, generate func() (state.Secret, error)) (state.Secret, error)
@@ -68,6 +69,8 @@ type AppDeps struct {
 	Engine  Engine
 	Proxy   Proxy
 	Store   AppStore
+	// Backups, when set, keeps the apps' backups (the backup verbs).
+	Backups Backups
 	// BaseDomain names apps that are added without a domain: <app>.<BaseDomain>.
 	BaseDomain string
 	// Scheme of the apps' URLs: https, or http when no proxy with TLS is used.

@@ -102,7 +102,7 @@ func (j *Jobs) execute(ctx context.Context, c Caller, v *Verb, job state.Job) {
 		j.edit(ctx, postID, fmt.Sprintf(":hourglass: %s started by %s\n```\n%s\n```", title, c.mention(), strings.Join(lines, "\n")))
 	}
 
-	result, runErr := j.runSafely(ctx, v, Invocation{Caller: c, Args: job.Args, Progress: progress})
+	result, runErr := j.runSafely(ctx, v, Invocation{Caller: c, Args: job.Args, Progress: progress, JobID: job.ID})
 	finished := j.deps.Now()
 	status, icon, outcome := state.JobSucceeded, ":white_check_mark:", "succeeded"
 	var errText string

@@ -269,6 +269,9 @@ func (r *Router) authorize(ctx context.Context, c Caller, v *Verb) error {
 	if v.Role == Anyone || c.Terminal {
 		return nil
 	}
+	if v.Role == Operator {
+		return Errorf(Forbidden, "`%s` answers only on the machine's terminal, never in the chat: run `toolbox %s` there.", v.Name, v.Name)
+	}
 	ok, err := r.isAdmin(ctx, c.UserID)
 	if err != nil {
 		return err

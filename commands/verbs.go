@@ -8,11 +8,15 @@ type Role int
 const (
 	Anyone Role = iota // every member of the team
 	Admin              // Mattermost system admins and the toolbox admins list
+	Operator           // the machine's operator, on its terminal only (`toolbox do`): never in chat
 )
 
 func (r Role) String() string {
-	if r == Admin {
+	switch r {
+	case Admin:
 		return "toolbox admins"
+	case Operator:
+		return "the operator, on the machine's terminal"
 	}
 	return "everyone"
 }
@@ -39,6 +43,8 @@ type Invocation struct {
 	Args   []string
 	// Progress reports a step of a job; it is a no-op for quick verbs.
 	Progress func(format string, args ...any)
+	// JobID is the job running the verb (0 for quick verbs).
+	JobID uint64
 }
 
 // Verb is one entry of the command table: it carries its own usage and help.
@@ -114,6 +120,9 @@ func (r *Router) builtins() []*Verb {
 	if a := r.deps.Apps; a != nil {
 		verbs = append(verbs, a.catalogVerb(), a.addVerb(r), a.removeVerb(r), a.restartVerb(),
 			a.upgradeVerb(r), a.logsVerb(), a.setVerb())
+		if a.Backups != nil {
+			verbs = append(verbs, a.backupNowVerb(), a.backupsVerb(), a.backupKeyVerb())
+		}
 	}
 	return verbs
 }
