@@ -81,6 +81,7 @@ func errorKinds() []commands.ErrorKind {
 		{Err: proxy.ErrInvalid, Kind: commands.Invalid, Message: "The proxy refused the route's app name, domain or address."},
 		{Err: proxy.ErrNotInitialized, Kind: commands.Unavailable, Message: "The proxy (Caddy) has no toolbox configuration and could not set one up: run `toolbox proxy init` on the machine."},
 		{Err: docker.ErrNotOurs, Kind: commands.Conflict, Message: "A Docker network, volume or container with the name the toolbox needs exists and was not made by the toolbox: rename or remove it on the machine, then try again."},
+		{Err: docker.ErrBusy, Kind: commands.Conflict, Message: "Another run of that step is still going on the machine: wait for it to finish, then try again."},
 		{Err: docker.ErrRegistryUnreachable, Kind: commands.Unavailable, Message: "The machine's Docker engine cannot reach the image's registry. On a machine without one, `toolbox images build` makes the images it can; see the README."},
 	}
 }

@@ -6,9 +6,9 @@ import "context"
 type Role int
 
 const (
-	Anyone Role = iota // every member of the team
-	Admin              // Mattermost system admins and the toolbox admins list
-	Operator           // the machine's operator, on its terminal only (`toolbox do`): never in chat
+	Anyone   Role = iota // every member of the team
+	Admin                // Mattermost system admins and the toolbox admins list
+	Operator             // the machine's operator, on its terminal only (`toolbox do`): never in chat
 )
 
 func (r Role) String() string {
