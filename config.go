@@ -43,6 +43,21 @@ type config struct {
 	ConfirmTTL    time.Duration // TOOLBOX_CONFIRM_TTL: how long confirmation buttons stay valid
 	LogLevel      slog.Level    // TOOLBOX_LOG_LEVEL
 	CacheDir      string        // TOOLBOX_CACHE: where the image builder keeps its builds ("" is its default)
+
+	BackupRepository string                  // TOOLBOX_BACKUP_REPOSITORY: restic's repository URL ("" keeps backups in a local volume)
+	BackupEnv        map[string]state.Secret // the repository backend's settings and credentials (backupEnvKeys)
+	ResticImage      string                  // TOOLBOX_RESTIC_IMAGE
+}
+
+// backupEnvKeys are the variables restic's backends read (OpenStack Swift,
+// S3, the REST server), passed to restic's runs when set.
+var backupEnvKeys = []string{
+	"OS_AUTH_URL", "OS_REGION_NAME", "OS_USERNAME", "OS_USER_ID", "OS_PASSWORD", "OS_TENANT_ID", "OS_TENANT_NAME",
+	"OS_USER_DOMAIN_NAME", "OS_USER_DOMAIN_ID", "OS_PROJECT_NAME", "OS_PROJECT_ID", "OS_PROJECT_DOMAIN_NAME", "OS_PROJECT_DOMAIN_ID",
+	"OS_TRUST_ID", "OS_APPLICATION_CREDENTIAL_ID", "OS_APPLICATION_CREDENTIAL_NAME", "OS_APPLICATION_CREDENTIAL_SECRET",
+	"OS_STORAGE_URL", "OS_AUTH_TOKEN",
+	"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION",
+	"RESTIC_REST_USERNAME", "RESTIC_REST_PASSWORD",
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -68,6 +83,15 @@ func loadConfig(getenv func(string) string) (config, error) {
 		BotNetwork:    get("TOOLBOX_BOT_NETWORK", ""),
 		ProxyAdmin:    strings.TrimRight(get("TOOLBOX_PROXY_ADMIN", ""), "/"),
 		CacheDir:      get(images.EnvCache, ""),
+
+		BackupRepository: get("TOOLBOX_BACKUP_REPOSITORY", ""),
+		BackupEnv:        map[string]state.Secret{},
+		ResticImage:      get("TOOLBOX_RESTIC_IMAGE", "restic/restic:0.18.1"),
+	}
+	for _, k := range backupEnvKeys {
+		if v := getenv(k); v != "" {
+			c.BackupEnv[k] = state.Secret(v)
+		}
 	}
 	var problems []string
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
@@ -139,5 +163,6 @@ func (c config) host() host.Config {
 		CatalogDir: c.CatalogDir, BotImage: c.Image, CaddyImage: c.CaddyImage, Version: version,
 		CacheDir: c.CacheDir, TeamName: c.TeamName, ChannelName: c.ChannelName, AdminUser: c.AdminUser,
 		ConfirmTTL: c.ConfirmTTL, ShutdownGrace: c.ShutdownGrace, LogLevel: c.LogLevel,
+		BackupRepository: c.BackupRepository, BackupEnv: c.BackupEnv, ResticImage: c.ResticImage,
 	}
 }

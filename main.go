@@ -52,6 +52,7 @@ Usage:
   toolbox serve                      run the bot's HTTP server (Mattermost calls it)
   toolbox do [--yes] "<text>"        run a /toolbox command from this terminal, as the operator
   toolbox mattermost bootstrap       set up the admin, team, channel, bot and /toolbox command
+  toolbox backup key                 show the backup repository's password (here only, never in the chat)
   toolbox state backup FILE          write a consistent copy of the state to FILE
   toolbox proxy init|ca              prepare Caddy's config, or print its local CA (TOOLBOX_PROXY_ADMIN)
   toolbox version                    print the version
@@ -104,6 +105,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			return errors.New("usage: toolbox mattermost bootstrap")
 		}
 		return bootstrapCommand(ctx, cfg, log, stdout)
+	case "backup":
+		if len(args) != 2 || args[1] != "key" {
+			return errors.New("usage: toolbox backup key")
+		}
+		return doCommand(ctx, cfg, log, []string{"backup key"}, stdin, stdout)
 	case "state":
 		if len(args) != 3 || args[1] != "backup" {
 			return errors.New("usage: toolbox state backup FILE")

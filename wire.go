@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/toolbox-collective/toolbox/commands"
+	"github.com/toolbox-collective/toolbox/deploy/backup"
 	"github.com/toolbox-collective/toolbox/deploy/catalog"
 	"github.com/toolbox-collective/toolbox/deploy/docker"
 	"github.com/toolbox-collective/toolbox/deploy/proxy"
@@ -39,6 +40,14 @@ func newAppDeps(cfg config, st *state.Store, m *engine.Engine) (*commands.AppDep
 	apps := &commands.AppDeps{
 		Catalog: catalog.New(extra), Engine: m, Store: st, BaseDomain: cfg.BaseDomain, Scheme: "http",
 	}
+	apps.Backups = engine.NewBackups(m, engine.BackupConfig{
+		ResticImage: cfg.ResticImage, Repository: cfg.BackupRepository, Env: revealAll(cfg.BackupEnv),
+		Password: func() (string, error) {
+			key, err := st.EnsureSecret(backupKeySecret, func() (state.Secret, error) { return state.NewRandomSecret(32) })
+			return key.Reveal(), err
+		},
+		State: st.Backup,
+	})
 	if cfg.ProxyAdmin != "" {
 		apps.Proxy = newProxy(cfg)
 		apps.Scheme = "https"
@@ -82,11 +91,19 @@ func errorKinds() []commands.ErrorKind {
 		{Err: proxy.ErrNotInitialized, Kind: commands.Unavailable, Message: "The proxy (Caddy) has no toolbox configuration and could not set one up: run `toolbox proxy init` on the machine."},
 		{Err: docker.ErrNotOurs, Kind: commands.Conflict, Message: "A Docker network, volume or container with the name the toolbox needs exists and was not made by the toolbox: rename or remove it on the machine, then try again."},
 		{Err: docker.ErrBusy, Kind: commands.Conflict, Message: "Another run of that step is still going on the machine: wait for it to finish, then try again."},
+		{Err: backup.ErrNoRepository, Kind: commands.Unavailable, Message: "There is no restic repository at the backup location: check TOOLBOX_BACKUP_REPOSITORY."},
+		{Err: backup.ErrWrongPassword, Kind: commands.Unavailable, Message: "The backup repository does not accept the toolbox's password: it belongs to another toolbox, or its key was changed."},
+		{Err: backup.ErrUnreachable, Kind: commands.Unavailable, Message: "The backup repository cannot be reached (network, credentials or permissions of its storage)."},
+		{Err: backup.ErrLocked, Kind: commands.Conflict, Message: "The backup repository is busy with another backup, check or prune: try again when it is done."},
+		{Err: backup.ErrPartial, Kind: commands.Unavailable, Message: "The backup was made, but some files could not be read: the operators can find which in the log."},
 		{Err: docker.ErrRegistryUnreachable, Kind: commands.Unavailable, Message: "The machine's Docker engine cannot reach the image's registry. On a machine without one, `toolbox images build` makes the images it can; see the README."},
 	}
 }
 
-const confirmKeySecret = "confirm.hmac-key"
+const (
+	confirmKeySecret = "confirm.hmac-key"
+	backupKeySecret  = "backup.repository-password"
+)
 
 // newRouter wires the verbs to the state, the machine, the chat and the checks.
 func newRouter(root context.Context, cfg config, log *slog.Logger, st *state.Store, m *engine.Engine, chat commands.Chat, dir commands.Directory, chatCheck func(context.Context) (string, error)) (*commands.Router, error) {
@@ -115,4 +132,12 @@ func newRouter(root context.Context, cfg config, log *slog.Logger, st *state.Sto
 		Store: st, Chat: chat, Directory: dir, Checks: checks, Log: log, Version: version, Apps: apps,
 		ConfirmKey: []byte(key.Reveal()), ConfirmTTL: cfg.ConfirmTTL, ErrorKinds: errorKinds(),
 	})
+}
+
+func revealAll(secrets map[string]state.Secret) map[string]string {
+	out := make(map[string]string, len(secrets))
+	for k, v := range secrets {
+		out[k] = v.Reveal()
+	}
+	return out
 }

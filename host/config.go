@@ -3,6 +3,8 @@ package host
 import (
 	"log/slog"
 	"time"
+
+	"github.com/toolbox-collective/toolbox/state"
 )
 
 // Config is what up and down need to know: a part of the program's
@@ -27,6 +29,11 @@ type Config struct {
 	// registry can give; else up stops and says how.
 	BuildImages bool
 	CacheDir    string // the image builder's cache; "" is its default
+
+	// Where the backups go, and restic's image; passed on to the bot.
+	BackupRepository string
+	BackupEnv        map[string]state.Secret
+	ResticImage      string
 
 	// Passed on to the bot in its container.
 	TeamName, ChannelName, AdminUser string

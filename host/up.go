@@ -91,6 +91,14 @@ func Up(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) err
 		return fmt.Errorf("bootstrap Mattermost: %w\n%s", err, out)
 	}
 	fmt.Fprintf(stdout, "\n%s\n", strings.TrimSpace(out))
+	if strings.Contains(out, "First admin:") {
+		// The first bootstrap: the backup key is shown once too, here only.
+		key, err := botExec(ctx, e, "do", "backup key")
+		if err != nil {
+			return fmt.Errorf("show the backup key: %w\n%s", err, key)
+		}
+		fmt.Fprintf(stdout, "\n%s\n", strings.TrimSpace(key))
+	}
 	url := "https://" + chatDomain
 	if _, port, err := net.SplitHostPort(httpsAddr); err == nil && port != "443" {
 		url += ":" + port
@@ -294,6 +302,15 @@ func ensureBot(ctx context.Context, e *docker.Engine, cfg Config, image string, 
 	}
 	if cfg.ACMEEmail != "" {
 		env["TOOLBOX_ACME_EMAIL"] = cfg.ACMEEmail
+	}
+	if cfg.BackupRepository != "" {
+		env["TOOLBOX_BACKUP_REPOSITORY"] = cfg.BackupRepository
+	}
+	if cfg.ResticImage != "" {
+		env["TOOLBOX_RESTIC_IMAGE"] = cfg.ResticImage
+	}
+	for k, v := range cfg.BackupEnv {
+		env[k] = v.Reveal()
 	}
 	files, err := catalogFiles(cfg.CatalogDir)
 	if err != nil {

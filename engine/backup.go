@@ -1,0 +1,274 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"maps"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/toolbox-collective/toolbox/commands"
+	"github.com/toolbox-collective/toolbox/deploy/backup"
+	"github.com/toolbox-collective/toolbox/deploy/docker"
+	"github.com/toolbox-collective/toolbox/deploy/stack"
+)
+
+// LocalRepositoryVolume holds the restic repository until an off-machine one
+// is set: it does not survive losing the machine, and people are told so.
+const LocalRepositoryVolume = "toolbox-backups"
+
+// localRepository is where the local repository's volume is mounted in runs.
+const localRepository = "/repository"
+
+// BackupConfig says where the backups go and what goes with every run.
+type BackupConfig struct {
+	ResticImage string
+	// Repository is restic's repository URL; "" is the local volume.
+	Repository string
+	// Env holds the backend's settings and credentials (OS_*, AWS_*).
+	Env map[string]string
+	// Password returns the repository's password (kept in the state).
+	Password func() (string, error)
+	// State writes a hot copy of the toolbox's state: it goes in every run,
+	// so that the repository alone is enough to rebuild.
+	State func(w io.Writer) (int64, error)
+}
+
+// Backups keeps the apps' backups in a restic repository, running restic as
+// one-shot containers on the engine, next to the data.
+type Backups struct {
+	engine *Engine
+	cfg    BackupConfig
+
+	initOnce sync.Mutex // held while the repository is first initialised
+	ready    bool
+}
+
+var _ commands.Backups = (*Backups)(nil)
+
+// NewBackups returns the backups of the apps of e.
+func NewBackups(e *Engine, cfg BackupConfig) *Backups { return &Backups{engine: e, cfg: cfg} }
+
+// runner runs restic in one-shot containers of the restic image.
+type runner struct {
+	d      *docker.Engine
+	image  string
+	labels map[string]string
+	remote bool
+}
+
+func (r runner) Run(ctx context.Context, run backup.Run) (int, error) {
+	mounts := make([]docker.Mount, len(run.Mounts))
+	for i, m := range run.Mounts {
+		mounts[i] = docker.Mount{Volume: m.Volume, Target: m.Target, ReadOnly: m.ReadOnly}
+	}
+	network := "none" // a local repository needs no network at all
+	if r.remote {
+		network = ""
+	}
+	return r.d.Run(ctx, docker.RunSpec{
+		Name: "tb-restic-" + randomHex(5), Image: r.image, Cmd: run.Args, Env: run.Env, Labels: r.labels,
+		Mounts: mounts, Network: network, Stdin: run.Stdin, Stdout: run.Stdout, Stderr: run.Stderr,
+	})
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// repository opens the repository, initialising it (and the local volume)
+// the first time.
+func (b *Backups) repository(ctx context.Context) (*backup.Repository, error) {
+	s, err := b.engine.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	password, err := b.cfg.Password()
+	if err != nil {
+		return nil, err
+	}
+	labels := map[string]string{stack.LabelManaged: "1", stack.LabelApp: "toolbox"}
+	for k, v := range b.engine.cfg.Labels {
+		labels[k] = v
+	}
+	repo := &backup.Repository{
+		URL: b.cfg.Repository, Password: backup.Secret(password), Env: map[string]backup.Secret{},
+		Runner: runner{d: s.Engine, image: b.cfg.ResticImage, labels: labels, remote: b.cfg.Repository != ""},
+	}
+	for k, v := range b.cfg.Env {
+		repo.Env[k] = backup.Secret(v)
+	}
+	if repo.URL == "" {
+		if err := s.Engine.EnsureVolume(ctx, LocalRepositoryVolume, labels); err != nil {
+			return nil, err
+		}
+		repo.URL = localRepository
+		repo.Mounts = []backup.Mount{{Volume: LocalRepositoryVolume, Target: localRepository}}
+	}
+	b.initOnce.Lock()
+	defer b.initOnce.Unlock()
+	if !b.ready {
+		if _, err := repo.Init(ctx); err != nil {
+			return nil, err
+		}
+		b.ready = true
+	}
+	return repo, nil
+}
+
+// Backup makes one run of an app: each dump streamed from its service's
+// container into restic, then its data volumes, then the toolbox's state.
+func (b *Backups) Backup(ctx context.Context, req commands.BackupRequest, progress func(string)) ([]commands.Snapshot, error) {
+	repo, err := b.repository(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s, err := b.engine.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tags := map[string]string{"app": req.App, "version": req.Version, "job": strconv.FormatUint(req.Job, 10)}
+	var snaps []commands.Snapshot
+	save := func(what string, spec backup.BackupSpec) error {
+		spec.Tags = maps.Clone(tags)
+		spec.Tags["what"] = what
+		sum, err := repo.Backup(ctx, spec, func(p backup.Progress) { progress(progressLine(what, p)) })
+		if err != nil {
+			return fmt.Errorf("back up %s of %s: %w", what, req.App, err)
+		}
+		snaps = append(snaps, snapshotOf(req, what, sum))
+		return nil
+	}
+	for _, d := range req.Dumps {
+		progress("dumping " + d.File)
+		pr, pw := io.Pipe()
+		container := stack.ContainerName(req.App, d.Service)
+		go func() {
+			var stderr strings.Builder
+			code, err := s.Engine.Exec(ctx, container, d.Command, pw, &limitedWriter{w: &stderr, n: 4 << 10})
+			if err == nil && code != 0 {
+				err = fmt.Errorf("the dump %s exited with %d: %s", strings.Join(d.Command, " "), code, strings.TrimSpace(stderr.String()))
+			}
+			pw.CloseWithError(err) // nil: EOF, the dump is whole
+		}()
+		err := save(d.File, backup.BackupSpec{Stdin: pr, StdinFilename: d.File})
+		pr.CloseWithError(io.ErrClosedPipe) // stops the dump if restic failed first
+		if err != nil {
+			return snaps, err
+		}
+	}
+	if len(req.Volumes) > 0 {
+		vols := make([]string, len(req.Volumes))
+		for i, v := range req.Volumes {
+			vols[i] = stack.VolumeName(req.App, v)
+		}
+		if err := save("volumes", backup.BackupSpec{Volumes: vols}); err != nil {
+			return snaps, err
+		}
+	}
+	if b.cfg.State != nil {
+		pr, pw := io.Pipe()
+		go func() {
+			_, err := b.cfg.State(pw)
+			pw.CloseWithError(err)
+		}()
+		err := save("state", backup.BackupSpec{Stdin: pr, StdinFilename: "toolbox.db"})
+		pr.CloseWithError(io.ErrClosedPipe)
+		if err != nil {
+			return snaps, err
+		}
+	}
+	return snaps, nil
+}
+
+func progressLine(what string, p backup.Progress) string {
+	line := fmt.Sprintf("%s: %s done", what, size(p.BytesDone))
+	if p.PercentDone > 0 {
+		line = fmt.Sprintf("%s: %.0f%% of %s", what, 100*p.PercentDone, size(p.TotalBytes))
+	}
+	if p.Elapsed > 0 && p.BytesDone > 0 {
+		line += fmt.Sprintf(", %s/s", size(uint64(float64(p.BytesDone)/p.Elapsed.Seconds())))
+	}
+	if p.Remaining > 0 {
+		line += fmt.Sprintf(", %s left", p.Remaining.Round(time.Second))
+	}
+	return line
+}
+
+func size(n uint64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%.0f KiB", float64(n)/(1<<10))
+}
+
+func snapshotOf(req commands.BackupRequest, what string, sum backup.Summary) commands.Snapshot {
+	id := sum.SnapshotID
+	if len(id) > 8 {
+		id = id[:8]
+	}
+	return commands.Snapshot{ID: id, App: req.App, Version: req.Version, Job: req.Job, What: what, Time: sum.End,
+		Added: int64(sum.DataAddedPacked), Size: int64(sum.TotalBytesProcessed), Duration: sum.Duration}
+}
+
+// Snapshots lists app's snapshots (all when app is "").
+func (b *Backups) Snapshots(ctx context.Context, app string) ([]commands.Snapshot, error) {
+	repo, err := b.repository(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var tags []string
+	if app != "" {
+		tags = []string{"app=" + app}
+	}
+	list, err := repo.Snapshots(ctx, tags...)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]commands.Snapshot, 0, len(list))
+	for _, s := range list {
+		job, _ := strconv.ParseUint(s.Tags["job"], 10, 64)
+		snap := commands.Snapshot{ID: s.ShortID, App: s.Tags["app"], Version: s.Tags["version"], Job: job, What: s.Tags["what"], Time: s.Time}
+		if s.Summary != nil {
+			snap.Added, snap.Size, snap.Duration = int64(s.Summary.DataAddedPacked), int64(s.Summary.TotalBytesProcessed), s.Summary.Duration
+		}
+		out = append(out, snap)
+	}
+	return out, nil
+}
+
+// Key is the repository's password.
+func (b *Backups) Key() (string, error) { return b.cfg.Password() }
+
+// Where names the repository for people.
+func (b *Backups) Where() (string, bool) {
+	if b.cfg.Repository == "" {
+		return "the Docker volume " + LocalRepositoryVolume + " on this machine", true
+	}
+	return (&backup.Repository{URL: b.cfg.Repository}).String(), false
+}
+
+// limitedWriter keeps the first n bytes written to it and drops the rest.
+type limitedWriter struct {
+	w io.Writer
+	n int
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	if l.n > 0 {
+		k := min(len(p), l.n)
+		_, _ = l.w.Write(p[:k])
+		l.n -= k
+	}
+	return len(p), nil
+}
