@@ -46,6 +46,7 @@ type config struct {
 
 	BackupRepository string                  // TOOLBOX_BACKUP_REPOSITORY: restic's repository URL ("" keeps backups in a local volume)
 	BackupEnv        map[string]state.Secret // the repository backend's settings and credentials (backupEnvKeys)
+	BackupVolume     string                  // TOOLBOX_BACKUP_VOLUME: the local repository's volume
 	ResticImage      string                  // TOOLBOX_RESTIC_IMAGE
 }
 
@@ -86,6 +87,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 
 		BackupRepository: get("TOOLBOX_BACKUP_REPOSITORY", ""),
 		BackupEnv:        map[string]state.Secret{},
+		BackupVolume:     get("TOOLBOX_BACKUP_VOLUME", ""),
 		ResticImage:      get("TOOLBOX_RESTIC_IMAGE", "restic/restic:0.18.1"),
 	}
 	for _, k := range backupEnvKeys {

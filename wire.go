@@ -41,7 +41,7 @@ func newAppDeps(cfg config, st *state.Store, m *engine.Engine) (*commands.AppDep
 		Catalog: catalog.New(extra), Engine: m, Store: st, BaseDomain: cfg.BaseDomain, Scheme: "http",
 	}
 	apps.Backups = engine.NewBackups(m, engine.BackupConfig{
-		ResticImage: cfg.ResticImage, Repository: cfg.BackupRepository, Env: revealAll(cfg.BackupEnv),
+		ResticImage: cfg.ResticImage, Repository: cfg.BackupRepository, LocalVolume: cfg.BackupVolume, Env: revealAll(cfg.BackupEnv),
 		Password: func() (string, error) {
 			key, err := st.EnsureSecret(backupKeySecret, func() (state.Secret, error) { return state.NewRandomSecret(32) })
 			return key.Reveal(), err

@@ -18,9 +18,9 @@ import (
 	"github.com/toolbox-collective/toolbox/deploy/stack"
 )
 
-// LocalRepositoryVolume holds the restic repository until an off-machine one
-// is set: it does not survive losing the machine, and people are told so.
-const LocalRepositoryVolume = "toolbox-backups"
+// DefaultLocalVolume holds the restic repository until an off-machine one is
+// set: it does not survive losing the machine, and people are told so.
+const DefaultLocalVolume = "toolbox-backups"
 
 // localRepository is where the local repository's volume is mounted in runs.
 const localRepository = "/repository"
@@ -30,6 +30,8 @@ type BackupConfig struct {
 	ResticImage string
 	// Repository is restic's repository URL; "" is the local volume.
 	Repository string
+	// LocalVolume is the local repository's volume ("" is DefaultLocalVolume).
+	LocalVolume string
 	// Env holds the backend's settings and credentials (OS_*, AWS_*).
 	Env map[string]string
 	// Password returns the repository's password (kept in the state).
@@ -52,7 +54,12 @@ type Backups struct {
 var _ commands.Backups = (*Backups)(nil)
 
 // NewBackups returns the backups of the apps of e.
-func NewBackups(e *Engine, cfg BackupConfig) *Backups { return &Backups{engine: e, cfg: cfg} }
+func NewBackups(e *Engine, cfg BackupConfig) *Backups {
+	if cfg.LocalVolume == "" {
+		cfg.LocalVolume = DefaultLocalVolume
+	}
+	return &Backups{engine: e, cfg: cfg}
+}
 
 // runner runs restic in one-shot containers of the restic image.
 type runner struct {
@@ -106,11 +113,13 @@ func (b *Backups) repository(ctx context.Context) (*backup.Repository, error) {
 		repo.Env[k] = backup.Secret(v)
 	}
 	if repo.URL == "" {
-		if err := s.Engine.EnsureVolume(ctx, LocalRepositoryVolume, labels); err != nil {
+		volLabels := maps.Clone(labels)
+		volLabels[stack.LabelApp] = stack.BackupsApp
+		if err := s.Engine.EnsureVolume(ctx, b.cfg.LocalVolume, volLabels); err != nil {
 			return nil, err
 		}
 		repo.URL = localRepository
-		repo.Mounts = []backup.Mount{{Volume: LocalRepositoryVolume, Target: localRepository}}
+		repo.Mounts = []backup.Mount{{Volume: b.cfg.LocalVolume, Target: localRepository}}
 	}
 	b.initOnce.Lock()
 	defer b.initOnce.Unlock()
@@ -253,7 +262,7 @@ func (b *Backups) Key() (string, error) { return b.cfg.Password() }
 // Where names the repository for people.
 func (b *Backups) Where() (string, bool) {
 	if b.cfg.Repository == "" {
-		return "the Docker volume " + LocalRepositoryVolume + " on this machine", true
+		return "the Docker volume " + b.cfg.LocalVolume + " on this machine", true
 	}
 	return (&backup.Repository{URL: b.cfg.Repository}).String(), false
 }

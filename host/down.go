@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/toolbox-collective/toolbox/deploy/docker"
@@ -55,7 +56,13 @@ func Down(ctx context.Context, cfg Config, stdin io.Reader, stdout io.Writer, ye
 	if purge {
 		vols, err := e.Volumes(ctx, managed)
 		errs = append(errs, err)
+		backups, err := e.Volumes(ctx, map[string]string{stack.LabelManaged: "1", stack.LabelApp: stack.BackupsApp})
+		errs = append(errs, err)
 		for _, v := range vols {
+			if slices.Contains(backups, v) {
+				fmt.Fprintf(stdout, "- kept the backups in the volume %s (docker volume rm %s deletes them, for good)\n", v, v)
+				continue
+			}
 			if err := e.RemoveVolume(ctx, v); err != nil {
 				errs = append(errs, err)
 				continue

@@ -44,6 +44,10 @@ type Stack struct {
 	HealthTimeout time.Duration
 }
 
+// BackupsApp is the LabelApp of the local backup repository's volume: `down
+// --purge` keeps it, so that a purge never takes the backups with it.
+const BackupsApp = "toolbox-backups"
+
 // Names of an app's objects on the engine.
 func NetworkName(app string) string            { return "tb-" + app }
 func VolumeName(app, volume string) string     { return "tb-" + app + "-" + volume }
