@@ -104,6 +104,27 @@ func TestEntries(t *testing.T) {
 	}
 }
 
+// TestDumpsKeepPasswordsOutOfArguments: a password in a process's arguments
+// is visible to every user of the machine (ps, /proc); the dumps and
+// restores pass it in the environment.
+func TestDumpsKeepPasswordsOutOfArguments(t *testing.T) {
+	t.Parallel()
+	apps, err := All()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range apps {
+		for _, d := range a.Dumps {
+			for _, cmd := range [][]string{d.Command, d.Restore} {
+				line := strings.Join(cmd, " ")
+				if strings.Contains(line, ` -p"`) || strings.Contains(line, ` -p$`) || strings.Contains(line, "--password") {
+					t.Errorf("%s: %q passes a password in the arguments", a.Name, line)
+				}
+			}
+		}
+	}
+}
+
 func TestGet(t *testing.T) {
 	t.Parallel()
 	a, err := Get("wordpress")
@@ -113,7 +134,7 @@ func TestGet(t *testing.T) {
 	if a.Name != "wordpress" || a.Entry.Service != "wordpress" || a.Entry.Port != 80 {
 		t.Errorf("Get(wordpress) = %s %+v", a.Name, a.Entry)
 	}
-	if got, want := a.Dumps[0].Command[2], `-p"$MARIADB_PASSWORD"`; !strings.Contains(got, want) {
+	if got, want := a.Dumps[0].Command[2], `MYSQL_PWD="$MARIADB_PASSWORD" exec mariadb-dump`; !strings.Contains(got, want) {
 		t.Errorf("dump command = %q, want it to contain %q", got, want)
 	}
 
