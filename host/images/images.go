@@ -1,7 +1,8 @@
 // Package images builds, on an engine that cannot pull, the images that
-// `toolbox up` and the tests need, under the names the catalog and up use:
-// Caddy and Mattermost from their Go modules, PostgreSQL from Debian's
-// packages, and the stand-in test app from this module's source.
+// `toolbox up`, the backups and the tests need, under the names the catalog
+// and up use: Caddy, Mattermost and restic from their Go modules, PostgreSQL
+// and MariaDB from Debian's packages, and the stand-in test app from this
+// module's source.
 //
 // Each image is one entry of a table (recipes.go): a name, a tag, what its
 // build depends on, a function that builds it into a cache folder, and one
@@ -133,9 +134,10 @@ func (b *Builder) Build(ctx context.Context, names ...string) error {
 // Paths builds (or finds in the cache) what the named images (no names: all)
 // are made of for this machine's platform, and returns the variables the
 // tests read to use them without an image: TOOLBOX_CADDY_BIN (the Caddy
-// binary, for deploy/proxy) and TOOLBOX_MATTERMOST_DIR (the folder with
-// bin/mattermost, i18n, templates and fonts, for internal/mmtest). Images
-// without such a variable are skipped.
+// binary, for deploy/proxy), TOOLBOX_MATTERMOST_DIR (the folder with
+// bin/mattermost, i18n, templates and fonts, for internal/mmtest) and
+// TOOLBOX_RESTIC_BIN (the restic binary, for deploy/backup). Images without
+// such a variable are skipped.
 func (b *Builder) Paths(ctx context.Context, names ...string) (map[string]string, error) {
 	if len(names) == 0 {
 		names = Names()

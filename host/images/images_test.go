@@ -1,9 +1,11 @@
 package images
 
 import (
+	"bytes"
 	"context"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -83,7 +85,7 @@ func TestTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := Names(), []string{"caddy", "mattermost", "postgres", "standin"}; !slices.Equal(got, want) {
+	if got, want := Names(), []string{"caddy", "mattermost", "postgres", "standin", "restic", "mariadb"}; !slices.Equal(got, want) {
 		t.Errorf("Names() = %v, want %v", got, want)
 	}
 	chat, err := catalog.New(nil).Get("mattermost")
@@ -123,6 +125,21 @@ func TestTable(t *testing.T) {
 	}
 	if rs[0].Tag != "caddy:2.11.9" {
 		t.Errorf("caddy's tag = %q, want caddy:2.11.9 (up's default)", rs[0].Tag)
+	}
+	site, err := catalog.New(nil).Get("wordpress")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := rs[slices.IndexFunc(rs, func(rc recipe) bool { return rc.Name == "mariadb" })]
+	if !slices.Contains(site.Images(), db.Tag) {
+		t.Errorf("mariadb's tag %q is not one of the catalog's %v", db.Tag, site.Images())
+	}
+	restic := rs[slices.IndexFunc(rs, func(rc recipe) bool { return rc.Name == "restic" })]
+	if want := "restic/restic:" + strings.TrimPrefix(resticVersion, "v"); restic.Tag != want || ResticImage != want {
+		t.Errorf("restic's tag = %q and ResticImage = %q, want %q (the version it is built from)", restic.Tag, ResticImage, want)
+	}
+	if restic.Env != EnvResticBin {
+		t.Errorf("restic's Env = %q, want %q", restic.Env, EnvResticBin)
 	}
 }
 
@@ -286,6 +303,59 @@ func TestImageLayouts(t *testing.T) {
 			t.Errorf("PATH does not start with PostgreSQL's programs: %v", changes)
 		}
 	})
+	t.Run("restic", func(t *testing.T) {
+		write("restic", "binary")
+		es, changes, err := resticImage(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := find(t, es, "usr/bin/restic"); e.Mode != 0o755 || e.SourcePath != filepath.Join(dir, "restic") {
+			t.Errorf("usr/bin/restic = %+v", e)
+		}
+		if find(t, es, "tmp").Mode&fs.ModeSticky == 0 {
+			t.Errorf("/tmp is not sticky")
+		}
+		find(t, es, "root")
+		if !slices.Equal(changes, []string{`ENTRYPOINT ["/usr/bin/restic"]`}) {
+			t.Errorf("changes %v, want only the official image's entrypoint", changes)
+		}
+	})
+	t.Run("mariadb", func(t *testing.T) {
+		if _, _, err := mariadbImage(dir); err == nil || !strings.Contains(err.Error(), "/usr/sbin/mariadbd") {
+			t.Errorf("mariadbImage of a folder without MariaDB: %v, want an error naming /usr/sbin/mariadbd", err)
+		}
+		for _, f := range []string{"usr/sbin/mariadbd", "usr/bin/mariadb-install-db", "usr/bin/mariadb-admin", "usr/bin/mariadb", "usr/bin/mariadb-dump", "usr/bin/setpriv", "var/lib/mysql/ibdata1", "var/lib/mysql/mysql/user.frm", mariadbConfig} {
+			write(f, "x")
+		}
+		es, changes, err := mariadbImage(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		find(t, es, "var/lib/mysql")
+		if slices.ContainsFunc(es, func(e docker.Entry) bool { return strings.HasPrefix(e.Name, "var/lib/mysql/") }) {
+			t.Errorf("the image's data folder is not empty: the entrypoint would not initialize it")
+		}
+		for name, want := range map[string]string{
+			mariadbEntrypoint:  string(recipeFile("mariadb/docker-entrypoint.sh")),
+			mariadbHealthcheck: string(recipeFile("mariadb/healthcheck.sh")),
+			mariadbConfig:      mariadbConfigText,
+		} {
+			if e := find(t, es, name); string(e.Data) != want {
+				t.Errorf("%s is not the recipe's", name)
+			}
+			if n := len(slices.DeleteFunc(slices.Clone(es), func(e docker.Entry) bool { return e.Name != name })); n != 1 {
+				t.Errorf("%d entries named %s, want 1", n, name)
+			}
+		}
+		if e := find(t, es, mariadbHealthcheck); e.Mode != 0o755 {
+			t.Errorf("healthcheck.sh has mode %v, want 0755", e.Mode)
+		}
+		for _, want := range []string{`ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]`, `CMD ["mariadbd"]`, "EXPOSE 3306"} {
+			if !slices.Contains(changes, want) {
+				t.Errorf("changes %v lack %s", changes, want)
+			}
+		}
+	})
 }
 
 func TestLockWaitsForTheHolder(t *testing.T) {
@@ -403,5 +473,27 @@ func TestBuildStandin(t *testing.T) {
 	}
 	if ok, err := e.ImagePresent(ctx, first.ID); err != nil || ok {
 		t.Errorf("the replaced image %s is still there (%v)", first.ID, err)
+	}
+}
+
+// TestScriptsParse checks the images' shell scripts with sh -n: they run
+// under Debian's /bin/sh (dash), so they are POSIX sh.
+func TestScriptsParse(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh on PATH")
+	}
+	for _, name := range []string{"postgres/docker-entrypoint.sh", "mariadb/docker-entrypoint.sh", "mariadb/healthcheck.sh"} {
+		t.Run(name, func(t *testing.T) {
+			b := recipeFile(name)
+			if !bytes.HasPrefix(b, []byte("#!/bin/sh\n")) {
+				t.Errorf("%s does not start with #!/bin/sh", name)
+			}
+			cmd := exec.Command(sh, "-n")
+			cmd.Stdin = bytes.NewReader(b)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Errorf("sh -n %s: %v\n%s", name, err, out)
+			}
+		})
 	}
 }

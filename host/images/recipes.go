@@ -13,12 +13,13 @@ import (
 	"github.com/toolbox-collective/toolbox/deploy/docker"
 )
 
-// recipeFiles are the build recipes' files: the Mattermost module pin and
-// the PostgreSQL entrypoint. go:embed cannot take a folder holding a go.mod,
+// recipeFiles are the build recipes' files: the Mattermost module pin, the
+// PostgreSQL entrypoint, and the MariaDB entrypoint and health check. go:embed cannot take a folder holding a go.mod,
 // so the Mattermost files carry a .txt suffix here and are written out under
 // their real names in a temporary build folder.
 //
 //go:embed mattermost/go.mod.txt mattermost/go.sum.txt mattermost/main.go.txt postgres/docker-entrypoint.sh
+//go:embed mariadb/docker-entrypoint.sh mariadb/healthcheck.sh
 var recipeFiles embed.FS
 
 // recipe is one image the builder makes: one entry of the table below.
@@ -49,18 +50,26 @@ type recipe struct {
 // recipes is the table of images, in build order. Its error says that a tag
 // could not be read from the catalog; the table is complete anyway.
 func recipes() ([]recipe, error) {
-	chat, err := catalog.New(nil).Get("mattermost")
+	c := catalog.New(nil)
+	chat, err := c.Get("mattermost")
 	if err != nil {
 		err = fmt.Errorf("images: the catalog's mattermost entry: %w", err)
 	}
 	mmTag, mmErr := imageOf(chat, "mattermost/mattermost-team-edition")
 	pgTag, pgErr := imageOf(chat, "postgres")
+	site, siteErr := c.Get("wordpress")
+	if siteErr != nil {
+		siteErr = fmt.Errorf("images: the catalog's wordpress entry: %w", siteErr)
+	}
+	dbTag, dbErr := imageOf(site, "mariadb")
 	return []recipe{
 		caddyRecipe(),
 		mattermostRecipe(mmTag),
 		postgresRecipe(pgTag),
 		standinRecipe(),
-	}, errors.Join(err, mmErr, pgErr)
+		resticRecipe(),
+		mariadbRecipe(dbTag),
+	}, errors.Join(err, mmErr, pgErr, siteErr, dbErr)
 }
 
 // imageOf returns the image of repository repo that app runs, so that the

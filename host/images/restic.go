@@ -1,0 +1,105 @@
+package images
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/toolbox-collective/toolbox/deploy/docker"
+)
+
+const (
+	resticModule  = "github.com/restic/restic"
+	resticVersion = "v0.18.1"
+	resticPackage = resticModule + "/cmd/restic@" + resticVersion
+	// resticTags embeds Go's time zone database: the official image has
+	// Alpine's tzdata, and restic reads TZ for snapshot times and for the
+	// days and weeks of forget's --keep-daily and --keep-weekly.
+	resticTags = "timetzdata"
+)
+
+// ResticImage is the restic image the backups run, as the official image
+// names it; `toolbox images build restic` makes it where none can be pulled.
+const ResticImage = "restic/restic:0.18.1"
+
+// ResticBinary is where the restic image has restic, also its entrypoint.
+const ResticBinary = "/usr/bin/restic"
+
+// EnvResticBin is the variable Paths sets to a restic binary of this
+// machine's platform, for tests that run restic without a container.
+const EnvResticBin = "TOOLBOX_RESTIC_BIN"
+
+func resticRecipe() recipe {
+	return recipe{
+		Info: Info{
+			Name:  "restic",
+			Tag:   ResticImage,
+			From:  resticPackage + " (CGO_ENABLED=0, -tags " + resticTags + ")",
+			Takes: "about 1-3 minutes the first time",
+			Needs: "Go and the Go module proxy",
+			Lacks: "what the official (Alpine) image adds around the static binary: a shell and BusyBox (this one is FROM scratch: only " + ResticBinary + ", the CA roots, /tmp and /root), " +
+				"openssh-client (no sftp: repositories), fuse (no restic mount), jq; its time zones are Go's embedded database rather than tzdata, and its CA roots are this host's " + caBundlePath + " (none if the host has none)",
+			Env: EnvResticBin,
+		},
+		folder:      "restic-" + resticVersion,
+		buildLayout: 1,
+		inputs: func(context.Context, *run, target) ([]input, error) {
+			return []input{text("package", resticPackage), text("CGO_ENABLED", "0"), text("tags", resticTags)}, nil
+		},
+		build:       buildRestic,
+		imageLayout: 1,
+		imageInputs: func() []input { return []input{{"ca-certificates", caBundle()}} },
+		image:       resticImage,
+		envPath:     "restic",
+	}
+}
+
+// buildRestic installs restic's own module at its version (its go.mod and
+// go.sum, nothing of ours) into dir/restic, as restic's release builds do
+// (static, -trimpath, stripped) but without the self-update command.
+func buildRestic(ctx context.Context, r *run, t target, dir string) error {
+	work, err := os.MkdirTemp("", "toolbox-restic-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	env := append(staticEnv(t), "GOFLAGS=", "GOWORK=off")
+	bin := filepath.Join(work, "bin", "restic")
+	if t.GOOS == runtime.GOOS && t.GOARCH == runtime.GOARCH {
+		env = append(env, "GOBIN="+filepath.Dir(bin))
+	} else {
+		// As for Caddy: go install refuses GOBIN for another platform.
+		modcache, err := goCommand(ctx, "restic", work, nil, "env", "GOMODCACHE")
+		if err != nil {
+			return err
+		}
+		env = append(env, "GOBIN=", "GOPATH="+work, "GOMODCACHE="+strings.TrimSpace(string(modcache)))
+		bin = filepath.Join(work, "bin", t.GOOS+"_"+t.GOARCH, "restic")
+	}
+	if _, err := r.goBuild(ctx, "restic", work, env, "install", "-trimpath", "-ldflags=-s -w", "-tags="+resticTags, resticPackage); err != nil {
+		return err
+	}
+	if err := os.Rename(bin, filepath.Join(dir, "restic")); err != nil {
+		return fmt.Errorf("go install left no binary: %w", err)
+	}
+	return nil
+}
+
+// resticImage is laid out like the official image where restic looks: the
+// binary at /usr/bin/restic as the entrypoint, the CA roots, /tmp, and
+// /root for restic's cache (~/.cache/restic).
+func resticImage(dir string) ([]docker.Entry, []string, error) {
+	es := []docker.Entry{
+		dirEntry("usr", 0o755), dirEntry("usr/bin", 0o755),
+		{Name: strings.TrimPrefix(ResticBinary, "/"), Mode: 0o755, SourcePath: filepath.Join(dir, "restic")},
+		dirEntry("etc", 0o755),
+		dirEntry("root", 0o700),
+		{Name: "tmp", Mode: fs.ModeDir | fs.ModeSticky | 0o777},
+	}
+	es = append(es, caEntries(caBundle())...)
+	return es, []string{`ENTRYPOINT ["` + ResticBinary + `"]`}, nil
+}
