@@ -316,6 +316,9 @@ func TestImageLayouts(t *testing.T) {
 			t.Errorf("/tmp is not sticky")
 		}
 		find(t, es, "root")
+		if e := find(t, es, "etc/passwd"); !strings.HasPrefix(string(e.Data), "root:x:0:0:root:/root:") {
+			t.Errorf("/etc/passwd = %q, want root at home in /root", e.Data)
+		}
 		if !slices.Equal(changes, []string{`ENTRYPOINT ["/usr/bin/restic"]`}) {
 			t.Errorf("changes %v, want only the official image's entrypoint", changes)
 		}

@@ -41,7 +41,7 @@ func resticRecipe() recipe {
 			From:  resticPackage + " (CGO_ENABLED=0, -tags " + resticTags + ")",
 			Takes: "about 1-3 minutes the first time",
 			Needs: "Go and the Go module proxy",
-			Lacks: "what the official (Alpine) image adds around the static binary: a shell and BusyBox (this one is FROM scratch: only " + ResticBinary + ", the CA roots, /tmp and /root), " +
+			Lacks: "what the official (Alpine) image adds around the static binary: a shell and BusyBox (this one is FROM scratch: only " + ResticBinary + ", the CA roots, /tmp, /root and root in /etc/passwd), " +
 				"openssh-client (no sftp: repositories), fuse (no restic mount), jq; its time zones are Go's embedded database rather than tzdata, and its CA roots are this host's " + caBundlePath + " (none if the host has none)",
 			Env: EnvResticBin,
 		},
@@ -51,7 +51,7 @@ func resticRecipe() recipe {
 			return []input{text("package", resticPackage), text("CGO_ENABLED", "0"), text("tags", resticTags)}, nil
 		},
 		build:       buildRestic,
-		imageLayout: 1,
+		imageLayout: 2, // 2: passwd, so that HOME is /root
 		imageInputs: func() []input { return []input{{"ca-certificates", caBundle()}} },
 		image:       resticImage,
 		envPath:     "restic",
@@ -90,13 +90,16 @@ func buildRestic(ctx context.Context, r *run, t target, dir string) error {
 }
 
 // resticImage is laid out like the official image where restic looks: the
-// binary at /usr/bin/restic as the entrypoint, the CA roots, /tmp, and
-// /root for restic's cache (~/.cache/restic).
+// binary at /usr/bin/restic as the entrypoint, the CA roots, /tmp, and root's
+// home /root (in /etc/passwd, so that the engine sets HOME) for restic's
+// cache, ~/.cache/restic.
 func resticImage(dir string) ([]docker.Entry, []string, error) {
 	es := []docker.Entry{
 		dirEntry("usr", 0o755), dirEntry("usr/bin", 0o755),
 		{Name: strings.TrimPrefix(ResticBinary, "/"), Mode: 0o755, SourcePath: filepath.Join(dir, "restic")},
 		dirEntry("etc", 0o755),
+		{Name: "etc/passwd", Mode: 0o644, Data: []byte("root:x:0:0:root:/root:/sbin/nologin\n")},
+		{Name: "etc/group", Mode: 0o644, Data: []byte("root:x:0:\n")},
 		dirEntry("root", 0o700),
 		{Name: "tmp", Mode: fs.ModeDir | fs.ModeSticky | 0o777},
 	}

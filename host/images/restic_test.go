@@ -49,6 +49,9 @@ func TestResticImage(t *testing.T) {
 	if out := restic(nil, "version"); !strings.HasPrefix(out, "restic 0.18.1 ") {
 		t.Errorf("restic version = %q, want restic 0.18.1", out)
 	}
+	if out := restic(nil, "cache"); !strings.Contains(out, "/root/.cache/restic") {
+		t.Errorf("restic cache = %q, want its cache in /root/.cache/restic, as the official image has it", out)
+	}
 	restic(nil, "init")
 	data := []byte("-- a dump\nINSERT INTO t VALUES (1);\n")
 	restic(data, "backup", "--host", "test", "--stdin", "--stdin-filename", "app.sql")
