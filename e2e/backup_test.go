@@ -1,0 +1,77 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/toolbox-collective/toolbox/deploy/docker"
+	"github.com/toolbox-collective/toolbox/deploy/stack"
+	"github.com/toolbox-collective/toolbox/host/images"
+	"github.com/toolbox-collective/toolbox/internal/dockertest"
+)
+
+const resticImage = images.ResticImage
+
+// TestBackupStandin backs up the stand-in app through the toolbox, on the
+// real engine with the real restic: its dump streamed from its container and
+// its volume, then the state; lists the snapshots; and reads the repository
+// with plain restic and the key `toolbox backup key` shows.
+func TestBackupStandin(t *testing.T) {
+	e := dockertest.Engine(t)
+	buildImages(t, e, "restic")
+	env, app := appsEnv(t, e)
+	volume := dockertest.Unique(t, "tb-backups")
+	env = append(env, "TOOLBOX_BACKUP_VOLUME="+volume, "TOOLBOX_RESTIC_IMAGE="+resticImage)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := e.RemoveVolume(ctx, volume); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	ctx := context.Background()
+
+	toolboxRun(t, env, "do", "add "+app)
+	record := "a record of the collective\n"
+	if code, err := execIn(ctx, e, stack.ContainerName(app, "app"), record, "/standin", "restore"); err != nil || code != 0 {
+		t.Fatalf("write a record into the stand-in: code %d, %v", code, err)
+	}
+
+	out := toolboxRun(t, env, "do", "backup now "+app)
+	if !strings.Contains(out, "**"+app+"** 1.0: 3 snapshots") || !strings.Contains(out, "do not survive losing it") {
+		t.Fatalf("backup now answered:\n%s", out)
+	}
+	list := toolboxRun(t, env, "do", "backups "+app)
+	for _, what := range []string{"records.txt", "volumes", "state"} {
+		if !strings.Contains(list, "| "+app+" | "+what+" |") {
+			t.Errorf("backups lacks the %s snapshot:\n%s", what, list)
+		}
+	}
+	// Nothing changed: the second run adds (almost) nothing.
+	out = toolboxRun(t, env, "do", "backup now "+app)
+	if !strings.Contains(out, "3 snapshots") {
+		t.Fatalf("second backup answered:\n%s", out)
+	}
+
+	// The key is shown on the terminal, and opens the repository with plain restic.
+	keyOut := toolboxRun(t, env, "backup", "key")
+	m := regexp.MustCompile(`(?m)^    (\S+)$`).FindStringSubmatch(keyOut)
+	if m == nil {
+		t.Fatalf("backup key printed no key:\n%s", keyOut)
+	}
+	var dump bytes.Buffer
+	code, err := e.Run(ctx, docker.RunSpec{
+		Name: dockertest.Unique(t, "restic"), Image: resticImage, Network: "none", Labels: dockertest.Labels(t, e),
+		Cmd:    []string{"dump", "--no-lock", "--tag", "app=" + app, "--path", "/records.txt", "latest", "/records.txt"},
+		Env:    map[string]string{"RESTIC_REPOSITORY": "/repository", "RESTIC_PASSWORD": m[1]},
+		Mounts: []docker.Mount{{Volume: volume, Target: "/repository", ReadOnly: true}},
+		Stdout: &dump, Stderr: &dump,
+	})
+	if err != nil || code != 0 || dump.String() != record {
+		t.Errorf("plain restic dump of the latest records.txt: code %d, %v, got %q, want %q", code, err, dump.String(), record)
+	}
+}
