@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"strings"
+	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -30,6 +31,12 @@ const (
 	// runCleanupTimeout bounds stopping and removing a run's container,
 	// which happens on a fresh context.
 	runCleanupTimeout = 30 * time.Second
+	// runKillTimeout bounds killing a run's process before its stdin's
+	// connection closes, on a fresh context.
+	runKillTimeout = 10 * time.Second
+	// runStdinGrace is how long Run waits, once the process has gone, for
+	// the copying of Stdin to end after closing it (as os/exec's WaitDelay).
+	runStdinGrace = time.Second
 )
 
 // RunSpec is a container that runs once: created, attached, started, waited
@@ -48,8 +55,15 @@ type RunSpec struct {
 	MemoryLimit int64
 	// Stdin nil gives the process no stdin (an immediate EOF); else it is
 	// streamed in and closed after the reader's EOF, so that the process sees
-	// EOF. A read error kills the process instead: a truncated stream must
-	// not pass for a complete one.
+	// EOF. A read error kills the process instead, and so does ctx ending or
+	// Run giving up otherwise: a truncated stream must not pass for a
+	// complete one.
+	//
+	// When the process has gone (or ctx ended) before the reader's EOF, Run
+	// closes Stdin if it is an io.Closer and waits at most 1 s more for the
+	// copying, which ends at the reader's next return. Stdin must therefore
+	// be closable, or its Read must return eventually (the source ends),
+	// else the copying goroutine is left blocked.
 	Stdin io.Reader
 	// Stdout and Stderr receive the process's output, kept apart; nil
 	// discards. A write error stops the run.
@@ -116,16 +130,18 @@ func runConfig(s RunSpec) (*container.Config, *container.HostConfig) {
 // non-zero one is not an error). Output is attached before the start, so
 // none is lost, and streamed: nothing is held in memory.
 //
-// The container is always removed before Run returns, also when ctx ends
-// (the process then gets SIGTERM, and SIGKILL 5 s later). A stopped
+// The container is always removed before Run returns, also when ctx ends:
+// the process then gets SIGTERM, and SIGKILL 5 s later; with Stdin set it
+// is killed (SIGKILL) at once instead, before its stdin's connection
+// closes, so that it never sees a stream cut short as a whole one (restic
+// then leaves its lock, a stale one). A stopped
 // container of the name that Run made (LabelRun) is a leftover and removed
 // first; a running one is refused with ErrBusy, one Run did not make with
 // ErrNotOurs. An error in removing the container is returned along with
 // the exit code.
 //
-// Like os/exec, Run waits for the copying of Stdin to end, which happens at
-// the reader's next return after the process has gone; only ctx ending
-// does not wait for a Read that blocks.
+// Run returns once the process has gone and its output has ended; it does
+// not wait for a Read of Stdin that blocks (see RunSpec.Stdin).
 func (e *Engine) Run(ctx context.Context, spec RunSpec) (exitCode int, err error) {
 	if err := spec.validate(); err != nil {
 		return -1, err
@@ -216,8 +232,27 @@ func (e *Engine) runAttached(ctx context.Context, id string, spec RunSpec) (code
 		// The process would never see the end of its input.
 		return -1, false, errors.New("attach: the connection to the engine cannot end stdin alone (no CloseWrite)")
 	}
-	stopClosing := context.AfterFunc(ctx, att.Close)
-	defer stopClosing()
+
+	// abort ends the attachment of a process that may still run. With
+	// stdin, closing the connection ends the process's stdin as if the
+	// stream were whole (StdinOnce), so the process is killed first.
+	var killErr error
+	abort := sync.OnceFunc(func() {
+		if spec.Stdin != nil {
+			killErr = e.kill(ctx, id)
+		}
+		att.Close()
+	})
+	stopAborting := context.AfterFunc(ctx, abort)
+	defer stopAborting()
+	// aborted is abort's error, once it has run.
+	aborted := func(err error) error {
+		abort()
+		if killErr != nil {
+			return fmt.Errorf("%w (and killing the process: %v)", err, killErr)
+		}
+		return err
+	}
 
 	// Waiting for the next exit before the start cannot miss it.
 	wctx, cancelWait := context.WithCancel(ctx)
@@ -225,84 +260,151 @@ func (e *Engine) runAttached(ctx context.Context, id string, spec RunSpec) (code
 	wait := e.cli.ContainerWait(wctx, id, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
 
 	if _, err := e.cli.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
-		return -1, false, fmt.Errorf("start: %w", err)
+		// The engine may have started it all the same.
+		return -1, false, aborted(fmt.Errorf("start: %w", err))
 	}
 
-	var fed chan error
+	var f *feeder
 	if spec.Stdin != nil {
-		fed = make(chan error, 1)
-		go func() { fed <- e.feed(ctx, id, &att.HijackedResponse, spec.Stdin) }()
+		f = &feeder{e: e, ctx: ctx, id: id, att: &att.HijackedResponse, in: spec.Stdin, done: make(chan error, 1)}
+		go func() { f.done <- f.run() }()
 	}
 	_, outErr := stdcopy.StdCopy(orDiscard(spec.Stdout), orDiscard(spec.Stderr), att.Reader)
-	att.Close() // a feed blocked in writing returns
-	var inErr error
-	if fed != nil {
+	var res container.WaitResponse
+	var waitErr error
+	if outErr != nil {
+		// The run cannot go on; removeRun stops the process.
+		abort()
+	} else {
+		// The output has ended: the process has gone, or is going.
 		select {
-		case inErr = <-fed:
-		case <-ctx.Done():
+		case res = <-wait.Result:
+			exited = true
+			att.Close() // a feed blocked in writing returns
+		case waitErr = <-wait.Error:
+			abort()
 		}
+	}
+	var inErr error
+	if f != nil {
+		inErr = f.stop()
 	}
 	switch {
 	case ctx.Err() != nil:
-		return -1, false, ctx.Err()
+		return -1, false, aborted(ctx.Err())
 	case inErr != nil:
-		return -1, false, inErr
+		return -1, exited, inErr
 	case outErr != nil:
-		return -1, false, fmt.Errorf("copy output: %w", outErr)
+		return -1, exited, aborted(fmt.Errorf("copy output: %w", outErr))
+	case waitErr != nil:
+		return -1, false, aborted(fmt.Errorf("wait: %w", waitErr))
+	case res.Error != nil && res.Error.Message != "":
+		return -1, true, fmt.Errorf("wait: %s", res.Error.Message)
 	}
-	select {
-	case r := <-wait.Result:
-		if r.Error != nil && r.Error.Message != "" {
-			return -1, true, fmt.Errorf("wait: %s", r.Error.Message)
-		}
-		return int(r.StatusCode), true, nil
-	case err := <-wait.Error:
-		if ctx.Err() != nil {
-			err = ctx.Err()
-		}
-		return -1, false, fmt.Errorf("wait: %w", err)
-	}
+	return int(res.StatusCode), true, nil
 }
 
-// feed copies in to the process's stdin and ends it after in's EOF. When
+// kill sends the run's process SIGKILL on a fresh context. A process that
+// has gone already is no error.
+func (e *Engine) kill(ctx context.Context, id string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), runKillTimeout)
+	defer cancel()
+	_, err := e.cli.ContainerKill(ctx, id, client.ContainerKillOptions{Signal: "KILL"})
+	if err != nil && !cerrdefs.IsNotFound(err) && !cerrdefs.IsConflict(err) {
+		return err
+	}
+	return nil
+}
+
+// feeder copies Stdin to the process's stdin.
+type feeder struct {
+	e    *Engine
+	ctx  context.Context
+	id   string
+	att  *client.HijackedResponse
+	in   io.Reader
+	done chan error // run's result
+
+	mu sync.Mutex
+	// readErr is the error of a Read of in while Run waited for the
+	// feeder; abandoned says Run no longer does (the process has gone, or
+	// ctx ended): in's errors are then of Run's closing it.
+	readErr   error
+	abandoned bool
+}
+
+// run copies in to the process's stdin and ends it after in's EOF. When
 // reading in fails, the process is killed before the connection closes, so
 // that it never sees an EOF. Writing fails when the process has gone: not
 // an error here, its exit code tells.
-func (e *Engine) feed(ctx context.Context, id string, att *client.HijackedResponse, in io.Reader) error {
-	r := &errReader{r: in}
-	if _, err := io.Copy(att.Conn, r); err != nil {
-		if r.err == nil {
-			return nil
+func (f *feeder) run() error {
+	_, err := io.Copy(f.att.Conn, readerFunc(f.read))
+	f.mu.Lock()
+	readErr, abandoned := f.readErr, f.abandoned
+	f.mu.Unlock()
+	switch {
+	case readErr != nil:
+		kerr := f.e.kill(f.ctx, f.id)
+		f.att.Close()
+		if kerr != nil {
+			return fmt.Errorf("read stdin: %w (and killing the process: %v)", readErr, kerr)
 		}
-		kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), runCleanupTimeout)
-		defer cancel()
-		_, kerr := e.cli.ContainerKill(kctx, id, client.ContainerKillOptions{Signal: "KILL"})
-		att.Close()
-		if kerr != nil && !cerrdefs.IsNotFound(kerr) && !cerrdefs.IsConflict(kerr) {
-			return fmt.Errorf("read stdin: %w (and killing the process: %v)", r.err, kerr)
-		}
-		return fmt.Errorf("read stdin: %w", r.err)
+		return fmt.Errorf("read stdin: %w", readErr)
+	case err != nil || abandoned:
+		return nil
 	}
-	if err := att.CloseWrite(); err != nil {
-		att.Close()
+	if err := f.att.CloseWrite(); err != nil {
+		f.att.Close()
 		return fmt.Errorf("end stdin: %w", err)
 	}
 	return nil
 }
 
-// errReader keeps the error of its reader, telling it from the writer's.
-type errReader struct {
-	r   io.Reader
-	err error
-}
-
-func (r *errReader) Read(p []byte) (int, error) {
-	n, err := r.r.Read(p)
+func (f *feeder) read(p []byte) (int, error) {
+	n, err := f.in.Read(p)
 	if err != nil && err != io.EOF {
-		r.err = err
+		f.mu.Lock()
+		if !f.abandoned {
+			f.readErr = err
+		}
+		f.mu.Unlock()
 	}
 	return n, err
 }
+
+// stop ends Run's waiting for the feeder, once the process has gone or ctx
+// has ended, and returns the feeder's error. A feeder killing the process
+// after a read error is waited for; any other is given runStdinGrace after
+// in is closed (if it is an io.Closer), then left to end at its Read's
+// return.
+func (f *feeder) stop() error {
+	select {
+	case err := <-f.done:
+		return err
+	default:
+	}
+	f.mu.Lock()
+	failed := f.readErr != nil
+	f.abandoned = !failed
+	f.mu.Unlock()
+	if failed {
+		return <-f.done
+	}
+	if c, ok := f.in.(io.Closer); ok {
+		_ = c.Close()
+	}
+	t := time.NewTimer(runStdinGrace)
+	defer t.Stop()
+	select {
+	case <-f.done:
+	case <-t.C:
+	}
+	return nil
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
 
 // removeRun removes the run's container on a fresh context, stopping it
 // first (runStopTimeout) when it may still run.

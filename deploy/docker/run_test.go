@@ -5,11 +5,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -367,4 +369,176 @@ func TestRunLeftover(t *testing.T) {
 	if states[running] != "running" || states[theirs] != "exited" {
 		t.Errorf("after the refused runs: %s is %q, %s is %q; want running and exited", running, states[running], theirs, states[theirs])
 	}
+}
+
+// TestRunCancelStdinNeverEnds cancels runs whose stdin never ends, one
+// giving bytes forever and one silent: the process must never see its
+// stdin end, else a truncated stream would pass for a whole one (restic
+// would save it as a snapshot). The process creates a file in a volume at
+// EOF; none must be there after the cancel.
+func TestRunCancelStdinNeverEnds(t *testing.T) {
+	t.Parallel()
+	e := dockertest.Engine(t)
+	image := runner(t, e)
+	labels := dockertest.Labels(t, e)
+	stdins := []struct {
+		name string
+		new  func(t *testing.T) io.Reader
+	}{
+		{"endless", func(*testing.T) io.Reader { return slowReader{} }},
+		{"silent", func(t *testing.T) io.Reader {
+			pr, pw := io.Pipe()
+			t.Cleanup(func() { pw.Close() })
+			return pr
+		}},
+	}
+	for _, in := range stdins {
+		for round := range 3 {
+			t.Run(fmt.Sprintf("%s-%d", in.name, round), func(t *testing.T) {
+				t.Parallel()
+				ctx := timeout(t, time.Minute)
+				vol := dockertest.Unique(t, "tbt-run-noeof")
+				if err := e.EnsureVolume(ctx, vol, labels); err != nil {
+					t.Fatal(err)
+				}
+				mounts := []docker.Mount{{Volume: vol, Target: "/data"}}
+				name := dockertest.Unique(t, "tbt-run-noeof")
+				runCtx, cancel := context.WithCancel(ctx)
+				defer cancel()
+				ready := make(chan struct{})
+				var once sync.Once
+				out := writerFunc(func(p []byte) (int, error) {
+					once.Do(func() { close(ready) })
+					return len(p), nil
+				})
+				done := make(chan error, 1)
+				go func() {
+					_, err := e.Run(runCtx, docker.RunSpec{
+						Name: name, Image: image, Cmd: []string{"drain", "/data/eof"}, Labels: labels, Mounts: mounts,
+						Stdin: in.new(t), Stdout: out,
+					})
+					done <- err
+				}()
+				select {
+				case <-ready:
+				case err := <-done:
+					t.Fatalf("Run(drain) ended before the process was ready: %v", err)
+				}
+				time.Sleep(100 * time.Millisecond) // the process is reading
+				start := time.Now()
+				cancel()
+				err := <-done
+				elapsed := time.Since(start)
+				if !errors.Is(err, context.Canceled) {
+					t.Errorf("Run cancelled = %v, want context.Canceled", err)
+				}
+				if elapsed > 4*time.Second {
+					t.Errorf("Run took %s to return after cancel", elapsed)
+				}
+				t.Logf("Run returned %s after cancel", elapsed)
+				assertGone(t, e, labels, name)
+
+				var stderr bytes.Buffer
+				code, err := e.Run(ctx, docker.RunSpec{
+					Name: dockertest.Unique(t, "tbt-run-exists"), Image: image, Cmd: []string{"exists", "/data/eof"}, Labels: labels, Mounts: mounts,
+					Stderr: &stderr,
+				})
+				if err != nil || code != 3 {
+					t.Errorf("after the cancel, exists /data/eof = %d, %v (stderr %q); want 3 (the process never saw EOF)", code, err, stderr.String())
+				}
+
+				// The marker does tell: a stdin that ends makes it.
+				if round == 0 && in.name == "endless" {
+					code, err := e.Run(ctx, docker.RunSpec{
+						Name: dockertest.Unique(t, "tbt-run-drain"), Image: image, Cmd: []string{"drain", "/data/eof"}, Labels: labels, Mounts: mounts,
+						Stdin: strings.NewReader("whole"),
+					})
+					if err != nil || code != 0 {
+						t.Fatalf("Run(drain) of a whole stdin = %d, %v; want 0, nil", code, err)
+					}
+					code, err = e.Run(ctx, docker.RunSpec{
+						Name: dockertest.Unique(t, "tbt-run-exists"), Image: image, Cmd: []string{"exists", "/data/eof"}, Labels: labels, Mounts: mounts,
+					})
+					if err != nil || code != 0 {
+						t.Errorf("after a whole stdin, exists /data/eof = %d, %v; want 0", code, err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestRunExitWhileStdinSilent runs a process that exits at once, without
+// reading its stdin, whose source never writes (a restic that fails on a
+// wrong password before pg_dump has written): Run returns the exit code
+// without waiting for the source, closes it when it can, and its copying
+// ends when the source's Read returns.
+func TestRunExitWhileStdinSilent(t *testing.T) {
+	t.Parallel()
+	e := dockertest.Engine(t)
+	image := runner(t, e)
+	labels := dockertest.Labels(t, e)
+	for _, closable := range []bool{true, false} {
+		t.Run(fmt.Sprintf("closable=%t", closable), func(t *testing.T) {
+			t.Parallel()
+			ctx := timeout(t, time.Minute)
+			pr, pw := io.Pipe()
+			defer pw.Close()
+			counted := &readCounter{r: pr}
+			var stdin io.Reader = counted
+			if closable {
+				stdin = struct {
+					io.Reader
+					io.Closer
+				}{counted, pr}
+			}
+			name := dockertest.Unique(t, "tbt-run-silent")
+			runCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			defer cancel()
+			var stdout bytes.Buffer
+			start := time.Now()
+			code, err := e.Run(runCtx, docker.RunSpec{
+				Name: name, Image: image, Cmd: []string{"exit", "12"}, Labels: labels,
+				Stdin: stdin, Stdout: &stdout,
+			})
+			elapsed := time.Since(start)
+			t.Logf("Run returned %d, %v in %s", code, err, elapsed)
+			if err != nil || code != 12 || stdout.String() != "out" {
+				t.Fatalf("Run(exit 12) with a silent stdin = %d, %v, %q; want 12, nil, \"out\"", code, err, stdout.String())
+			}
+			if elapsed > 5*time.Second {
+				t.Errorf("Run took %s", elapsed)
+			}
+			assertGone(t, e, labels, name)
+
+			if closable {
+				// Run closed the reader: the writer learns at once, and the
+				// Read under way has returned.
+				if _, err := pw.Write([]byte("late")); !errors.Is(err, io.ErrClosedPipe) {
+					t.Errorf("writing to the stdin pipe after Run = %v, want io.ErrClosedPipe (Run closes Stdin)", err)
+				}
+			} else {
+				pw.Close() // the source ends at last
+			}
+			deadline := time.Now().Add(2 * time.Second)
+			for counted.reading.Load() != 0 && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if n := counted.reading.Load(); n != 0 {
+				t.Errorf("%d Read of Stdin still under way after the source ended: the copying goroutine is left", n)
+			}
+		})
+	}
+}
+
+// readCounter counts the Reads under way.
+type readCounter struct {
+	r       io.Reader
+	reading atomic.Int32
+}
+
+func (c *readCounter) Read(p []byte) (int, error) {
+	c.reading.Add(1)
+	defer c.reading.Add(-1)
+	return c.r.Read(p)
 }

@@ -6,12 +6,16 @@
 //	runner env NAME      write $NAME and /proc/1/cmdline (NUL bytes as spaces)
 //	runner write PATH    create PATH; exit 1 with the error on stderr if that fails
 //	runner sleep         write "ready" to stdout, then sleep until SIGTERM (exit 143)
+//	runner drain PATH    write "ready" to stdout, read stdin to its end, then create PATH (the process saw EOF)
+//	runner exists PATH   exit 0 if PATH exists, 3 if it does not, 1 on another error
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"strconv"
@@ -55,6 +59,27 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return 1
 		}
 		return 0
+	case "drain":
+		fmt.Fprint(stdout, "ready")
+		if _, err := io.Copy(io.Discard, stdin); err != nil {
+			fmt.Fprintln(stderr, "runner:", err)
+			return 1
+		}
+		if err := os.WriteFile(args[1], []byte("eof"), 0o644); err != nil {
+			fmt.Fprintln(stderr, "runner:", err)
+			return 1
+		}
+		return 0
+	case "exists":
+		switch _, err := os.Stat(args[1]); {
+		case err == nil:
+			return 0
+		case errors.Is(err, fs.ErrNotExist):
+			return 3
+		default:
+			fmt.Fprintln(stderr, "runner:", err)
+			return 1
+		}
 	case "sleep":
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 		defer stop()
