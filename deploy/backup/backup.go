@@ -270,26 +270,76 @@ func (r *Repository) Backup(ctx context.Context, spec BackupSpec, progress func(
 	if sum.SnapshotID == "" {
 		return Summary{}, errors.New("backup: restic backup ended without a summary")
 	}
+	if stdin != nil && sum.TotalBytesProcessed != stdin.read() {
+		// restic saw an end of the stream before its end (its input closed
+		// early): the snapshot is truncated.
+		_, ferr := r.run(ctx, call{command: []string{"forget"}, json: true, args: []string{"--", sum.SnapshotID}})
+		return Summary{}, errors.Join(fmt.Errorf("backup: restic saved %d bytes of a %d-byte stream", sum.TotalBytesProcessed, stdin.read()), ferr)
+	}
+	if stdin != nil {
+		// Only now is the stream known whole: a stream snapshot without the
+		// tag (cut by a crash of the caller, whose end restic took for the
+		// end of the data) is never listed nor restored by
+		// Snapshots(ctx, CompleteTag). restic reads volumes itself, so
+		// their snapshots are whole when restic ends well.
+		id, err := r.tag(ctx, sum.SnapshotID, CompleteTag)
+		if err != nil {
+			return Summary{}, err
+		}
+		sum.SnapshotID = id
+	}
 	return sum, nil
 }
 
-// watchedReader remembers a read error other than io.EOF.
+// CompleteTag marks the stream snapshots whose backup ended and was checked
+// whole; callers list and restore only those.
+const CompleteTag = "complete=1"
+
+// tag adds t to the snapshot id and returns the snapshot's new id (restic
+// rewrites a snapshot to change its tags). It takes an exclusive lock, so it
+// waits for the other backups' locks rather than failing beside them.
+func (r *Repository) tag(ctx context.Context, id, t string) (string, error) {
+	out, err := r.run(ctx, call{command: []string{"tag"}, json: true, args: []string{"--retry-lock", "5m", "--add", t, "--", id}})
+	if err != nil {
+		return "", fmt.Errorf("backup: tag the snapshot %s: %w", id, err)
+	}
+	// restic 0.18 prints one changed_snapshot line per snapshot it rewrote.
+	for _, line := range bytes.Split(out, []byte("\n")) {
+		var m struct {
+			MessageType string `json:"message_type"`
+			NewID       string `json:"new_snapshot_id"`
+		}
+		if json.Unmarshal(line, &m) == nil && m.NewID != "" {
+			return m.NewID, nil
+		}
+	}
+	return id, nil
+}
+
+// watchedReader remembers a read error other than io.EOF, and counts the
+// bytes read.
 type watchedReader struct {
 	r   io.Reader
 	mu  sync.Mutex
 	err error
+	n   uint64
 }
 
 func (w *watchedReader) Read(p []byte) (int, error) {
 	n, err := w.r.Read(p)
-	if err != nil && err != io.EOF {
-		w.mu.Lock()
-		if w.err == nil {
-			w.err = err
-		}
-		w.mu.Unlock()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.n += uint64(n)
+	if err != nil && err != io.EOF && w.err == nil {
+		w.err = err
 	}
 	return n, err
+}
+
+func (w *watchedReader) read() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.n
 }
 
 func (w *watchedReader) failure() error {

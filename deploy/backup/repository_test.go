@@ -149,8 +149,12 @@ func TestBackupRestoreDumpCheck(t *testing.T) {
 	} else if last := seen[len(seen)-1]; last.TotalFiles != uint64(len(files)) || last.TotalBytes != uint64(total) || last.PercentDone <= 0 {
 		t.Errorf("last progress = %+v, want %d files of %d bytes in all", last, len(files), total)
 	}
-	runs := l.Runs()
-	backupRun := runs[len(runs)-1]
+	var backupRun Run // the last backup run (a tag run follows it)
+	for _, run := range l.Runs() {
+		if slices.Contains(run.Args, "backup") {
+			backupRun = run
+		}
+	}
 	if want := []string{"--tag", "app=wordpress", "--tag", "job=42", "--tag", "version=6.8", "--host", "toolbox", "--", "/volumes/wp_data"}; !slices.Equal(backupRun.Args[len(backupRun.Args)-len(want):], want) {
 		t.Errorf("backup's arguments = %q, want them to end with %q", backupRun.Args, want)
 	}
@@ -251,13 +255,17 @@ type failingReader struct{ err error }
 
 func (f *failingReader) Read([]byte) (int, error) { return 0, f.err }
 
-// TestForgetYearOfDailyBackups makes a year of daily stream backups (the
+// TestForgetYearOfDailyBackups makes a year of daily volume backups (the
 // snapshots' times faked with --time) and checks exactly what the policy
-// keeps.
+// keeps. Volumes, not streams: a stream's snapshot is retagged once whole,
+// under an exclusive lock that eight parallel backups would starve.
 func TestForgetYearOfDailyBackups(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	repo, _ := initRepo(t)
+	repo, l := initRepo(t)
+	if err := os.WriteFile(filepath.Join(l.volume("wp_data"), "index.php"), []byte("<?php\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	start := time.Date(2025, 1, 1, 3, 0, 0, 0, time.UTC)
 	const days = 365
 	var (
@@ -270,9 +278,9 @@ func TestForgetYearOfDailyBackups(t *testing.T) {
 		wg.Go(func() {
 			for day := range jobs {
 				_, err := repo.Backup(ctx, BackupSpec{
-					Stdin: strings.NewReader(fmt.Sprintf("-- dump of day %d\n", day)), StdinFilename: "wordpress.sql",
-					Tags: map[string]string{"app": "wordpress", "version": "6.8", "job": fmt.Sprint(day)},
-					Time: start.AddDate(0, 0, day),
+					Volumes: []string{"wp_data"},
+					Tags:    map[string]string{"app": "wordpress", "version": "6.8", "job": fmt.Sprint(day)},
+					Time:    start.AddDate(0, 0, day),
 				}, nil)
 				if err != nil {
 					mu.Lock()
@@ -391,5 +399,22 @@ func TestLocked(t *testing.T) {
 	}
 	if len(groups) != 2 {
 		t.Errorf("Forget = %+v, want 2 groups (a.sql, b.sql)", groups)
+	}
+}
+
+// TestStreamSnapshotsAreTaggedWhole: a stream's snapshot carries CompleteTag
+// once its byte count is checked, so that one cut by a crash of the caller
+// (restic took the cut for the end) is told apart.
+func TestStreamSnapshotsAreTaggedWhole(t *testing.T) {
+	t.Parallel()
+	repo, _ := initRepo(t)
+	ctx := t.Context()
+	sum, err := repo.Backup(ctx, BackupSpec{Stdin: strings.NewReader("-- a whole dump\n"), StdinFilename: "db.sql", Tags: map[string]string{"app": "wiki"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err := repo.Snapshots(ctx, "app=wiki", CompleteTag)
+	if err != nil || len(whole) != 1 || whole[0].ID != sum.SnapshotID {
+		t.Fatalf("Snapshots(app=wiki, %s) = %+v, %v; want the one backup, id %s", CompleteTag, whole, err, sum.SnapshotID)
 	}
 }
