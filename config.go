@@ -47,6 +47,7 @@ type config struct {
 	BackupRepository string                  // TOOLBOX_BACKUP_REPOSITORY: restic's repository URL ("" keeps backups in a local volume)
 	BackupEnv        map[string]state.Secret // the repository backend's settings and credentials (backupEnvKeys)
 	BackupVolume     string                  // TOOLBOX_BACKUP_VOLUME: the local repository's volume
+	BackupPassword   state.Secret            // TOOLBOX_BACKUP_PASSWORD: the repository's password, to reach existing backups ("" generates one)
 	ResticImage      string                  // TOOLBOX_RESTIC_IMAGE
 }
 
@@ -88,6 +89,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		BackupRepository: get("TOOLBOX_BACKUP_REPOSITORY", ""),
 		BackupEnv:        map[string]state.Secret{},
 		BackupVolume:     get("TOOLBOX_BACKUP_VOLUME", ""),
+		BackupPassword:   state.Secret(getenv("TOOLBOX_BACKUP_PASSWORD")),
 		ResticImage:      get("TOOLBOX_RESTIC_IMAGE", "restic/restic:0.18.1"),
 	}
 	for _, k := range backupEnvKeys {
@@ -165,6 +167,6 @@ func (c config) host() host.Config {
 		CatalogDir: c.CatalogDir, BotImage: c.Image, CaddyImage: c.CaddyImage, Version: version,
 		CacheDir: c.CacheDir, TeamName: c.TeamName, ChannelName: c.ChannelName, AdminUser: c.AdminUser,
 		ConfirmTTL: c.ConfirmTTL, ShutdownGrace: c.ShutdownGrace, LogLevel: c.LogLevel,
-		BackupRepository: c.BackupRepository, BackupEnv: c.BackupEnv, ResticImage: c.ResticImage,
+		BackupRepository: c.BackupRepository, BackupVolume: c.BackupVolume, BackupPassword: c.BackupPassword, BackupEnv: c.BackupEnv, ResticImage: c.ResticImage,
 	}
 }

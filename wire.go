@@ -43,6 +43,9 @@ func newAppDeps(cfg config, st *state.Store, m *engine.Engine) (*commands.AppDep
 	apps.Backups = engine.NewBackups(m, engine.BackupConfig{
 		ResticImage: cfg.ResticImage, Repository: cfg.BackupRepository, LocalVolume: cfg.BackupVolume, Env: revealAll(cfg.BackupEnv),
 		Password: func() (string, error) {
+			if cfg.BackupPassword != "" {
+				return cfg.BackupPassword.Reveal(), nil // the operator gave an existing repository's key
+			}
 			key, err := st.EnsureSecret(backupKeySecret, func() (state.Secret, error) { return state.NewRandomSecret(32) })
 			return key.Reveal(), err
 		},

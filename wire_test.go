@@ -76,28 +76,35 @@ func TestPackageRules(t *testing.T) {
 					own = append(own, rel)
 				}
 			}
-			pkgs[strings.TrimPrefix(f[0], mod)] = own
+			if rel, ok := strings.CutPrefix(f[0], mod); ok { // the project's packages only
+				pkgs[rel] = own
+			}
 		}
 		return pkgs
 	}
 	deps := func(pkg string) []string {
 		var own []string
 		for p := range list("-deps", mod+pkg) {
-			if p != pkg && !strings.Contains(p, ".") {
+			if p != pkg {
 				own = append(own, p)
 			}
 		}
 		return own
 	}
-	for _, pkg := range []string{"deploy/catalog", "deploy/docker", "deploy/proxy", "deploy/stack"} {
+	for _, pkg := range []string{"deploy/catalog", "deploy/docker", "deploy/proxy", "deploy/stack", "deploy/backup"} {
 		for _, d := range deps(pkg) {
 			if strings.HasPrefix(d, "deploy/") && !(pkg == "deploy/stack" && d == "deploy/docker") {
 				t.Errorf("%s depends on %s", pkg, d)
 			}
 		}
 	}
+	for _, pkg := range []string{"deploy/backup", "deploy/docker", "schedule", "state", "internal/names"} {
+		if d := deps(pkg); len(d) > 0 {
+			t.Errorf("%s, which imports nothing of the project, depends on %v", pkg, d)
+		}
+	}
 	for _, d := range deps("commands") {
-		if d == "deploy/docker" || d == "deploy/proxy" || d == "deploy/stack" || d == "engine" || d == "host" || d == "control" || d == "bot" {
+		if d == "deploy/docker" || d == "deploy/proxy" || d == "deploy/stack" || d == "deploy/backup" || d == "engine" || d == "host" || d == "control" || d == "bot" {
 			t.Errorf("commands depends on %s", d)
 		}
 	}

@@ -2,7 +2,6 @@ package commands
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -17,7 +16,7 @@ import (
 const localWarning = "These backups are on this machine: they do not survive losing it. " +
 	"Give the toolbox an off-machine repository (TOOLBOX_BACKUP_REPOSITORY: swift:, s3:, rest:, sftp:) to keep them elsewhere."
 
-func (a *AppDeps) backupNowVerb() *Verb {
+func (a *AppDeps) backupNowVerb(r *Router) *Verb {
 	return &Verb{
 		Name: "backup now", Args: "[app]", MaxArgs: 1, Role: Admin, Job: true,
 		Summary: "back up every app now (or one): database dumps, data volumes and the toolbox's state",
@@ -55,7 +54,9 @@ func (a *AppDeps) backupNowVerb() *Verb {
 				line, err := a.backupOne(ctx, rec, inv)
 				if err != nil {
 					failed = append(failed, err)
-					lines = append(lines, fmt.Sprintf("- **%s**: failed: %s", rec.Name, scrub(firstLine(err.Error()), a.secretsOf(rec))))
+					// The cause goes to the log; people read its kind's sentence.
+					rep := r.rep.report(ctx, r.deps.Log, "backup failed", err, "app", rec.Name, "job", inv.JobID)
+					lines = append(lines, fmt.Sprintf("- **%s**: failed. %s", rec.Name, scrub(rep.Text, a.secretsOf(rec))))
 					continue
 				}
 				lines = append(lines, line)
@@ -67,7 +68,8 @@ func (a *AppDeps) backupNowVerb() *Verb {
 				out += "\n\nRepository: " + where
 			}
 			if len(failed) > 0 {
-				return "", &Error{Kind: Unavailable, Message: fmt.Sprintf("%d of %d backups failed:\n%s", len(failed), len(recs), out), Err: errors.Join(failed...)}
+				// Already logged one by one above: the job's failure is the summary.
+				return "", Errorf(Unavailable, "%d of %d backups failed:\n%s", len(failed), len(recs), out)
 			}
 			return out, nil
 		},
@@ -111,7 +113,7 @@ func (a *AppDeps) backupsVerb() *Verb {
 			}
 			snaps, err := a.Backups.Snapshots(ctx, app)
 			if err != nil {
-				return "", &Error{Kind: Unavailable, Message: "I could not read the backup repository: " + firstLine(err.Error()), Err: err}
+				return "", &Error{Kind: Unavailable, Message: "I could not read the backup repository.", Err: err}
 			}
 			where, local := a.Backups.Where()
 			if len(snaps) == 0 {

@@ -30,20 +30,3 @@ func buildImages(t *testing.T, e *docker.Engine, names ...string) {
 		t.Skip(msg)
 	}
 }
-
-// The helpers the tests call, one image each.
-
-func buildCaddyImage(t *testing.T, e *docker.Engine) {
-	t.Helper()
-	buildImages(t, e, "caddy")
-}
-
-func buildMattermostImage(t *testing.T, e *docker.Engine) {
-	t.Helper()
-	buildImages(t, e, "mattermost")
-}
-
-func buildPostgresImage(t *testing.T, e *docker.Engine) {
-	t.Helper()
-	buildImages(t, e, "postgres")
-}

@@ -72,9 +72,8 @@ func viaCaddy(t *testing.T, e *docker.Engine) *http.Client {
 // PostgreSQL as containers, then adds the stand-in app from the chat.
 func TestUp(t *testing.T) {
 	e := dockertest.Engine(t)
-	buildCaddyImage(t, e)
-	buildMattermostImage(t, e)
-	buildPostgresImage(t, e)
+	// One call, so that the builds that are missing run side by side.
+	buildImages(t, e, "caddy", "mattermost", "postgres", "restic")
 	dockertest.BuildGoImage(t, e, dockertest.StandinPackage, standincatalog.Image)
 	bin := staticToolbox(t)
 

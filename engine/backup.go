@@ -1,9 +1,11 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -47,8 +49,8 @@ type Backups struct {
 	engine *Engine
 	cfg    BackupConfig
 
-	initOnce sync.Mutex // held while the repository is first initialised
-	ready    bool
+	initMu sync.Mutex // held while the repository is first opened or initialised
+	ready  bool
 }
 
 var _ commands.Backups = (*Backups)(nil)
@@ -67,6 +69,10 @@ type runner struct {
 	image  string
 	labels map[string]string
 	remote bool
+	// name is the runs' container name: one per app's backup, so that a
+	// second backup of an app while one runs is refused (docker.ErrBusy) and
+	// a crash's leftover is replaced by the next run; "" draws a new one.
+	name string
 }
 
 func (r runner) Run(ctx context.Context, run backup.Run) (int, error) {
@@ -78,8 +84,12 @@ func (r runner) Run(ctx context.Context, run backup.Run) (int, error) {
 	if r.remote {
 		network = ""
 	}
+	name := r.name
+	if name == "" {
+		name = "tb-restic-" + randomHex(5)
+	}
 	return r.d.Run(ctx, docker.RunSpec{
-		Name: "tb-restic-" + randomHex(5), Image: r.image, Cmd: run.Args, Env: run.Env, Labels: r.labels,
+		Name: name, Image: r.image, Cmd: run.Args, Env: run.Env, Labels: r.labels,
 		Mounts: mounts, Network: network, Stdin: run.Stdin, Stdout: run.Stdout, Stderr: run.Stderr,
 	})
 }
@@ -90,9 +100,10 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// repository opens the repository, initialising it (and the local volume)
-// the first time.
-func (b *Backups) repository(ctx context.Context) (*backup.Repository, error) {
+// repository returns the repository with restic run in containers named
+// runName ("" for fresh names). With create, the first call initialises it
+// (and the local volume) when it does not exist yet; reads never create one.
+func (b *Backups) repository(ctx context.Context, runName string, create bool) (*backup.Repository, error) {
 	s, err := b.engine.connect(ctx)
 	if err != nil {
 		return nil, err
@@ -107,7 +118,7 @@ func (b *Backups) repository(ctx context.Context) (*backup.Repository, error) {
 	}
 	repo := &backup.Repository{
 		URL: b.cfg.Repository, Password: backup.Secret(password), Env: map[string]backup.Secret{},
-		Runner: runner{d: s.Engine, image: b.cfg.ResticImage, labels: labels, remote: b.cfg.Repository != ""},
+		Runner: runner{d: s.Engine, image: b.cfg.ResticImage, labels: labels, remote: b.cfg.Repository != "", name: runName},
 	}
 	for k, v := range b.cfg.Env {
 		repo.Env[k] = backup.Secret(v)
@@ -121,21 +132,32 @@ func (b *Backups) repository(ctx context.Context) (*backup.Repository, error) {
 		repo.URL = localRepository
 		repo.Mounts = []backup.Mount{{Volume: b.cfg.LocalVolume, Target: localRepository}}
 	}
-	b.initOnce.Lock()
-	defer b.initOnce.Unlock()
-	if !b.ready {
-		if _, err := repo.Init(ctx); err != nil {
-			return nil, err
-		}
-		b.ready = true
+	b.initMu.Lock()
+	defer b.initMu.Unlock()
+	if b.ready {
+		return repo, nil
 	}
+	// Said once here rather than as an image missing inside a run: with no
+	// registry, the error is docker.ErrRegistryUnreachable.
+	if err := s.Engine.PullImage(ctx, b.cfg.ResticImage, nil); err != nil {
+		return nil, err
+	}
+	if create {
+		_, err = repo.Init(ctx)
+	} else {
+		_, err = repo.Open(ctx)
+	}
+	if err != nil {
+		return nil, err
+	}
+	b.ready = true
 	return repo, nil
 }
 
 // Backup makes one run of an app: each dump streamed from its service's
 // container into restic, then its data volumes, then the toolbox's state.
 func (b *Backups) Backup(ctx context.Context, req commands.BackupRequest, progress func(string)) ([]commands.Snapshot, error) {
-	repo, err := b.repository(ctx)
+	repo, err := b.repository(ctx, "tb-restic-backup-"+req.App, true)
 	if err != nil {
 		return nil, err
 	}
@@ -145,9 +167,23 @@ func (b *Backups) Backup(ctx context.Context, req commands.BackupRequest, progre
 	}
 	tags := map[string]string{"app": req.App, "version": req.Version, "job": strconv.FormatUint(req.Job, 10)}
 	var snaps []commands.Snapshot
-	save := func(what string, spec backup.BackupSpec) error {
+	// save backs up one thing; with feed, a stream that feed writes, on a
+	// context of its own that ends with the save, and waited for.
+	save := func(what string, spec backup.BackupSpec, feed func(w *io.PipeWriter, ctx context.Context)) error {
 		spec.Tags = maps.Clone(tags)
 		spec.Tags["what"] = what
+		var fed sync.WaitGroup
+		if feed != nil {
+			pr, pw := io.Pipe()
+			fctx, stop := context.WithCancel(ctx)
+			fed.Go(func() { feed(pw, fctx) })
+			defer func() {
+				stop()
+				pr.CloseWithError(io.ErrClosedPipe) // a feed still writing stops
+				fed.Wait()
+			}()
+			spec.Stdin = pr
+		}
 		sum, err := repo.Backup(ctx, spec, func(p backup.Progress) { progress(progressLine(what, p)) })
 		if err != nil {
 			return fmt.Errorf("back up %s of %s: %w", what, req.App, err)
@@ -157,19 +193,14 @@ func (b *Backups) Backup(ctx context.Context, req commands.BackupRequest, progre
 	}
 	for _, d := range req.Dumps {
 		progress("dumping " + d.File)
-		pr, pw := io.Pipe()
-		container := stack.ContainerName(req.App, d.Service)
-		go func() {
+		if err := save(d.File, backup.BackupSpec{StdinFilename: d.File}, func(w *io.PipeWriter, dctx context.Context) {
 			var stderr strings.Builder
-			code, err := s.Engine.Exec(ctx, container, d.Command, pw, &limitedWriter{w: &stderr, n: 4 << 10})
+			code, err := s.Engine.Exec(dctx, stack.ContainerName(req.App, d.Service), d.Command, w, &limitedWriter{w: &stderr, n: 4 << 10})
 			if err == nil && code != 0 {
 				err = fmt.Errorf("the dump %s exited with %d: %s", strings.Join(d.Command, " "), code, strings.TrimSpace(stderr.String()))
 			}
-			pw.CloseWithError(err) // nil: EOF, the dump is whole
-		}()
-		err := save(d.File, backup.BackupSpec{Stdin: pr, StdinFilename: d.File})
-		pr.CloseWithError(io.ErrClosedPipe) // stops the dump if restic failed first
-		if err != nil {
+			w.CloseWithError(err) // nil: EOF, the dump is whole
+		}); err != nil {
 			return snaps, err
 		}
 	}
@@ -178,19 +209,18 @@ func (b *Backups) Backup(ctx context.Context, req commands.BackupRequest, progre
 		for i, v := range req.Volumes {
 			vols[i] = stack.VolumeName(req.App, v)
 		}
-		if err := save("volumes", backup.BackupSpec{Volumes: vols}); err != nil {
+		if err := save("volumes", backup.BackupSpec{Volumes: vols}, nil); err != nil {
 			return snaps, err
 		}
 	}
 	if b.cfg.State != nil {
-		pr, pw := io.Pipe()
-		go func() {
-			_, err := b.cfg.State(pw)
-			pw.CloseWithError(err)
-		}()
-		err := save("state", backup.BackupSpec{Stdin: pr, StdinFilename: "toolbox.db"})
-		pr.CloseWithError(io.ErrClosedPipe)
-		if err != nil {
+		// Copied first: streaming the state straight into restic would hold a
+		// bbolt read transaction open for the whole upload.
+		var state bytes.Buffer
+		if _, err := b.cfg.State(&state); err != nil {
+			return snaps, fmt.Errorf("copy the toolbox's state: %w", err)
+		}
+		if err := save("state", backup.BackupSpec{Stdin: &state, StdinFilename: "toolbox.db"}, nil); err != nil {
 			return snaps, err
 		}
 	}
@@ -232,7 +262,10 @@ func snapshotOf(req commands.BackupRequest, what string, sum backup.Summary) com
 
 // Snapshots lists app's snapshots (all when app is "").
 func (b *Backups) Snapshots(ctx context.Context, app string) ([]commands.Snapshot, error) {
-	repo, err := b.repository(ctx)
+	repo, err := b.repository(ctx, "", false)
+	if errors.Is(err, backup.ErrNoRepository) {
+		return nil, nil // no backup was ever made
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -246,6 +279,9 @@ func (b *Backups) Snapshots(ctx context.Context, app string) ([]commands.Snapsho
 	}
 	out := make([]commands.Snapshot, 0, len(list))
 	for _, s := range list {
+		if s.Tags["what"] != "volumes" && s.Tags["complete"] != "1" {
+			continue // a stream cut short (see backup.CompleteTag)
+		}
 		job, _ := strconv.ParseUint(s.Tags["job"], 10, 64)
 		snap := commands.Snapshot{ID: s.ShortID, App: s.Tags["app"], Version: s.Tags["version"], Job: job, What: s.Tags["what"], Time: s.Time}
 		if s.Summary != nil {

@@ -1,9 +1,10 @@
 // Package engine adapts the Docker engine the apps run on (deploy/stack over
-// deploy/docker) to the verbs' commands.Engine.
+// deploy/docker) to the verbs' commands.Engine, and restic run on that
+// engine (deploy/backup) to commands.Backups.
 //
 // It sits between commands and the deploy adapters: it may import commands
-// (for the interface and its types), deploy/catalog, deploy/stack and
-// deploy/docker; nothing imports it but main.
+// (for the interfaces and their types), deploy/catalog, deploy/stack,
+// deploy/docker and deploy/backup; nothing imports it but main.
 package engine
 
 import (

@@ -32,6 +32,8 @@ type Config struct {
 
 	// Where the backups go, and restic's image; passed on to the bot.
 	BackupRepository string
+	BackupVolume     string
+	BackupPassword   state.Secret
 	BackupEnv        map[string]state.Secret
 	ResticImage      string
 

@@ -40,6 +40,16 @@ func Down(ctx context.Context, cfg Config, stdin io.Reader, stdout io.Writer, ye
 			return errors.New("not confirmed; nothing was removed")
 		}
 	}
+	if purge {
+		// The backups' volume is kept, but their key lives in the state,
+		// which the purge deletes: it is shown here, the last time it can be.
+		if key, err := botExec(ctx, e, "do", "backup key"); err == nil {
+			fmt.Fprintf(stdout, "%s\nThe backups are kept; the purge deletes this key with the state. "+
+				"To reach them again from a new toolbox, give it back as TOOLBOX_BACKUP_PASSWORD.\n\n", strings.TrimSpace(key))
+		} else {
+			fmt.Fprintf(stdout, "(the bot does not answer, so the backup key cannot be shown: the kept backups need it)\n")
+		}
+	}
 	var errs []error
 	for _, c := range cs {
 		if err := e.RemoveContainer(ctx, c.Name); err != nil {

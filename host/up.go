@@ -120,7 +120,11 @@ func ensureImages(ctx context.Context, e *docker.Engine, cfg Config, say func(st
 		return err
 	}
 	var unreachable []string
-	for _, ref := range append([]string{cfg.CaddyImage}, chat.Images()...) {
+	refs := append([]string{cfg.CaddyImage}, chat.Images()...)
+	if cfg.ResticImage != "" {
+		refs = append(refs, cfg.ResticImage) // the backups run it
+	}
+	for _, ref := range refs {
 		err := e.PullImage(ctx, ref, func(line string) { say("%s", line) })
 		switch {
 		case errors.Is(err, docker.ErrRegistryUnreachable):
@@ -308,6 +312,12 @@ func ensureBot(ctx context.Context, e *docker.Engine, cfg Config, image string, 
 	}
 	if cfg.ResticImage != "" {
 		env["TOOLBOX_RESTIC_IMAGE"] = cfg.ResticImage
+	}
+	if cfg.BackupPassword != "" {
+		env["TOOLBOX_BACKUP_PASSWORD"] = cfg.BackupPassword.Reveal()
+	}
+	if cfg.BackupVolume != "" {
+		env["TOOLBOX_BACKUP_VOLUME"] = cfg.BackupVolume
 	}
 	for k, v := range cfg.BackupEnv {
 		env[k] = v.Reveal()

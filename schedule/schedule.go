@@ -273,7 +273,10 @@ func (s *Scheduler) runOnce(ctx context.Context, name string, run Func, due time
 	if err := call(ctx, run, due); err != nil {
 		s.report(name, fmt.Errorf("schedule: %s due %s: %w", name, due.In(s.cfg.Location).Format("2006-01-02 15:04 MST"), err))
 	}
-	if s.cfg.Store != nil {
+	// A run cut short by the stop is not recorded: the next start catches
+	// it up. A run that failed on its own is, so it is not retried at every
+	// restart.
+	if s.cfg.Store != nil && ctx.Err() == nil {
 		if err := s.cfg.Store.SetLastRun(name, due); err != nil {
 			s.report(name, fmt.Errorf("schedule: record last run of %s: %w", name, err))
 		}
