@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/toolbox-collective/toolbox/deploy/docker"
 )
 
 // input is one thing a build or an image depends on.
@@ -114,19 +116,66 @@ func (r *run) ensureFolder(ctx context.Context, rc recipe, t target, k string) (
 	return dir, nil
 }
 
-// image makes rc's image for t unless the engine has it with the same key.
-func (r *run) image(ctx context.Context, rc recipe, t target) error {
+// imageKeyOf computes rc's folder key and image key for t.
+func (r *run) imageKeyOf(ctx context.Context, rc recipe, t target) (folder, image string, err error) {
 	fk, err := r.key(ctx, rc, t)
 	if err != nil {
-		return err
+		return "", "", err
 	}
 	var ins []input
 	if rc.imageInputs != nil {
 		ins = rc.imageInputs()
 	}
-	ik := imageKey(rc, fk, ins)
-	if r.current(ctx, rc.Tag, ik) {
+	return fk, imageKey(rc, fk, ins), nil
+}
+
+// tagState is what the engine has under a recipe's tag.
+type tagState int
+
+const (
+	tagAbsent  tagState = iota // nothing (or the engine could not say)
+	tagCurrent                 // this builder's image of the same key
+	tagOlder                   // this builder's image of another key: replaced
+	tagForeign                 // an image this builder did not make (no LabelKey): kept unless replace
+)
+
+// tagged looks up tag on the engine and compares its key with k.
+func (r *run) tagged(ctx context.Context, tag, k string) (docker.Image, tagState) {
+	img, err := r.engine.Image(ctx, tag)
+	switch {
+	case err != nil:
+		return docker.Image{}, tagAbsent
+	case img.Labels[LabelKey] == k:
+		return img, tagCurrent
+	case img.Labels[LabelKey] == "":
+		return img, tagForeign
+	}
+	return img, tagOlder
+}
+
+// done says, and reports, whether the engine's image under rc's tag is to
+// stay: it is the image of key k, or one this builder did not make (pulled
+// or loaded: an official image has what ours lack) and replace is off.
+func (r *run) done(rc recipe, st tagState) bool {
+	switch {
+	case st == tagCurrent:
 		r.say(rc.Name, "cached (image %s)", rc.Tag)
+		return true
+	case st == tagForeign && !r.replace:
+		r.say(rc.Name, "%s is on the engine and was not built here (an official image?): kept; `toolbox images build --replace` replaces it", rc.Tag)
+		return true
+	}
+	return false
+}
+
+// image makes rc's image for t unless the engine has it with the same key,
+// or has an image of the tag that this builder did not make (see done).
+func (r *run) image(ctx context.Context, rc recipe, t target) error {
+	fk, ik, err := r.imageKeyOf(ctx, rc, t)
+	if err != nil {
+		return err
+	}
+	if _, st := r.tagged(ctx, rc.Tag, ik); r.done(rc, st) {
 		return nil
 	}
 	// One import of a tag at a time, also across processes.
@@ -135,9 +184,8 @@ func (r *run) image(ctx context.Context, rc recipe, t target) error {
 		return err
 	}
 	defer unlock()
-	old, err := r.engine.Image(ctx, rc.Tag)
-	if err == nil && old.Labels[LabelKey] == ik { // imported while we waited
-		r.say(rc.Name, "cached (image %s)", rc.Tag)
+	old, st := r.tagged(ctx, rc.Tag, ik)
+	if r.done(rc, st) { // imported (or loaded) while we waited
 		return nil
 	}
 	dir, err := r.ensureFolder(ctx, rc, t, fk)
@@ -150,7 +198,11 @@ func (r *run) image(ctx context.Context, rc recipe, t target) error {
 	}
 	changes = append(changes, "LABEL "+LabelKey+"="+ik)
 	start := time.Now()
-	r.say(rc.Name, "importing %s", rc.Tag)
+	if st == tagForeign {
+		r.say(rc.Name, "importing %s over the image of that tag not built here (replace is on)", rc.Tag)
+	} else {
+		r.say(rc.Name, "importing %s", rc.Tag)
+	}
 	err = r.step(ctx, rc.Name, "importing "+rc.Tag, func() error {
 		return r.engine.ImportEntries(ctx, rc.Tag, entries, changes)
 	})
@@ -160,19 +212,14 @@ func (r *run) image(ctx context.Context, rc recipe, t target) error {
 	r.say(rc.Name, "image %s ready in %s", rc.Tag, time.Since(start).Round(100*time.Millisecond))
 	// The image this one replaces, if this builder made it, is now
 	// untagged: remove it unless a container still uses it (or another tag
-	// names it), which the engine refuses.
-	if old.ID != "" && old.Labels[LabelKey] != "" {
+	// names it), which the engine refuses. An image it did not make stays,
+	// untagged, for its owner to remove or tag again.
+	if st == tagOlder {
 		if cur, err := r.engine.Image(ctx, rc.Tag); err == nil && cur.ID != old.ID {
 			_ = r.engine.RemoveImage(ctx, old.ID)
 		}
 	}
 	return nil
-}
-
-// current reports whether the engine has tag with key k.
-func (r *run) current(ctx context.Context, tag, k string) bool {
-	img, err := r.engine.Image(ctx, tag)
-	return err == nil && img.Labels[LabelKey] == k
 }
 
 // lockPoll is how often a waiting builder tries the lock again.

@@ -2,11 +2,8 @@ package images
 
 import (
 	"context"
-	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 
 	"github.com/toolbox-collective/toolbox/deploy/docker"
@@ -38,6 +35,7 @@ func caddyRecipe() recipe {
 			Default: true,
 			Env:     "TOOLBOX_CADDY_BIN",
 		},
+		needs:       needsGo,
 		folder:      "caddy-" + caddyVersion,
 		buildLayout: 1,
 		inputs: func(context.Context, *run, target) ([]input, error) {
@@ -53,35 +51,9 @@ func caddyRecipe() recipe {
 	}
 }
 
-// buildCaddy installs Caddy's own module at its version (go install
-// pkg@version: its go.mod and go.sum, nothing of ours) into dir/caddy.
+// buildCaddy installs Caddy's own module at its version into dir/caddy.
 func buildCaddy(ctx context.Context, r *run, t target, dir string) error {
-	work, err := os.MkdirTemp("", "toolbox-caddy-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(work)
-	env := append(staticEnv(t), "GOFLAGS=", "GOWORK=off")
-	bin := filepath.Join(work, "bin", "caddy")
-	if t.GOOS == runtime.GOOS && t.GOARCH == runtime.GOARCH {
-		env = append(env, "GOBIN="+filepath.Dir(bin))
-	} else {
-		// go install refuses GOBIN for another platform; it puts the
-		// binary in $GOPATH/bin/GOOS_GOARCH, keeping the module cache.
-		modcache, err := goCommand(ctx, "caddy", work, nil, "env", "GOMODCACHE")
-		if err != nil {
-			return err
-		}
-		env = append(env, "GOBIN=", "GOPATH="+work, "GOMODCACHE="+strings.TrimSpace(string(modcache)))
-		bin = filepath.Join(work, "bin", t.GOOS+"_"+t.GOARCH, "caddy")
-	}
-	if _, err := r.goBuild(ctx, "caddy", work, env, "install", "-trimpath", caddyPackage); err != nil {
-		return err
-	}
-	if err := os.Rename(bin, filepath.Join(dir, "caddy")); err != nil {
-		return fmt.Errorf("go install left no binary: %w", err)
-	}
-	return nil
+	return r.goInstall(ctx, "caddy", t, caddyPackage, dir, "caddy", "-trimpath")
 }
 
 // caddyImage is laid out like the official image: the binary at

@@ -27,12 +27,30 @@ const (
 	aptSourcesDir = "/etc/apt/sources.list.d"
 )
 
-// debianInputs are what a debootstrap build of packages depends on.
+// debianInputs are what a debootstrap build of packages depends on: the
+// suite, variant and packages, and the month of the build (monthOf). The
+// mirror's packages change under the same suite name (point releases, every
+// two months or so, which fold in the security archive's fixes: debootstrap
+// installs from the suite alone, not from bookworm-security), and nothing
+// else in the key would ever change, so without the month a build made once
+// would be reused forever and `toolbox up --build-images` would never pick up
+// an update. A month bounds how stale the root file system gets while a
+// cached build (and the image made from it) still serves every run of that
+// month: CI, whose cache persists, debootstraps each recipe once a month, not
+// on every run. The month is taken once per Build or Paths call (run.month),
+// so the folder and image keys of one call agree even at the month's turn.
 func debianInputs(packages []string) func(context.Context, *run, target) ([]input, error) {
-	return func(context.Context, *run, target) ([]input, error) {
-		return []input{text("suite", debianSuite), text("variant", "minbase"), text("include", strings.Join(packages, ","))}, nil
+	return func(_ context.Context, r *run, _ target) ([]input, error) {
+		return []input{
+			text("suite", debianSuite), text("variant", "minbase"), text("include", strings.Join(packages, ",")),
+			text("month", r.month),
+		}, nil
 	}
 }
+
+// monthOf is the month bucket of the debootstrap builds' keys at now:
+// YYYY-MM in UTC, so that every machine and time zone agrees.
+func monthOf(now time.Time) string { return now.UTC().Format("2006-01") }
 
 // debianBuild is the build of a root file system with packages: debootstrap,
 // then check, which says what the recipe's image needs and did not get.

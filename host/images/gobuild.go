@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
 )
 
@@ -52,6 +54,39 @@ func (r *run) goBuild(ctx context.Context, name, dir string, env []string, args 
 	}
 	defer func() { <-r.goSlots }()
 	return goCommand(ctx, name, dir, env, args...)
+}
+
+// goInstall installs the command pkg (path@version: go install builds it
+// with its module's own go.mod and go.sum, nothing of ours), static, for t,
+// with flags, and moves the binary to dir/bin. It waits for a Go build slot.
+func (r *run) goInstall(ctx context.Context, name string, t target, pkg, dir, bin string, flags ...string) error {
+	work, err := os.MkdirTemp("", "toolbox-"+name+"-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	env := append(staticEnv(t), "GOFLAGS=", "GOWORK=off")
+	built := filepath.Join(work, "bin", bin)
+	if t.GOOS == runtime.GOOS && t.GOARCH == runtime.GOARCH {
+		env = append(env, "GOBIN="+filepath.Dir(built))
+	} else {
+		// go install refuses GOBIN for another platform; it puts the
+		// binary in $GOPATH/bin/GOOS_GOARCH, keeping the module cache.
+		modcache, err := goCommand(ctx, name, work, nil, "env", "GOMODCACHE")
+		if err != nil {
+			return err
+		}
+		env = append(env, "GOBIN=", "GOPATH="+work, "GOMODCACHE="+strings.TrimSpace(string(modcache)))
+		built = filepath.Join(work, "bin", t.GOOS+"_"+t.GOARCH, bin)
+	}
+	args := append(append([]string{"install"}, flags...), pkg)
+	if _, err := r.goBuild(ctx, name, work, env, args...); err != nil {
+		return err
+	}
+	if err := os.Rename(built, filepath.Join(dir, bin)); err != nil {
+		return fmt.Errorf("go install left no binary: %w", err)
+	}
+	return nil
 }
 
 // staticEnv is the environment of a static build for t.

@@ -12,7 +12,10 @@
 // a temporary folder and renamed, under a file lock so that concurrent
 // builders (parallel tests, CI) build each key once. Images carry a label
 // with their own key (the folder's key plus the image layout); an image of
-// the tag with the same key is reused without any work.
+// the tag with the same key is reused without any work, and an image of the
+// tag without the label (pulled or loaded: an official image) is kept unless
+// Builder.Replace is set. The root file systems' keys also carry the month
+// of the build, so that they pick up Debian's updates (debian.go).
 package images
 
 import (
@@ -20,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -61,6 +65,11 @@ type Builder struct {
 	// the first folder from the working directory up whose go.mod is the
 	// toolbox's module.
 	ModuleDir string
+	// Replace makes Build replace an image of a recipe's tag that it did
+	// not make (one without LabelKey: pulled or loaded, an official image),
+	// which it otherwise keeps, saying so. Its own older builds are always
+	// replaced.
+	Replace bool
 }
 
 // DefaultCacheDir is $TOOLBOX_CACHE, else /var/cache/toolbox for root, else
@@ -106,9 +115,11 @@ func Images() ([]Info, error) {
 }
 
 // Build makes the named images (no names: those up needs), reusing an image
-// of the tag whose key matches and any cached build. The images are built
-// side by side, one Go build at a time on a small machine; every failure is
-// reported.
+// of the tag whose key matches and any cached build, and keeping an image of
+// the tag that it did not make unless Replace is set. It first checks what
+// the builds need on this machine (see Check) and fails, before building
+// anything, if something is missing. The images are built side by side, one
+// Go build at a time on a small machine; every failure is reported.
 func (b *Builder) Build(ctx context.Context, names ...string) error {
 	if b.Engine == nil {
 		return errors.New("images: no Docker engine to build into")
@@ -117,11 +128,13 @@ func (b *Builder) Build(ctx context.Context, names ...string) error {
 	if err != nil {
 		return err
 	}
-	info, err := b.Engine.Info(ctx)
+	t, err := engineTarget(ctx, b.Engine)
 	if err != nil {
-		return fmt.Errorf("images: %w", err)
+		return err
 	}
-	t := target{GOOS: "linux", GOARCH: goarch(info.Architecture)}
+	if err := r.check(ctx, rs, t); err != nil {
+		return err
+	}
 	errs := make([]error, len(rs))
 	var wg sync.WaitGroup
 	for i, rc := range rs {
@@ -210,6 +223,10 @@ func (b *Builder) start(names []string) (*run, []recipe, error) {
 		cache:     cache,
 		moduleDir: b.ModuleDir,
 		progress:  b.Progress,
+		replace:   b.Replace,
+		month:     monthOf(time.Now()),
+		euid:      os.Geteuid,
+		lookPath:  exec.LookPath,
 		goSlots:   make(chan struct{}, max(1, runtime.NumCPU()/4)),
 		waiting:   map[string]bool{},
 	}
@@ -222,8 +239,13 @@ type run struct {
 	cache     string
 	moduleDir string
 	progress  func(string)
-	mu        sync.Mutex      // serializes progress; guards waiting
-	waiting   map[string]bool // recipes waiting for a Go build slot
+	replace   bool   // Builder.Replace
+	month     string // the month bucket of the debootstrap builds' keys (monthOf)
+	// euid and lookPath are os.Geteuid and exec.LookPath but in tests.
+	euid     func() int
+	lookPath func(string) (string, error)
+	mu       sync.Mutex      // serializes progress; guards waiting
+	waiting  map[string]bool // recipes waiting for a Go build slot
 	// goSlots bounds the Go builds that run at once: each already uses every
 	// core, so on two cores a second one only makes both finish later.
 	goSlots chan struct{}
@@ -271,6 +293,15 @@ func (r *run) step(ctx context.Context, name, what string, fn func() error) erro
 	close(done)
 	wg.Wait()
 	return err
+}
+
+// engineTarget is the platform of e's images.
+func engineTarget(ctx context.Context, e *docker.Engine) (target, error) {
+	info, err := e.Info(ctx)
+	if err != nil {
+		return target{}, fmt.Errorf("images: %w", err)
+	}
+	return target{GOOS: "linux", GOARCH: goarch(info.Architecture)}, nil
 }
 
 // target is the platform a build is for.

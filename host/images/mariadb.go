@@ -43,6 +43,7 @@ func mariadbRecipe(tag string) recipe {
 				"no /docker-entrypoint-initdb.d, *_FILE secrets, *_PASSWORD_HASH or MARIADB_AUTO_UPGRADE), and healthcheck.sh knows --connect, --innodb_initialized and --innodb_buffer_pool_loaded only; " +
 				"no VOLUME /var/lib/mysql (mount one, as the catalog does); the mysql user is Debian's system user, not uid 999",
 		},
+		needs:       needsDebootstrap,
 		folder:      "mariadb-rootfs-" + debianSuite,
 		buildLayout: 1,
 		inputs:      debianInputs(packages),

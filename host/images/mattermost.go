@@ -26,6 +26,7 @@ func mattermostRecipe(tag string) recipe {
 			Default: true,
 			Env:     "TOOLBOX_MATTERMOST_DIR",
 		},
+		needs:       needsGo,
 		folder:      "mattermost",
 		buildLayout: 1,
 		inputs: func(context.Context, *run, target) ([]input, error) {

@@ -23,6 +23,7 @@ func postgresRecipe(tag string) recipe {
 				"its entrypoint is a small stand-in (POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_DB and PGDATA only: no /docker-entrypoint-initdb.d, POSTGRES_INITDB_ARGS or *_FILE secrets)",
 			Default: true,
 		},
+		needs:       needsDebootstrap,
 		folder:      "pg-rootfs-" + debianSuite,
 		buildLayout: 1,
 		inputs:      debianInputs(packages),

@@ -45,6 +45,8 @@ type recipe struct {
 	image func(dir string) ([]docker.Entry, []string, error)
 	// envPath is the path in the folder that Info.Env names.
 	envPath string
+	// needs is what the build needs on this machine (Check).
+	needs []need
 }
 
 // recipes is the table of images, in build order. Its error says that a tag

@@ -2,11 +2,8 @@ package images
 
 import (
 	"context"
-	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 
 	"github.com/toolbox-collective/toolbox/deploy/docker"
@@ -45,6 +42,7 @@ func resticRecipe() recipe {
 				"openssh-client (no sftp: repositories), fuse (no restic mount), jq; its time zones are Go's embedded database rather than tzdata, and its CA roots are this host's " + caBundlePath + " (none if the host has none)",
 			Env: EnvResticBin,
 		},
+		needs:       needsGo,
 		folder:      "restic-" + resticVersion,
 		buildLayout: 1,
 		inputs: func(context.Context, *run, target) ([]input, error) {
@@ -58,35 +56,11 @@ func resticRecipe() recipe {
 	}
 }
 
-// buildRestic installs restic's own module at its version (its go.mod and
-// go.sum, nothing of ours) into dir/restic, as restic's release builds do
-// (static, -trimpath, stripped) but without the self-update command.
+// buildRestic installs restic's own module at its version into dir/restic,
+// as restic's release builds do (static, -trimpath, stripped) but without
+// the self-update command.
 func buildRestic(ctx context.Context, r *run, t target, dir string) error {
-	work, err := os.MkdirTemp("", "toolbox-restic-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(work)
-	env := append(staticEnv(t), "GOFLAGS=", "GOWORK=off")
-	bin := filepath.Join(work, "bin", "restic")
-	if t.GOOS == runtime.GOOS && t.GOARCH == runtime.GOARCH {
-		env = append(env, "GOBIN="+filepath.Dir(bin))
-	} else {
-		// As for Caddy: go install refuses GOBIN for another platform.
-		modcache, err := goCommand(ctx, "restic", work, nil, "env", "GOMODCACHE")
-		if err != nil {
-			return err
-		}
-		env = append(env, "GOBIN=", "GOPATH="+work, "GOMODCACHE="+strings.TrimSpace(string(modcache)))
-		bin = filepath.Join(work, "bin", t.GOOS+"_"+t.GOARCH, "restic")
-	}
-	if _, err := r.goBuild(ctx, "restic", work, env, "install", "-trimpath", "-ldflags=-s -w", "-tags="+resticTags, resticPackage); err != nil {
-		return err
-	}
-	if err := os.Rename(bin, filepath.Join(dir, "restic")); err != nil {
-		return fmt.Errorf("go install left no binary: %w", err)
-	}
-	return nil
+	return r.goInstall(ctx, "restic", t, resticPackage, dir, "restic", "-trimpath", "-ldflags=-s -w", "-tags="+resticTags)
 }
 
 // resticImage is laid out like the official image where restic looks: the

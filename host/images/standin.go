@@ -32,6 +32,7 @@ func standinRecipe() recipe {
 			Needs: "Go and the toolbox's source tree (a checkout of its repository)",
 			Lacks: "nothing: it is the tests' stand-in for a catalog app, made only here",
 		},
+		needs:       []need{needGo, needSource},
 		folder:      "standin",
 		buildLayout: 1,
 		inputs:      standinInputs,
