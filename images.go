@@ -15,11 +15,12 @@ import (
 // imagesCommand is `toolbox images build [--env] [name...]`.
 func imagesCommand(ctx context.Context, cfg config, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "build" {
-		return fmt.Errorf("usage: toolbox images build [--env] [name...] (names: %v)", images.Names())
+		return fmt.Errorf("usage: toolbox images build [--env] [--replace] [name...] (names: %v)", images.Names())
 	}
 	fs := flag.NewFlagSet("images build", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	env := fs.Bool("env", false, "also print, as KEY=VALUE lines, where the tests find the built servers")
+	replace := fs.Bool("replace", false, "replace images of the same tag that were not built here (official ones)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -30,7 +31,7 @@ func imagesCommand(ctx context.Context, cfg config, args []string, stdout, stder
 	defer e.Close()
 	start := time.Now()
 	// Progress goes to stderr, so that --env's lines alone are on stdout.
-	b := &images.Builder{Engine: e, CacheDir: cfg.CacheDir, Progress: func(line string) { fmt.Fprintln(stderr, line) }}
+	b := &images.Builder{Engine: e, CacheDir: cfg.CacheDir, Progress: func(line string) { fmt.Fprintln(stderr, line) }, Replace: *replace}
 	if err := b.Build(ctx, fs.Args()...); err != nil {
 		return err
 	}

@@ -45,7 +45,7 @@ func usage() string {
 Usage:
   toolbox up [--build-images]        deploy the proxy, the bot and Mattermost on the local Docker engine, and set them up;
                                      --build-images builds here the images no registry gives
-  toolbox images build [--env] [name...]
+  toolbox images build [--env] [--replace] [name...]
                                      build the images up and the tests need from Go modules and Debian's packages
                                      (names: ` + strings.Join(images.Names(), ", ") + `; --env prints where the tests find them)
   toolbox down [--yes] [--purge]     remove them (and the apps); --purge deletes their data too
