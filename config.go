@@ -13,6 +13,7 @@ import (
 
 	"github.com/toolbox-collective/toolbox/host"
 	"github.com/toolbox-collective/toolbox/host/images"
+	"github.com/toolbox-collective/toolbox/schedule"
 	"github.com/toolbox-collective/toolbox/state"
 )
 
@@ -49,6 +50,9 @@ type config struct {
 	BackupVolume     string                  // TOOLBOX_BACKUP_VOLUME: the local repository's volume
 	BackupPassword   state.Secret            // TOOLBOX_BACKUP_PASSWORD: the repository's password, to reach existing backups ("" generates one)
 	ResticImage      string                  // TOOLBOX_RESTIC_IMAGE
+	BackupSchedule   schedule.Spec           // TOOLBOX_BACKUP_SCHEDULE: when every app is backed up ("daily 03:00")
+	TimeZone         *time.Location          // TOOLBOX_TIME_ZONE: the zone schedules are written in (default the machine's)
+	timeZoneName     string                  // as given, passed on by up
 }
 
 // backupEnvKeys are the variables restic's backends read (OpenStack Swift,
@@ -150,6 +154,18 @@ func loadConfig(getenv func(string) string) (config, error) {
 		problems = append(problems, "TOOLBOX_CONFIRM_TTL is not a positive duration like 10m")
 	}
 	c.ConfirmTTL = ttl
+	spec, err := schedule.Parse(get("TOOLBOX_BACKUP_SCHEDULE", "daily 03:00"))
+	if err != nil {
+		problems = append(problems, "TOOLBOX_BACKUP_SCHEDULE: "+err.Error())
+	}
+	c.BackupSchedule = spec
+	c.TimeZone = time.Local
+	if tz := get("TOOLBOX_TIME_ZONE", ""); tz != "" {
+		c.timeZoneName = tz
+		if c.TimeZone, err = time.LoadLocation(tz); err != nil {
+			problems = append(problems, fmt.Sprintf("TOOLBOX_TIME_ZONE=%q is not a time zone like Europe/Paris", tz))
+		}
+	}
 	if err := c.LogLevel.UnmarshalText([]byte(get("TOOLBOX_LOG_LEVEL", "info"))); err != nil {
 		problems = append(problems, "TOOLBOX_LOG_LEVEL must be debug, info, warn or error")
 	}
@@ -167,6 +183,7 @@ func (c config) host() host.Config {
 		CatalogDir: c.CatalogDir, BotImage: c.Image, CaddyImage: c.CaddyImage, Version: version,
 		CacheDir: c.CacheDir, TeamName: c.TeamName, ChannelName: c.ChannelName, AdminUser: c.AdminUser,
 		ConfirmTTL: c.ConfirmTTL, ShutdownGrace: c.ShutdownGrace, LogLevel: c.LogLevel,
+		BackupSchedule: c.BackupSchedule.String(), TimeZone: c.timeZoneName,
 		BackupRepository: c.BackupRepository, BackupVolume: c.BackupVolume, BackupPassword: c.BackupPassword, BackupEnv: c.BackupEnv, ResticImage: c.ResticImage,
 	}
 }

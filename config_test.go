@@ -26,21 +26,24 @@ func TestLoadConfigDefaults(t *testing.T) {
 
 func TestLoadConfigListsEveryProblem(t *testing.T) {
 	_, err := loadConfig(envOf(map[string]string{
-		"TOOLBOX_LISTEN":         "nope",
-		"TOOLBOX_MATTERMOST_URL": "ftp://chat",
-		"TOOLBOX_PROXY_ADMIN":    "caddy:2019",
-		"TOOLBOX_SHUTDOWN_GRACE": "soon",
-		"TOOLBOX_CONFIRM_TTL":    "-1m",
-		"TOOLBOX_LOG_LEVEL":      "loud",
-		"TOOLBOX_LOCAL":          "maybe",
-		"TOOLBOX_PUBLIC_IP":      "everywhere",
-		"TOOLBOX_HTTPS_PORT":     "70000",
+		"TOOLBOX_LISTEN":          "nope",
+		"TOOLBOX_MATTERMOST_URL":  "ftp://chat",
+		"TOOLBOX_PROXY_ADMIN":     "caddy:2019",
+		"TOOLBOX_SHUTDOWN_GRACE":  "soon",
+		"TOOLBOX_CONFIRM_TTL":     "-1m",
+		"TOOLBOX_LOG_LEVEL":       "loud",
+		"TOOLBOX_LOCAL":           "maybe",
+		"TOOLBOX_PUBLIC_IP":       "everywhere",
+		"TOOLBOX_HTTPS_PORT":      "70000",
+		"TOOLBOX_BACKUP_SCHEDULE": "nightly",
+		"TOOLBOX_TIME_ZONE":       "Mars/Olympus",
 	}))
 	if err == nil {
 		t.Fatal("no error")
 	}
 	for _, want := range []string{"TOOLBOX_LISTEN", "TOOLBOX_MATTERMOST_URL", "TOOLBOX_PROXY_ADMIN", "TOOLBOX_SHUTDOWN_GRACE",
-		"TOOLBOX_CONFIRM_TTL", "TOOLBOX_LOG_LEVEL", "TOOLBOX_LOCAL", "TOOLBOX_PUBLIC_IP", "TOOLBOX_HTTPS_PORT"} {
+		"TOOLBOX_CONFIRM_TTL", "TOOLBOX_LOG_LEVEL", "TOOLBOX_LOCAL", "TOOLBOX_PUBLIC_IP", "TOOLBOX_HTTPS_PORT",
+		"TOOLBOX_BACKUP_SCHEDULE", "TOOLBOX_TIME_ZONE"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("the error does not name %s: %v", want, err)
 		}

@@ -50,7 +50,8 @@ func TestProgram(t *testing.T) {
 	}
 	env := map[string]string{
 		"TOOLBOX_STATE": statePath, "TOOLBOX_LISTEN": "127.0.0.1:0", "TOOLBOX_SHUTDOWN_GRACE": "5s",
-		"DOCKER_HOST": "unix:///nonexistent/docker.sock", // no app verb reaches the engine here
+		"DOCKER_HOST":             "unix:///nonexistent/docker.sock", // no app verb reaches the engine here
+		"TOOLBOX_BACKUP_SCHEDULE": "daily 04:30", "TOOLBOX_TIME_ZONE": "Europe/Paris",
 	}
 	getenv := func(k string) string { return env[k] }
 
@@ -63,13 +64,16 @@ func TestProgram(t *testing.T) {
 		done <- run(ctx, []string{"serve"}, getenv, strings.NewReader(""), io.Discard, logW)
 		logW.Close()
 	}()
-	addr := make(chan string, 1)
+	addr, scheduled := make(chan string, 1), make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(logR)
 		re := regexp.MustCompile(`msg="toolbox serving" addr=(\S+)`)
 		for sc.Scan() {
 			if m := re.FindStringSubmatch(sc.Text()); m != nil {
 				addr <- m[1]
+			}
+			if strings.Contains(sc.Text(), `msg="backups scheduled"`) {
+				scheduled <- sc.Text()
 			}
 		}
 	}()
@@ -81,6 +85,15 @@ func TestProgram(t *testing.T) {
 		t.Fatalf("serve stopped at once: %v", err)
 	case <-time.After(30 * time.Second):
 		t.Fatal("serve did not start within 30 s")
+	}
+
+	select {
+	case line := <-scheduled:
+		if !strings.Contains(line, `schedule="daily 04:30"`) {
+			t.Errorf("the scheduled backups: %s; want daily 04:30", line)
+		}
+	default:
+		t.Error("serve did not schedule the backups")
 	}
 
 	form := url.Values{"token": {commandToken}, "team_id": {teamID}, "user_id": {"u1"}, "user_name": {"ana"}, "channel_id": {"channel1"}, "text": {"version"}}

@@ -7,10 +7,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/toolbox-collective/toolbox/bot"
+	"github.com/toolbox-collective/toolbox/commands"
 	"github.com/toolbox-collective/toolbox/control"
+	"github.com/toolbox-collective/toolbox/schedule"
 	"github.com/toolbox-collective/toolbox/state"
 )
 
@@ -65,6 +68,29 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	} else if len(interrupted) > 0 {
 		log.Warn("jobs interrupted by the previous stop", "count", len(interrupted))
 	}
+	// The nightly backups run as the operator's `backup now`, reporting in
+	// the toolbox channel like any job.
+	sched := schedule.New(schedule.Config{Location: cfg.TimeZone, Store: st, Logger: log})
+	if err := sched.Add("backup", cfg.BackupSchedule, func(ctx context.Context, _ time.Time) error {
+		r := control.RunAndWait(ctx, router, st, commands.Request{
+			Caller: commands.Caller{UserName: "schedule", Terminal: true, ChannelID: live.ChannelID()}, Text: "backup now", Confirmed: true,
+		})
+		if r.Failed {
+			return errors.New(r.Text)
+		}
+		return nil
+	}); err != nil {
+		ln.Close()
+		ctl.Close()
+		return err
+	}
+	schedCtx, stopSched := context.WithCancel(jobsRoot)
+	var scheduled sync.WaitGroup
+	scheduled.Go(func() { _ = sched.Run(schedCtx) })
+	defer func() { stopSched(); scheduled.Wait() }()
+	if next, ok := sched.Next("backup"); ok {
+		log.Info("backups scheduled", "schedule", cfg.BackupSchedule.String(), "next", next)
+	}
 	srv := bot.NewServer(live)
 	ctlSrv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: (&control.Server{
 		Router: router, Store: st, ChannelID: live.ChannelID, Log: log,
@@ -87,6 +113,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	case <-ctx.Done():
 	}
 	log.Info("draining", "grace", cfg.ShutdownGrace)
+	stopSched() // no new scheduled run; a running one's job drains below
 	router.Drain()
 	graceCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	if err := router.Jobs().Shutdown(graceCtx); err != nil {

@@ -31,6 +31,8 @@ type Config struct {
 	CacheDir    string // the image builder's cache; "" is its default
 
 	// Where the backups go, and restic's image; passed on to the bot.
+	BackupSchedule   string // "daily 03:00"
+	TimeZone         string // "" is the bot's (UTC in its container)
 	BackupRepository string
 	BackupVolume     string
 	BackupPassword   state.Secret

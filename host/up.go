@@ -313,6 +313,12 @@ func ensureBot(ctx context.Context, e *docker.Engine, cfg Config, image string, 
 	if cfg.ResticImage != "" {
 		env["TOOLBOX_RESTIC_IMAGE"] = cfg.ResticImage
 	}
+	if cfg.BackupSchedule != "" {
+		env["TOOLBOX_BACKUP_SCHEDULE"] = cfg.BackupSchedule
+	}
+	if cfg.TimeZone != "" {
+		env["TOOLBOX_TIME_ZONE"] = cfg.TimeZone
+	}
 	if cfg.BackupPassword != "" {
 		env["TOOLBOX_BACKUP_PASSWORD"] = cfg.BackupPassword.Reveal()
 	}
