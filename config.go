@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/toolbox-collective/toolbox/deploy/backup"
 	"github.com/toolbox-collective/toolbox/host"
 	"github.com/toolbox-collective/toolbox/host/images"
 	"github.com/toolbox-collective/toolbox/schedule"
@@ -50,6 +51,7 @@ type config struct {
 	BackupVolume     string                  // TOOLBOX_BACKUP_VOLUME: the local repository's volume
 	BackupPassword   state.Secret            // TOOLBOX_BACKUP_PASSWORD: the repository's password, to reach existing backups ("" generates one)
 	ResticImage      string                  // TOOLBOX_RESTIC_IMAGE
+	BackupKeep       backup.Policy           // TOOLBOX_BACKUP_KEEP: the retention after each run ("daily 7 weekly 4 monthly 6")
 	BackupSchedule   schedule.Spec           // TOOLBOX_BACKUP_SCHEDULE: when every app is backed up ("daily 03:00")
 	TimeZone         *time.Location          // TOOLBOX_TIME_ZONE: the zone schedules are written in (default the machine's)
 	timeZoneName     string                  // as given, passed on by up
@@ -154,6 +156,11 @@ func loadConfig(getenv func(string) string) (config, error) {
 		problems = append(problems, "TOOLBOX_CONFIRM_TTL is not a positive duration like 10m")
 	}
 	c.ConfirmTTL = ttl
+	keep, err := backup.ParsePolicy(get("TOOLBOX_BACKUP_KEEP", "daily 7 weekly 4 monthly 6"))
+	if err != nil {
+		problems = append(problems, "TOOLBOX_BACKUP_KEEP: "+err.Error())
+	}
+	c.BackupKeep = keep
 	spec, err := schedule.Parse(get("TOOLBOX_BACKUP_SCHEDULE", "daily 03:00"))
 	if err != nil {
 		problems = append(problems, "TOOLBOX_BACKUP_SCHEDULE: "+err.Error())
@@ -183,7 +190,7 @@ func (c config) host() host.Config {
 		CatalogDir: c.CatalogDir, BotImage: c.Image, CaddyImage: c.CaddyImage, Version: version,
 		CacheDir: c.CacheDir, TeamName: c.TeamName, ChannelName: c.ChannelName, AdminUser: c.AdminUser,
 		ConfirmTTL: c.ConfirmTTL, ShutdownGrace: c.ShutdownGrace, LogLevel: c.LogLevel,
-		BackupSchedule: c.BackupSchedule.String(), TimeZone: c.timeZoneName,
+		BackupSchedule: c.BackupSchedule.String(), TimeZone: c.timeZoneName, BackupKeep: c.BackupKeep.String(),
 		BackupRepository: c.BackupRepository, BackupVolume: c.BackupVolume, BackupPassword: c.BackupPassword, BackupEnv: c.BackupEnv, ResticImage: c.ResticImage,
 	}
 }

@@ -37,13 +37,14 @@ func TestLoadConfigListsEveryProblem(t *testing.T) {
 		"TOOLBOX_HTTPS_PORT":      "70000",
 		"TOOLBOX_BACKUP_SCHEDULE": "nightly",
 		"TOOLBOX_TIME_ZONE":       "Mars/Olympus",
+		"TOOLBOX_BACKUP_KEEP":     "forever",
 	}))
 	if err == nil {
 		t.Fatal("no error")
 	}
 	for _, want := range []string{"TOOLBOX_LISTEN", "TOOLBOX_MATTERMOST_URL", "TOOLBOX_PROXY_ADMIN", "TOOLBOX_SHUTDOWN_GRACE",
 		"TOOLBOX_CONFIRM_TTL", "TOOLBOX_LOG_LEVEL", "TOOLBOX_LOCAL", "TOOLBOX_PUBLIC_IP", "TOOLBOX_HTTPS_PORT",
-		"TOOLBOX_BACKUP_SCHEDULE", "TOOLBOX_TIME_ZONE"} {
+		"TOOLBOX_BACKUP_SCHEDULE", "TOOLBOX_TIME_ZONE", "TOOLBOX_BACKUP_KEEP"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("the error does not name %s: %v", want, err)
 		}

@@ -41,7 +41,7 @@ func newAppDeps(cfg config, st *state.Store, m *engine.Engine) (*commands.AppDep
 		Catalog: catalog.New(extra), Engine: m, Store: st, BaseDomain: cfg.BaseDomain, Scheme: "http",
 	}
 	apps.Backups = engine.NewBackups(m, engine.BackupConfig{
-		ResticImage: cfg.ResticImage, Repository: cfg.BackupRepository, LocalVolume: cfg.BackupVolume, Env: revealAll(cfg.BackupEnv),
+		ResticImage: cfg.ResticImage, Repository: cfg.BackupRepository, LocalVolume: cfg.BackupVolume, Keep: cfg.BackupKeep, Env: revealAll(cfg.BackupEnv),
 		Password: func() (string, error) {
 			if cfg.BackupPassword != "" {
 				return cfg.BackupPassword.Reveal(), nil // the operator gave an existing repository's key

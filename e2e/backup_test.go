@@ -56,6 +56,14 @@ func TestBackupStandin(t *testing.T) {
 	if !strings.Contains(out, "3 snapshots") {
 		t.Fatalf("second backup answered:\n%s", out)
 	}
+	// The default retention (daily 7 weekly 4 monthly 6) ran after each run.
+	// With fewer days than it keeps, restic 0.18 also keeps each group's
+	// oldest snapshot ("oldest daily snapshot"): both runs stay. What a policy
+	// keeps over a year is deploy/backup's TestForgetYearOfDailyBackups.
+	list = toolboxRun(t, env, "do", "backups "+app)
+	if n := strings.Count(list, "| "+app+" |"); n != 6 {
+		t.Errorf("after two runs on one day, backups lists %d snapshots, want 6:\n%s", n, list)
+	}
 
 	// The key is shown on the terminal, and opens the repository with plain restic.
 	keyOut := toolboxRun(t, env, "backup", "key")

@@ -38,6 +38,8 @@ type BackupConfig struct {
 	Env map[string]string
 	// Password returns the repository's password (kept in the state).
 	Password func() (string, error)
+	// Keep is the retention applied after each app's run (zero: none).
+	Keep backup.Policy
 	// State writes a hot copy of the toolbox's state: it goes in every run,
 	// so that the repository alone is enough to rebuild.
 	State func(w io.Writer) (int64, error)
@@ -222,6 +224,16 @@ func (b *Backups) Backup(ctx context.Context, req commands.BackupRequest, progre
 		}
 		if err := save("state", backup.BackupSpec{Stdin: &state, StdinFilename: "toolbox.db"}, nil); err != nil {
 			return snaps, err
+		}
+	}
+	if !b.cfg.Keep.IsZero() {
+		progress("applying the retention: keep " + b.cfg.Keep.String())
+		// Whole stream snapshots and volume snapshots, each group by its path;
+		// a stream cut short is never one the policy keeps in place of a whole one.
+		for _, tags := range [][]string{{"app=" + req.App, backup.CompleteTag}, {"app=" + req.App, "what=volumes"}} {
+			if _, err := repo.Forget(ctx, b.cfg.Keep, tags, true); err != nil {
+				return snaps, fmt.Errorf("the backup of %s was made, but applying the retention failed: %w", req.App, err)
+			}
 		}
 	}
 	return snaps, nil

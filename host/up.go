@@ -316,6 +316,9 @@ func ensureBot(ctx context.Context, e *docker.Engine, cfg Config, image string, 
 	if cfg.BackupSchedule != "" {
 		env["TOOLBOX_BACKUP_SCHEDULE"] = cfg.BackupSchedule
 	}
+	if cfg.BackupKeep != "" {
+		env["TOOLBOX_BACKUP_KEEP"] = cfg.BackupKeep
+	}
 	if cfg.TimeZone != "" {
 		env["TOOLBOX_TIME_ZONE"] = cfg.TimeZone
 	}
