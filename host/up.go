@@ -304,29 +304,21 @@ func ensureBot(ctx context.Context, e *docker.Engine, cfg Config, image string, 
 		"TOOLBOX_LOG_LEVEL":      cfg.LogLevel.String(),
 		"TOOLBOX_MM_ADMIN_USER":  cfg.AdminUser,
 	}
-	if cfg.ACMEEmail != "" {
-		env["TOOLBOX_ACME_EMAIL"] = cfg.ACMEEmail
-	}
-	if cfg.BackupRepository != "" {
-		env["TOOLBOX_BACKUP_REPOSITORY"] = cfg.BackupRepository
-	}
-	if cfg.ResticImage != "" {
-		env["TOOLBOX_RESTIC_IMAGE"] = cfg.ResticImage
-	}
-	if cfg.BackupSchedule != "" {
-		env["TOOLBOX_BACKUP_SCHEDULE"] = cfg.BackupSchedule
-	}
-	if cfg.BackupKeep != "" {
-		env["TOOLBOX_BACKUP_KEEP"] = cfg.BackupKeep
-	}
-	if cfg.TimeZone != "" {
-		env["TOOLBOX_TIME_ZONE"] = cfg.TimeZone
-	}
-	if cfg.BackupPassword != "" {
-		env["TOOLBOX_BACKUP_PASSWORD"] = cfg.BackupPassword.Reveal()
-	}
-	if cfg.BackupVolume != "" {
-		env["TOOLBOX_BACKUP_VOLUME"] = cfg.BackupVolume
+	// Optional settings are passed on only when set, so that the bot's own
+	// defaults apply otherwise.
+	for key, value := range map[string]string{
+		"TOOLBOX_ACME_EMAIL":        cfg.ACMEEmail,
+		"TOOLBOX_BACKUP_REPOSITORY": cfg.BackupRepository,
+		"TOOLBOX_RESTIC_IMAGE":      cfg.ResticImage,
+		"TOOLBOX_BACKUP_SCHEDULE":   cfg.BackupSchedule,
+		"TOOLBOX_BACKUP_KEEP":       cfg.BackupKeep,
+		"TOOLBOX_TIME_ZONE":         cfg.TimeZone,
+		"TOOLBOX_BACKUP_PASSWORD":   cfg.BackupPassword.Reveal(),
+		"TOOLBOX_BACKUP_VOLUME":     cfg.BackupVolume,
+	} {
+		if value != "" {
+			env[key] = value
+		}
 	}
 	for k, v := range cfg.BackupEnv {
 		env[k] = v.Reveal()
