@@ -78,6 +78,22 @@ type Info struct {
 	SwarmState        string // "inactive", "active", ...
 }
 
+// GOARCH is the Go architecture of the engine's machine (Architecture is
+// uname -m): what a static binary for its containers is built for.
+func (i Info) GOARCH() string {
+	switch i.Architecture {
+	case "x86_64", "amd64":
+		return "amd64"
+	case "aarch64", "arm64":
+		return "arm64"
+	case "armv7l", "arm":
+		return "arm"
+	case "i386", "i686":
+		return "386"
+	}
+	return i.Architecture
+}
+
 // Connect reaches the engine described by cfg, negotiates the API version
 // and pings it. An unreachable engine gives an error naming the host.
 func Connect(ctx context.Context, cfg Config) (*Engine, error) {

@@ -47,7 +47,7 @@ func builtImage(t *testing.T, e *docker.Engine, name string) string {
 		}
 		rc := rs[0]
 		rc.Tag = "toolbox-test/" + name + ":dev"
-		ti.tag, ti.err = rc.Tag, r.image(ctx, rc, target{"linux", goarch(info.Architecture)})
+		ti.tag, ti.err = rc.Tag, r.image(ctx, rc, target{"linux", info.GOARCH()})
 	})
 	if ti.err != nil {
 		t.Fatal(ti.err)

@@ -301,25 +301,10 @@ func engineTarget(ctx context.Context, e *docker.Engine) (target, error) {
 	if err != nil {
 		return target{}, fmt.Errorf("images: %w", err)
 	}
-	return target{GOOS: "linux", GOARCH: goarch(info.Architecture)}, nil
+	return target{GOOS: "linux", GOARCH: info.GOARCH()}, nil
 }
 
 // target is the platform a build is for.
 type target struct{ GOOS, GOARCH string }
 
 func (t target) String() string { return t.GOOS + "/" + t.GOARCH }
-
-// goarch turns an engine's architecture (uname -m) into GOARCH.
-func goarch(engineArch string) string {
-	switch engineArch {
-	case "x86_64", "amd64":
-		return "amd64"
-	case "aarch64", "arm64":
-		return "arm64"
-	case "armv7l", "arm":
-		return "arm"
-	case "i386", "i686":
-		return "386"
-	}
-	return engineArch
-}

@@ -422,7 +422,7 @@ func TestBuildStandin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tg := target{"linux", goarch(info.Architecture)}
+	tg := target{"linux", info.GOARCH()}
 
 	build := func() string {
 		t.Helper()

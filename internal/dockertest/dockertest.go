@@ -178,7 +178,7 @@ func buildGoImage(e *docker.Engine, pkg, tag string) (string, error) {
 	bin := filepath.Join(dir, name)
 
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, pkg)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch(info.Architecture))
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+info.GOARCH())
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build: %v\n%s", err, out)
 	}
@@ -204,18 +204,6 @@ func buildGoImage(e *docker.Engine, pkg, tag string) (string, error) {
 		}
 	}
 	return tag, nil
-}
-
-func goarch(engineArch string) string {
-	switch engineArch {
-	case "x86_64", "amd64":
-		return "amd64"
-	case "aarch64", "arm64":
-		return "arm64"
-	case "armv7l", "arm":
-		return "arm"
-	}
-	return engineArch
 }
 
 func fileHash(name string) (string, error) {
