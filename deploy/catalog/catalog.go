@@ -27,6 +27,7 @@ import (
 	"io/fs"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/toolbox-collective/toolbox/internal/names"
@@ -96,14 +97,42 @@ type Entry struct {
 
 // Dump is a backup hook: Command, run in Service's container, writes the dump
 // to stdout; Restore, run in a fresh Service container of the same version,
-// reads it back from stdin. Both may use the container's own environment, for
-// example sh -c 'mariadb-dump ... -p"$MARIADB_PASSWORD"'. The backup stores
-// the dump under File.
+// reads it back from stdin. The backup stores the dump under File.
+//
+// Check proves that a restore loaded data: run in a Service container once
+// Restore has returned, it exits 0 and prints on stdout one non-negative
+// integer (see ParseCheck), the number of rows of a table that every
+// installed instance fills; CheckNoun says what those rows are, so that a
+// restore can report "412 users".
+//
+// The three commands may use the container's own environment, passwords
+// included, but never put a password in their arguments, where every user of
+// the machine sees it: for example sh -c 'MYSQL_PWD="$MARIADB_PASSWORD" exec
+// mariadb-dump ...', or PostgreSQL's local socket, which needs none.
 type Dump struct {
-	Service string
-	Command []string
-	Restore []string
-	File    string // such as "wordpress.sql"
+	Service   string
+	Command   []string
+	Restore   []string
+	Check     []string
+	CheckNoun string // plural, lowercase: "users", "pages"
+	File      string // such as "wordpress.sql"
+}
+
+// ParseCheck reads what d.Check printed: one non-negative decimal integer,
+// with surrounding white space (psql and mariadb end it with a newline).
+func (d Dump) ParseCheck(stdout []byte) (int64, error) {
+	s := strings.TrimSpace(string(stdout))
+	if s == "" || strings.Trim(s, "0123456789") != "" {
+		if len(s) > 40 {
+			s = s[:40] + "..."
+		}
+		return 0, fmt.Errorf("catalog: check of %s printed %q, want a count of %s", d.File, s, d.CheckNoun)
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("catalog: check of %s: %w", d.File, err)
+	}
+	return n, nil
 }
 
 // SecretSpec is a secret the toolbox generates once per instance and passes

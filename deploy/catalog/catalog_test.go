@@ -91,7 +91,7 @@ func TestEntries(t *testing.T) {
 			}
 			// Hooks are exec'd as is: Compose escapes ($$) are already undone.
 			for _, d := range a.Dumps {
-				for _, arg := range slices.Concat(d.Command, d.Restore) {
+				for _, arg := range slices.Concat(d.Command, d.Restore, d.Check) {
 					if strings.Contains(arg, "$$") {
 						t.Errorf("dump %s: %q still has $$", d.File, arg)
 					}
@@ -115,7 +115,7 @@ func TestDumpsKeepPasswordsOutOfArguments(t *testing.T) {
 	}
 	for _, a := range apps {
 		for _, d := range a.Dumps {
-			for _, cmd := range [][]string{d.Command, d.Restore} {
+			for _, cmd := range [][]string{d.Command, d.Restore, d.Check} {
 				line := strings.Join(cmd, " ")
 				if strings.Contains(line, ` -p"`) || strings.Contains(line, ` -p$`) || strings.Contains(line, "--password") {
 					t.Errorf("%s: %q passes a password in the arguments", a.Name, line)
@@ -245,15 +245,88 @@ func TestValidFixture(t *testing.T) {
 	}
 	if got, want := a.Dumps, []Dump{{
 		Service: "db", File: "web.sql",
-		Command: []string{"sh", "-c", `exec pg_dump -U "$POSTGRES_USER"`},
-		Restore: []string{"sh", "-c", `exec psql -U "$POSTGRES_USER"`},
+		Command:   []string{"sh", "-c", `exec pg_dump -U "$POSTGRES_USER"`},
+		Restore:   []string{"sh", "-c", `exec psql -U "$POSTGRES_USER"`},
+		Check:     []string{"sh", "-c", `exec psql -U "$POSTGRES_USER" -tA -c "SELECT count(*) FROM items"`},
+		CheckNoun: "items",
 	}}; !slices.EqualFunc(got, want, func(a, b Dump) bool {
-		return a.Service == b.Service && a.File == b.File && slices.Equal(a.Command, b.Command) && slices.Equal(a.Restore, b.Restore)
+		return a.Service == b.Service && a.File == b.File && slices.Equal(a.Command, b.Command) &&
+			slices.Equal(a.Restore, b.Restore) && slices.Equal(a.Check, b.Check) && a.CheckNoun == b.CheckNoun
 	}) {
 		t.Errorf("Dumps = %q, want %q", got, want)
 	}
 	if got, want := a.Images(), []string{"example/web:1.2.3", "postgres:17.10"}; !slices.Equal(got, want) {
 		t.Errorf("Images() = %v, want %v", got, want)
+	}
+}
+
+// TestChecks: every dump of the catalog says how a restore proves that it
+// loaded data, and the counting commands print nothing but the number.
+func TestChecks(t *testing.T) {
+	t.Parallel()
+	apps, err := New(standincatalog.Files).All()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range apps {
+		for _, d := range a.Dumps {
+			if len(d.Check) == 0 || d.CheckNoun == "" {
+				t.Errorf("%s: dump %s: Check = %q, CheckNoun = %q", a.Name, d.File, d.Check, d.CheckNoun)
+			}
+			line := strings.Join(d.Check, " ")
+			switch {
+			case strings.Contains(line, "mariadb"):
+				// -N: no column name above the number; -B: no table frame.
+				if !strings.Contains(line, " -N -B ") {
+					t.Errorf("%s: check %q: mariadb without -N -B prints more than the number", a.Name, line)
+				}
+			case strings.Contains(line, "psql"):
+				// -t: no header or row count footer; -A: no padding.
+				if !strings.Contains(line, " -tA ") {
+					t.Errorf("%s: check %q: psql without -tA prints more than the number", a.Name, line)
+				}
+			}
+		}
+	}
+}
+
+func TestParseCheck(t *testing.T) {
+	t.Parallel()
+	d := Dump{File: "wordpress.sql", CheckNoun: "options"}
+	tests := []struct {
+		out  string
+		want int64 // -1: an error
+	}{
+		{"412\n", 412},
+		{"0\n", 0},
+		{" 7 \r\n", 7},
+		{"9223372036854775807", 1<<63 - 1},
+		{"", -1},
+		{"\n", -1},
+		{"-1\n", -1},
+		{"+3", -1},
+		{"3.0", -1},
+		{"count\n412\n", -1},
+		{"412\n413\n", -1},
+		{"(1 row)", -1},
+		{"9223372036854775808", -1},
+		{"ERROR:  relation \"wp_options\" does not exist", -1},
+	}
+	for _, tt := range tests {
+		got, err := d.ParseCheck([]byte(tt.out))
+		if tt.want < 0 {
+			if err == nil {
+				t.Errorf("ParseCheck(%q) = %d, want an error", tt.out, got)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("ParseCheck(%q) = %d, %v, want %d", tt.out, got, err, tt.want)
+		}
+	}
+	_, err := d.ParseCheck([]byte("Table 'wordpress.wp_options' doesn't exist"))
+	if err == nil || !strings.Contains(err.Error(), "wordpress.sql") || !strings.Contains(err.Error(), "options") {
+		t.Errorf("ParseCheck(an error message) = %v, want an error naming the dump and what it counts", err)
 	}
 }
 
@@ -292,6 +365,8 @@ func TestBrokenEntries(t *testing.T) {
 		{"bad_size", `disk: "lots": size must be`},
 		{"healthy_without_healthcheck", "depends on db being healthy, but db has no healthcheck"},
 		{"missing_restore", "dumps[0]: missing restore"},
+		{"missing_check", "dumps[0]: missing check: the command that prints how many rows the restored web.sql holds"},
+		{"bad_check_counts", `dumps[0]: check_counts "Items!" is not lowercase words`},
 		{"no_restart", "service web: restart must be always or unless-stopped"},
 		{"short_secret", "secret DB_PASSWORD: length 8 is not between 16 and 128"},
 		{"required_with_default", "setting GREETING: a required setting has no default"},
@@ -438,6 +513,11 @@ func FuzzParse(f *testing.F) {
 		}
 		if a.Description == "" || len(a.Dumps) == 0 || a.Memory.Min > a.Memory.Recommended {
 			t.Fatalf("parse accepted an invalid entry: %+v", a)
+		}
+		for _, d := range a.Dumps {
+			if len(d.Restore) == 0 || len(d.Check) == 0 || d.CheckNoun == "" {
+				t.Fatalf("parse accepted a dump without restore or check: %+v", d)
+			}
 		}
 		for _, img := range a.Images() {
 			if err := checkPinned(img); err != nil {

@@ -28,9 +28,11 @@ package catalog
 //     service has expose.
 //   - Every dump, post-install step and build names an existing service;
 //     commands are not empty; dump files are plain, distinct file names;
-//     every dump has a restore command. A build has an https repository, a
-//     ref, a pinned base image, a command and an output image other than the
-//     service's (pinned) image, and builds the app's version.
+//     every dump has a restore command, and a check command with what it
+//     counts (check_counts: lowercase words, such as users). A build has an
+//     https repository, a ref, a pinned base image, a command and an output
+//     image other than the service's (pinned) image, and builds the app's
+//     version.
 //   - Data volumes are declared named volumes that a service mounts; every
 //     service volume is a named volume declared at the top level, with no
 //     driver options.
@@ -45,6 +47,7 @@ package catalog
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -91,10 +94,12 @@ type xEntry struct {
 }
 
 type xDump struct {
-	Service string   `yaml:"service"`
-	File    string   `yaml:"file"`
-	Command []string `yaml:"command"`
-	Restore []string `yaml:"restore"`
+	Service   string   `yaml:"service"`
+	File      string   `yaml:"file"`
+	Command   []string `yaml:"command"`
+	Restore   []string `yaml:"restore"`
+	Check     []string `yaml:"check"`
+	CheckNoun string   `yaml:"check_counts"`
 }
 
 type xSecret struct {
@@ -137,6 +142,7 @@ var (
 	variableName = regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
 	versionTag   = regexp.MustCompile(`^v?[0-9]+(\.[0-9]+)+`)
 	fileName     = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*\.[a-z0-9]+$`)
+	checkNoun    = regexp.MustCompile(`^[a-z]+( [a-z]+)*$`)
 )
 
 // Secret lengths the catalog accepts.
@@ -426,6 +432,16 @@ func (v *validator) checkMeta(name string, m xToolbox) App {
 		if len(d.Restore) == 0 {
 			v.addf("%s: missing restore", where)
 		}
+		if len(d.Check) == 0 {
+			v.addf("%s: missing check: the command that prints how many rows the restored %s holds (such as users), to prove that a restore loaded data",
+				where, cmp.Or(d.File, "dump"))
+		}
+		switch {
+		case d.CheckNoun == "":
+			v.addf("%s: missing check_counts: what check counts, such as users", where)
+		case !checkNoun.MatchString(d.CheckNoun):
+			v.addf("%s: check_counts %q is not lowercase words, such as users", where, d.CheckNoun)
+		}
 		if d.File != "" && !fileName.MatchString(d.File) {
 			v.addf("%s: file %q is not a plain file name with an extension", where, d.File)
 		}
@@ -433,7 +449,10 @@ func (v *validator) checkMeta(name string, m xToolbox) App {
 			v.addf("%s: file %q is used twice", where, d.File)
 		}
 		files[d.File] = true
-		a.Dumps = append(a.Dumps, Dump{Service: d.Service, Command: d.Command, Restore: d.Restore, File: d.File})
+		a.Dumps = append(a.Dumps, Dump{
+			Service: d.Service, Command: d.Command, Restore: d.Restore,
+			Check: d.Check, CheckNoun: d.CheckNoun, File: d.File,
+		})
 	}
 
 	names := map[string]bool{}
