@@ -230,13 +230,13 @@ func TestBackupRestoreDumpCheck(t *testing.T) {
 		t.Error("Dump of a file the snapshot lacks = nil error")
 	}
 
-	if err := repo.Restore(ctx, RestoreSpec{Snapshot: first.SnapshotID, From: VolumePath("wp_data"), Volume: "wp_restored"}); err != nil {
+	if _, err := repo.Restore(ctx, RestoreSpec{Snapshot: first.SnapshotID, From: VolumePath("wp_data"), Volume: "wp_restored"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := checksums(t, l.volume("wp_restored")), checksums(t, data); !maps.Equal(got, want) {
 		t.Errorf("restored %v, want %v", got, want)
 	}
-	if err := repo.Restore(ctx, RestoreSpec{Snapshot: first.SnapshotID, From: VolumePath("wp_data"), Volume: "wp_config_only", Include: []string{"/wp-config.php"}}); err != nil {
+	if _, err := repo.Restore(ctx, RestoreSpec{Snapshot: first.SnapshotID, From: VolumePath("wp_data"), Volume: "wp_config_only", Include: []string{"/wp-config.php"}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := checksums(t, l.volume("wp_config_only")); len(got) != 1 || got["wp-config.php"] != checksums(t, data)["wp-config.php"] {

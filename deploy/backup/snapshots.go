@@ -9,6 +9,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -200,25 +201,68 @@ type RestoreSpec struct {
 	Delete bool
 }
 
-// Restore writes a snapshot's folder into a volume.
-func (r *Repository) Restore(ctx context.Context, spec RestoreSpec) error {
+// RestoreProgress is restic's status during a restore. restic 0.18 tells
+// no time remaining for a restore.
+type RestoreProgress struct {
+	PercentDone   float64 // 0 to 1 of TotalBytes
+	TotalFiles    uint64  // files, folders and links to write, not the skipped ones
+	FilesRestored uint64
+	FilesSkipped  uint64 // already in the volume as in the snapshot
+	FilesDeleted  uint64 // with RestoreSpec.Delete
+	TotalBytes    uint64 // of the files to write
+	BytesRestored uint64
+	BytesSkipped  uint64
+	Elapsed       time.Duration // in whole seconds, as restic counts
+}
+
+// RestoreSummary is what a restore did: restic's last status.
+type RestoreSummary = RestoreProgress
+
+// resticRestoreStatus is restic's status and summary lines of restore
+// --json (internal/ui/restore/json.go); the summary has no percent_done.
+type resticRestoreStatus struct {
+	MessageType    string  `json:"message_type"`
+	SecondsElapsed uint64  `json:"seconds_elapsed"`
+	PercentDone    float64 `json:"percent_done"`
+	TotalFiles     uint64  `json:"total_files"`
+	FilesRestored  uint64  `json:"files_restored"`
+	FilesSkipped   uint64  `json:"files_skipped"`
+	FilesDeleted   uint64  `json:"files_deleted"`
+	TotalBytes     uint64  `json:"total_bytes"`
+	BytesRestored  uint64  `json:"bytes_restored"`
+	BytesSkipped   uint64  `json:"bytes_skipped"`
+}
+
+func (s resticRestoreStatus) progress() RestoreProgress {
+	return RestoreProgress{PercentDone: s.PercentDone, TotalFiles: s.TotalFiles, FilesRestored: s.FilesRestored,
+		FilesSkipped: s.FilesSkipped, FilesDeleted: s.FilesDeleted, TotalBytes: s.TotalBytes,
+		BytesRestored: s.BytesRestored, BytesSkipped: s.BytesSkipped,
+		Elapsed: time.Duration(s.SecondsElapsed) * time.Second}
+}
+
+// Restore writes a snapshot's folder into a volume, calling progress (if
+// not nil) with restic's status twice a second at most and, when restic
+// finished, once more with its summary, from one goroutine at a time. A
+// restore that restic finished with errors (some files not written)
+// returns its summary with the error.
+func (r *Repository) Restore(ctx context.Context, spec RestoreSpec, progress func(RestoreProgress)) (RestoreSummary, error) {
 	if err := validSnapshotID(spec.Snapshot); err != nil {
-		return err
+		return RestoreSummary{}, err
 	}
 	if !validVolume(spec.Volume) {
-		return fmt.Errorf("backup: restore: volume name %q is not a Docker volume's", spec.Volume)
+		return RestoreSummary{}, fmt.Errorf("backup: restore: volume name %q is not a Docker volume's", spec.Volume)
 	}
 	src := spec.Snapshot
 	if spec.From != "" {
 		if !strings.HasPrefix(spec.From, "/") || strings.ContainsAny(spec.From, "\n\x00") {
-			return fmt.Errorf("backup: restore: from %q: want an absolute path of the snapshot", spec.From)
+			return RestoreSummary{}, fmt.Errorf("backup: restore: from %q: want an absolute path of the snapshot", spec.From)
 		}
 		src += ":" + spec.From
 	}
 	args := []string{"--target", RestoreDir}
 	for _, inc := range spec.Include {
 		if inc == "" || strings.ContainsAny(inc, "\n\x00") {
-			return fmt.Errorf("backup: restore: include %q", inc)
+			return RestoreSummary{}, fmt.Errorf("backup: restore: include %q", inc)
 		}
 		args = append(args, "--include", inc)
 	}
@@ -226,13 +270,63 @@ func (r *Repository) Restore(ctx context.Context, spec RestoreSpec) error {
 		args = append(args, "--delete")
 	}
 	args = append(args, "--", src)
-	_, err := r.run(ctx, call{command: []string{"restore"}, json: true, args: args,
+
+	var (
+		mu       sync.Mutex
+		summary  *RestoreSummary
+		last     *RestoreProgress // the latest status, not yet given to progress
+		reported time.Time
+	)
+	stdout := &lineWriter{line: func(line []byte) {
+		var s resticRestoreStatus
+		if json.Unmarshal(line, &s) != nil {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		switch s.MessageType {
+		case "status":
+			if progress == nil {
+				return
+			}
+			p := s.progress()
+			if now := time.Now(); now.Sub(reported) >= progressEvery {
+				reported, last = now, nil
+				progress(p)
+			} else {
+				last = &p
+			}
+		case "summary":
+			sum := s.progress()
+			sum.PercentDone = 1
+			if sum.TotalBytes > 0 {
+				sum.PercentDone = float64(sum.BytesRestored) / float64(sum.TotalBytes)
+			}
+			summary = &sum
+		}
+	}}
+	_, err := r.run(ctx, call{command: []string{"restore"}, json: true, args: args, stdout: stdout,
 		mounts: []Mount{{Volume: spec.Volume, Target: RestoreDir}}})
-	return err
+	mu.Lock()
+	defer mu.Unlock()
+	switch {
+	case summary != nil && progress != nil:
+		progress(*summary) // the final status
+	case last != nil:
+		progress(*last)
+	}
+	if summary == nil {
+		if err == nil {
+			err = errors.New("backup: restic restore ended without a summary")
+		}
+		return RestoreSummary{}, err
+	}
+	return *summary, err
 }
 
 // Dump writes one file of a snapshot to w: a stream saved by Backup is
-// "/"+StdinFilename.
+// "/"+StdinFilename. restic dump reports no progress, in --json neither: a
+// caller that wants some counts the bytes written to w.
 func (r *Repository) Dump(ctx context.Context, snapshotID, file string, w io.Writer) error {
 	if err := validSnapshotID(snapshotID); err != nil {
 		return err

@@ -132,7 +132,7 @@ func TestInvalidRequests(t *testing.T) {
 		"bad subset":         second(repo.Check(ctx, "--read-data")),
 		"bad snapshot":       repo.Dump(ctx, "--help", "/a.sql", io.Discard),
 		"relative dump file": repo.Dump(ctx, "latest", "a.sql", io.Discard),
-		"restore no volume":  repo.Restore(ctx, RestoreSpec{Snapshot: "latest"}),
+		"restore no volume":  second(repo.Restore(ctx, RestoreSpec{Snapshot: "latest"}, nil)),
 		"reserved env":       second((&Repository{URL: "/r", Password: "p", Runner: f, Env: map[string]Secret{"RESTIC_PASSWORD": "x"}}).Open(ctx)),
 		"no password":        second((&Repository{URL: "/r", Runner: f}).Open(ctx)),
 	} {
