@@ -53,6 +53,7 @@ type config struct {
 	ResticImage      string                  // TOOLBOX_RESTIC_IMAGE
 	BackupKeep       backup.Policy           // TOOLBOX_BACKUP_KEEP: the retention after each run ("daily 7 weekly 4 monthly 6")
 	BackupSchedule   schedule.Spec           // TOOLBOX_BACKUP_SCHEDULE: when every app is backed up ("daily 03:00")
+	DrillSchedule    schedule.Spec           // TOOLBOX_DRILL_SCHEDULE: when every app's latest backup is restored into a scratch copy and checked ("weekly sunday 05:00")
 	TimeZone         *time.Location          // TOOLBOX_TIME_ZONE: the zone schedules are written in (default the machine's)
 	timeZoneName     string                  // as given, passed on by up
 }
@@ -166,6 +167,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 		problems = append(problems, "TOOLBOX_BACKUP_SCHEDULE: "+err.Error())
 	}
 	c.BackupSchedule = spec
+	if c.DrillSchedule, err = schedule.Parse(get("TOOLBOX_DRILL_SCHEDULE", "weekly sunday 05:00")); err != nil {
+		problems = append(problems, "TOOLBOX_DRILL_SCHEDULE: "+err.Error())
+	}
 	c.TimeZone = time.Local
 	if tz := get("TOOLBOX_TIME_ZONE", ""); tz != "" {
 		c.timeZoneName = tz
@@ -190,7 +194,7 @@ func (c config) host() host.Config {
 		CatalogDir: c.CatalogDir, BotImage: c.Image, CaddyImage: c.CaddyImage, Version: version,
 		CacheDir: c.CacheDir, TeamName: c.TeamName, ChannelName: c.ChannelName, AdminUser: c.AdminUser,
 		ConfirmTTL: c.ConfirmTTL, ShutdownGrace: c.ShutdownGrace, LogLevel: c.LogLevel,
-		BackupSchedule: c.BackupSchedule.String(), TimeZone: c.timeZoneName, BackupKeep: c.BackupKeep.String(),
+		BackupSchedule: c.BackupSchedule.String(), DrillSchedule: c.DrillSchedule.String(), TimeZone: c.timeZoneName, BackupKeep: c.BackupKeep.String(),
 		BackupRepository: c.BackupRepository, BackupVolume: c.BackupVolume, BackupPassword: c.BackupPassword, BackupEnv: c.BackupEnv, ResticImage: c.ResticImage,
 	}
 }

@@ -68,28 +68,37 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	} else if len(interrupted) > 0 {
 		log.Warn("jobs interrupted by the previous stop", "count", len(interrupted))
 	}
-	// The nightly backups run as the operator's `backup now`, reporting in
-	// the toolbox channel like any job.
+	// The nightly backups and the weekly drills run as the operator's
+	// `backup now` and `drill now`, reporting in the toolbox channel like
+	// any job.
 	sched := schedule.New(schedule.Config{Location: cfg.TimeZone, Store: st, Logger: log})
-	if err := sched.Add("backup", cfg.BackupSchedule, func(ctx context.Context, _ time.Time) error {
-		r := control.RunAndWait(ctx, router, st, commands.Request{
-			Caller: commands.Caller{UserName: "schedule", Terminal: true, ChannelID: live.ChannelID()}, Text: "backup now", Confirmed: true,
+	for _, job := range []struct {
+		name, text string
+		when       schedule.Spec
+	}{{"backup", "backup now", cfg.BackupSchedule}, {"drill", "drill now", cfg.DrillSchedule}} {
+		err := sched.Add(job.name, job.when, func(ctx context.Context, _ time.Time) error {
+			r := control.RunAndWait(ctx, router, st, commands.Request{
+				Caller: commands.Caller{UserName: "schedule", Terminal: true, ChannelID: live.ChannelID()}, Text: job.text, Confirmed: true,
+			})
+			if r.Failed {
+				return errors.New(r.Text)
+			}
+			return nil
 		})
-		if r.Failed {
-			return errors.New(r.Text)
+		if err != nil {
+			ln.Close()
+			ctl.Close()
+			return err
 		}
-		return nil
-	}); err != nil {
-		ln.Close()
-		ctl.Close()
-		return err
 	}
 	schedCtx, stopSched := context.WithCancel(jobsRoot)
 	var scheduled sync.WaitGroup
 	scheduled.Go(func() { _ = sched.Run(schedCtx) })
 	defer func() { stopSched(); scheduled.Wait() }()
-	if next, ok := sched.Next("backup"); ok {
-		log.Info("backups scheduled", "schedule", cfg.BackupSchedule.String(), "next", next)
+	for name, when := range map[string]schedule.Spec{"backup": cfg.BackupSchedule, "drill": cfg.DrillSchedule} {
+		if next, ok := sched.Next(name); ok {
+			log.Info(name+"s scheduled", "schedule", when.String(), "next", next)
+		}
 	}
 	srv := bot.NewServer(live)
 	ctlSrv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: (&control.Server{

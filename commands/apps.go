@@ -8,6 +8,7 @@ import (
 	"math/big"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
 
@@ -25,9 +26,9 @@ type Catalog interface {
 // Engine is the container engine the apps run on: today the Docker engine of
 // the machine (a cloud VM, or this one).
 type Engine interface {
-	// Deploy converges app to project and returns the address the proxy
-	// forwards to (host:port on the shared network).
-	Deploy(ctx context.Context, app string, project *types.Project, entry catalog.Entry, progress func(string)) (upstream string, err error)
+	// Deploy converges an app to its project and returns the address the
+	// proxy forwards to (host:port on the shared network).
+	Deploy(ctx context.Context, d Deployment, progress func(string)) (upstream string, err error)
 	// Build makes, with upstream's own launcher, the image of an app that
 	// upstream supports building only on the machine.
 	Build(ctx context.Context, app string, b catalog.Build, project *types.Project, progress func(string)) error
@@ -38,6 +39,16 @@ type Engine interface {
 	Exec(ctx context.Context, app, service string, cmd []string) (string, error)
 	// Memory returns the machine's memory and what running containers reserve.
 	Memory(ctx context.Context) (total, reserved int64, err error)
+}
+
+// Deployment is one app as the engine runs it.
+type Deployment struct {
+	App     string
+	Project *types.Project
+	Entry   catalog.Entry
+	// Generation names the app's volumes: "" the first ones, then each
+	// restore's (state.App.Generation).
+	Generation string
 }
 
 // Service is one container of an app.
@@ -71,6 +82,9 @@ type AppDeps struct {
 	Store   AppStore
 	// Backups, when set, keeps the apps' backups (the backup verbs).
 	Backups Backups
+	// UndoWindow is how long a restore keeps the data it replaced (0:
+	// DefaultUndoWindow).
+	UndoWindow time.Duration
 	// BaseDomain names apps that are added without a domain: <app>.<BaseDomain>.
 	BaseDomain string
 	// Scheme of the apps' URLs: https, or http when no proxy with TLS is used.

@@ -19,6 +19,10 @@ type fakeBackups struct {
 	snaps    []Snapshot
 	failApp  string
 	local    bool
+
+	restores   []RestoreRequest
+	restoreErr error // returned by Restore
+	dropped    []string
 }
 
 var _ Backups = (*fakeBackups)(nil)
@@ -46,6 +50,25 @@ func (f *fakeBackups) Snapshots(_ context.Context, app string) ([]Snapshot, erro
 		}
 	}
 	return out, nil
+}
+
+func (f *fakeBackups) Restore(_ context.Context, req RestoreRequest, progress func(string)) (Restored, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.restores = append(f.restores, req)
+	progress("loading the dump with " + dbPassword)
+	if f.restoreErr != nil {
+		return Restored{}, f.restoreErr
+	}
+	return Restored{Job: 41, Version: "7.1.2", Time: time.Date(2026, 11, 30, 3, 0, 0, 0, time.UTC), Size: 12 << 20,
+		Checks: []string{"wordpress.sql: 12 posts"}, Took: 40 * time.Second}, nil
+}
+
+func (f *fakeBackups) DropGeneration(_ context.Context, d Deployment) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.dropped = append(f.dropped, d.App+"@"+d.Generation)
+	return nil
 }
 
 func (f *fakeBackups) Key() (string, error) { return "correct-horse-battery", nil }

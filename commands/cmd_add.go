@@ -185,7 +185,7 @@ func (a *AppDeps) deploy(ctx context.Context, app catalog.App, domain string, pr
 		}
 	}
 	progress("deploying %s %s", app.Name, app.Version)
-	upstream, err := a.Engine.Deploy(ctx, app.Name, project, app.Entry, func(line string) { progress("%s", line) })
+	upstream, err := a.Engine.Deploy(ctx, Deployment{App: app.Name, Project: project, Entry: app.Entry, Generation: rec.Generation}, func(line string) { progress("%s", line) })
 	if err != nil {
 		return fail(engineFailed(fmt.Sprintf("Deploying %s", app.Name), "", secrets, err))
 	}

@@ -61,6 +61,11 @@ func (a *AppDeps) backupNowVerb(r *Router) *Verb {
 				}
 				lines = append(lines, line)
 			}
+			if len(inv.Args) == 0 { // the nightly run also ends the undo windows
+				if ended := a.dropExpiredUndo(ctx, r); len(ended) > 0 {
+					lines = append(lines, ended...)
+				}
+			}
 			out := strings.Join(lines, "\n")
 			if where, local := a.Backups.Where(); local {
 				out += "\n\n" + localWarning
@@ -85,7 +90,7 @@ func (a *AppDeps) backupOne(ctx context.Context, rec state.App, inv Invocation) 
 	inv.Progress("backing up %s", rec.Name)
 	start := time.Now()
 	snaps, err := a.Backups.Backup(ctx, BackupRequest{
-		App: rec.Name, Version: rec.Version, Job: inv.JobID, Dumps: app.Dumps, Volumes: app.DataVolumes,
+		App: rec.Name, Version: rec.Version, Job: inv.JobID, Dumps: app.Dumps, Volumes: app.DataVolumes, Generation: rec.Generation,
 	}, func(line string) { inv.Progress("%s: %s", rec.Name, scrub(line, a.secretsOf(rec))) })
 	if err != nil {
 		return "", err

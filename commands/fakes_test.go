@@ -349,8 +349,9 @@ type fakeEngine struct {
 
 var _ Engine = (*fakeEngine)(nil)
 
-func (m *fakeEngine) Deploy(_ context.Context, app string, p *types.Project, entry catalog.Entry, progress func(string)) (string, error) {
-	m.calls.add("deploy %s", app)
+func (m *fakeEngine) Deploy(_ context.Context, d Deployment, progress func(string)) (string, error) {
+	app, p, entry := d.App, d.Project, d.Entry
+	m.calls.add("deploy %s%s", app, genSuffix(d.Generation))
 	if m.DeployFn != nil {
 		if err := m.DeployFn(app); err != nil {
 			return "", err
@@ -361,6 +362,14 @@ func (m *fakeEngine) Deploy(_ context.Context, app string, p *types.Project, ent
 	m.deployed[app] = p
 	progress("app: created")
 	return "tb-" + app + "-" + entry.Service + ":80", nil
+}
+
+// genSuffix shows a volume generation other than the first in the call log.
+func genSuffix(gen string) string {
+	if gen == "" {
+		return ""
+	}
+	return " (volumes " + gen + ")"
 }
 
 func (m *fakeEngine) Build(_ context.Context, app string, _ catalog.Build, _ *types.Project, _ func(string)) error {

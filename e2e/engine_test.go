@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/toolbox-collective/toolbox/commands"
 	"github.com/toolbox-collective/toolbox/deploy/catalog"
 	"github.com/toolbox-collective/toolbox/deploy/docker"
 	"github.com/toolbox-collective/toolbox/deploy/stack"
@@ -36,7 +37,7 @@ func TestEngineAdapterStandin(t *testing.T) {
 		t.Fatal(err)
 	}
 	var progress []string
-	upstream, err := e.Deploy(ctx, app, project, entry.Entry, func(s string) { progress = append(progress, s) })
+	upstream, err := e.Deploy(ctx, commands.Deployment{App: app, Project: project, Entry: entry.Entry}, func(s string) { progress = append(progress, s) })
 	if err != nil {
 		t.Fatalf("Deploy: %v\n%s", err, strings.Join(progress, "\n"))
 	}

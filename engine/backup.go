@@ -207,11 +207,15 @@ func (b *Backups) Backup(ctx context.Context, req commands.BackupRequest, progre
 		}
 	}
 	if len(req.Volumes) > 0 {
+		// Saved under the first generation's names whichever is live: one
+		// path per volume in all of the app's snapshots.
 		vols := make([]string, len(req.Volumes))
+		savedAs := map[string]string{}
 		for i, v := range req.Volumes {
-			vols[i] = stack.VolumeName(req.App, v)
+			vols[i] = stack.GenerationVolume(req.App, req.Generation, v)
+			savedAs[vols[i]] = stack.VolumeName(req.App, v)
 		}
-		if err := save("volumes", backup.BackupSpec{Volumes: vols}, nil); err != nil {
+		if err := save("volumes", backup.BackupSpec{Volumes: vols, SavedAs: savedAs}, nil); err != nil {
 			return snaps, err
 		}
 	}

@@ -83,15 +83,15 @@ func (e *Engine) Close() error {
 	return err
 }
 
-func (e *Engine) Deploy(ctx context.Context, app string, p *types.Project, entry catalog.Entry, progress func(string)) (string, error) {
+func (e *Engine) Deploy(ctx context.Context, d commands.Deployment, progress func(string)) (string, error) {
 	s, err := e.connect(ctx)
 	if err != nil {
 		return "", err
 	}
-	if err := s.Deploy(ctx, app, p, entry.Service, progress); err != nil {
+	if err := s.Deploy(ctx, d.App, stack.Placement{Generation: d.Generation}, d.Project, d.Entry.Service, progress); err != nil {
 		return "", err
 	}
-	return stack.Upstream(app, entry.Service, entry.Port), nil
+	return stack.Upstream(d.App, d.Entry.Service, d.Entry.Port), nil
 }
 
 func (e *Engine) Build(ctx context.Context, app string, b catalog.Build, p *types.Project, progress func(string)) error {

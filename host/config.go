@@ -32,6 +32,7 @@ type Config struct {
 
 	// Where the backups go, and restic's image; passed on to the bot.
 	BackupSchedule   string // "daily 03:00"
+	DrillSchedule    string // "weekly sunday 05:00"
 	BackupKeep       string // "daily 7 weekly 4 monthly 6"
 	TimeZone         string // "" is the bot's (UTC in its container)
 	BackupRepository string

@@ -18,6 +18,20 @@ type App struct {
 	Created  time.Time         `json:"created,omitzero"`
 	Updated  time.Time         `json:"updated,omitzero"`
 	Settings map[string]string `json:"settings,omitempty"`
+	// Generation names the app's volumes in use: "" the first ones, then
+	// each restore's (see stack.GenerationVolume).
+	Generation string `json:"generation,omitempty"`
+	// Previous is the generation a restore replaced, kept until Until so that
+	// `restore undo` can swap it back.
+	Previous *PreviousData `json:"previous,omitempty"`
+}
+
+// PreviousData is an app's data that a restore replaced, kept for undo.
+type PreviousData struct {
+	Generation string    `json:"generation"`
+	Version    string    `json:"version"` // the app's version with that data
+	Until      time.Time `json:"until"`
+	Snapshot   string    `json:"snapshot"` // what was restored over it
 }
 
 // PutApp creates or replaces the app a.Name. Updated is set to now; Created

@@ -36,6 +36,10 @@ type BackupSpec struct {
 	// Volumes are Docker volumes, each mounted read-only at
 	// VolumePath(name) and saved under that path.
 	Volumes []string
+	// SavedAs renames volumes in the snapshot: volume v is mounted and saved
+	// at VolumePath(SavedAs[v]) when set, so that an app's snapshots keep one
+	// path whichever generation of its volumes is live.
+	SavedAs map[string]string
 	// Stdin, instead of Volumes, is one stream (a database dump that the
 	// caller feeds through a pipe from the app's container), saved as
 	// "/"+StdinFilename. A read error other than io.EOF fails the backup
@@ -179,11 +183,15 @@ func (r *Repository) Backup(ctx context.Context, spec BackupSpec, progress func(
 	case len(spec.Volumes) > 0:
 		args = append(args, "--")
 		for _, v := range slices.Sorted(slices.Values(spec.Volumes)) {
-			if !validVolume(v) {
-				return Summary{}, fmt.Errorf("backup: volume name %q is not a Docker volume's", v)
+			as := v
+			if spec.SavedAs[v] != "" {
+				as = spec.SavedAs[v]
 			}
-			c.mounts = append(c.mounts, Mount{Volume: v, Target: VolumePath(v), ReadOnly: true})
-			args = append(args, VolumePath(v))
+			if !validVolume(v) || !validVolume(as) {
+				return Summary{}, fmt.Errorf("backup: volume name %q (saved as %q) is not a Docker volume's", v, as)
+			}
+			c.mounts = append(c.mounts, Mount{Volume: v, Target: VolumePath(as), ReadOnly: true})
+			args = append(args, VolumePath(as))
 		}
 	default:
 		return Summary{}, errors.New("backup: nothing to back up: no volumes and no stream")

@@ -53,6 +53,53 @@ func NetworkName(app string) string            { return "tb-" + app }
 func VolumeName(app, volume string) string     { return "tb-" + app + "-" + volume }
 func ContainerName(app, service string) string { return "tb-" + app + "-" + service }
 
+// GenerationVolume names app's volume of generation gen: a restore writes
+// into a new generation and swaps it in, keeping the previous one for undo.
+// Generation "" is the first, VolumeName.
+func GenerationVolume(app, gen, volume string) string {
+	if gen == "" {
+		return VolumeName(app, volume)
+	}
+	return VolumeName(app, volume) + "." + gen
+}
+
+// CopyName is the name of a scratch copy of app for a purpose, one of
+// CopyPurposes: the '.' keeps it from ever being an app's name (see
+// internal/names).
+func CopyName(app, purpose string) string { return app + "." + purpose }
+
+// CopyPurposes are the scratch copies an app may have: a restore's, checked
+// before it is swapped in, and a drill's, checked and thrown away.
+var CopyPurposes = []string{"restore", "drill"}
+
+// EnsureVolume creates app's volume of generation gen if it is missing, as
+// Deploy would, and returns its name.
+func (s *Stack) EnsureVolume(ctx context.Context, app, gen, volume string) (string, error) {
+	name := GenerationVolume(app, gen, volume)
+	return name, s.Engine.EnsureVolume(ctx, name, s.labels(app))
+}
+
+// RemoveGeneration removes app's volumes of generation gen; the engine
+// refuses to remove one that a container uses.
+func (s *Stack) RemoveGeneration(ctx context.Context, app, gen string, volumes []string) error {
+	var errs []error
+	for _, v := range volumes {
+		errs = append(errs, s.Engine.RemoveVolume(ctx, GenerationVolume(app, gen, v)))
+	}
+	return errors.Join(errs...)
+}
+
+// Placement says which of an app's objects a deploy uses.
+type Placement struct {
+	// Generation picks the app's volumes (see GenerationVolume).
+	Generation string
+	// Copy, when set, deploys a scratch copy of the app under that name
+	// (CopyName): its own containers and network, on no shared network, so
+	// that neither the proxy nor the bot can reach it, and its volumes of
+	// Generation, labelled as the app's.
+	Copy string
+}
+
 // Upstream is where the proxy reaches app's service on the shared network.
 func Upstream(app, service string, port int) string {
 	return ContainerName(app, service) + ":" + strconv.Itoa(port)
@@ -70,7 +117,7 @@ func (s *Stack) labels(app string) map[string]string {
 // Deploy brings app to the state p describes: it creates what is missing,
 // recreates what changed, and leaves the rest. entry is the service the
 // proxy routes to.
-func (s *Stack) Deploy(ctx context.Context, app string, p *types.Project, entry string, progress func(string)) error {
+func (s *Stack) Deploy(ctx context.Context, app string, at Placement, p *types.Project, entry string, progress func(string)) error {
 	if progress == nil {
 		progress = func(string) {}
 	}
@@ -78,17 +125,19 @@ func (s *Stack) Deploy(ctx context.Context, app string, p *types.Project, entry 
 	if err != nil {
 		return err
 	}
-	labels := s.labels(app)
-	for _, n := range s.extraNetworks(app) {
-		if err := s.Engine.EnsureNetwork(ctx, n, s.labels("")); err != nil {
-			return err
+	d := s.placed(app, at)
+	if at.Copy == "" {
+		for _, n := range s.extraNetworks(app) {
+			if err := s.Engine.EnsureNetwork(ctx, n, s.labels("")); err != nil {
+				return err
+			}
 		}
 	}
-	if err := s.Engine.EnsureNetwork(ctx, NetworkName(app), labels); err != nil {
+	if err := s.Engine.EnsureNetwork(ctx, NetworkName(d.name), d.labels); err != nil {
 		return err
 	}
 	for _, name := range slices.Sorted(maps.Keys(p.Volumes)) {
-		if err := s.Engine.EnsureVolume(ctx, VolumeName(app, name), labels); err != nil {
+		if err := s.Engine.EnsureVolume(ctx, GenerationVolume(app, at.Generation, name), s.labels(app)); err != nil {
 			return err
 		}
 	}
@@ -106,7 +155,7 @@ func (s *Stack) Deploy(ctx context.Context, app string, p *types.Project, entry 
 		}
 	}
 	for _, name := range order {
-		spec, err := s.spec(app, p.Services[name], name == entry)
+		spec, err := s.spec(d, p.Services[name], name == entry)
 		if err != nil {
 			return err
 		}
@@ -116,19 +165,36 @@ func (s *Stack) Deploy(ctx context.Context, app string, p *types.Project, entry 
 		}
 		progress(fmt.Sprintf("%s: %s", name, res.Action))
 		if healthyNeeded[name] {
-			if err := s.waitHealthy(ctx, app, name, progress); err != nil {
+			if err := s.waitHealthy(ctx, d.name, name, progress); err != nil {
 				return err
 			}
 		}
 	}
 	for _, name := range order {
 		if !healthyNeeded[name] {
-			if err := s.waitHealthy(ctx, app, name, progress); err != nil {
+			if err := s.waitHealthy(ctx, d.name, name, progress); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// placement is a Placement resolved for one app.
+type placement struct {
+	app, name  string // the app, and the name its containers and network take
+	generation string
+	copy       bool
+	labels     map[string]string // of its containers and network
+}
+
+func (s *Stack) placed(app string, at Placement) placement {
+	d := placement{app: app, name: app, generation: at.Generation, copy: at.Copy != ""}
+	if d.copy {
+		d.name = at.Copy
+	}
+	d.labels = s.labels(d.name)
+	return d
 }
 
 func (s *Stack) waitHealthy(ctx context.Context, app, service string, progress func(string)) error {
@@ -206,8 +272,8 @@ func dependencyOrder(p *types.Project) ([]string, error) {
 }
 
 // spec turns a Compose service into a container spec.
-func (s *Stack) spec(app string, svc types.ServiceConfig, entry bool) (docker.ContainerSpec, error) {
-	labels := s.labels(app)
+func (s *Stack) spec(d placement, svc types.ServiceConfig, entry bool) (docker.ContainerSpec, error) {
+	labels := maps.Clone(d.labels)
 	maps.Copy(labels, svc.Labels)
 	labels[LabelService] = svc.Name
 	env := map[string]string{}
@@ -217,9 +283,9 @@ func (s *Stack) spec(app string, svc types.ServiceConfig, entry bool) (docker.Co
 		}
 	}
 	spec := docker.ContainerSpec{
-		Name: ContainerName(app, svc.Name), Image: svc.Image,
+		Name: ContainerName(d.name, svc.Name), Image: svc.Image,
 		Cmd: svc.Command, Entrypoint: svc.Entrypoint, Env: env, Labels: labels,
-		Network: NetworkName(app), Aliases: []string{svc.Name},
+		Network: NetworkName(d.name), Aliases: []string{svc.Name},
 		MemoryLimit: int64(svc.MemLimit), MemoryReservation: int64(svc.MemReservation), ShmSize: int64(svc.ShmSize),
 		Restart: svc.Restart, User: svc.User,
 	}
@@ -234,14 +300,14 @@ func (s *Stack) spec(app string, svc types.ServiceConfig, entry bool) (docker.Co
 			spec.MemoryReservation = int64(r.Resources.Reservations.MemoryBytes)
 		}
 	}
-	if entry {
-		spec.ExtraNetworks = s.extraNetworks(app)
+	if entry && !d.copy {
+		spec.ExtraNetworks = s.extraNetworks(d.app)
 	}
 	for _, v := range svc.Volumes {
 		if v.Type != types.VolumeTypeVolume || v.Source == "" {
 			return docker.ContainerSpec{}, fmt.Errorf("service %s: only named volumes are supported, not %s %q", svc.Name, v.Type, v.Source)
 		}
-		spec.Mounts = append(spec.Mounts, docker.Mount{Volume: VolumeName(app, v.Source), Target: v.Target, ReadOnly: v.ReadOnly})
+		spec.Mounts = append(spec.Mounts, docker.Mount{Volume: GenerationVolume(d.app, d.generation, v.Source), Target: v.Target, ReadOnly: v.ReadOnly})
 	}
 	sort.Slice(spec.Mounts, func(i, j int) bool { return spec.Mounts[i].Target < spec.Mounts[j].Target })
 	if h := svc.HealthCheck; h != nil {
@@ -266,10 +332,35 @@ func (s *Stack) spec(app string, svc types.ServiceConfig, entry bool) (docker.Co
 	return spec, nil
 }
 
-// Remove deletes app's containers and network; with purge, its volumes too.
+// Remove deletes app's containers and network, and its scratch copies'; with
+// purge, its volumes too (of every generation).
 func (s *Stack) Remove(ctx context.Context, app string, purge bool) error {
-	filter := map[string]string{LabelManaged: "1", LabelApp: app}
-	cs, err := s.Engine.Containers(ctx, filter)
+	for _, purpose := range CopyPurposes {
+		if err := s.RemoveContainers(ctx, CopyName(app, purpose)); err != nil {
+			return err
+		}
+	}
+	if err := s.RemoveContainers(ctx, app); err != nil {
+		return err
+	}
+	if !purge {
+		return nil
+	}
+	vols, err := s.Engine.Volumes(ctx, map[string]string{LabelManaged: "1", LabelApp: app})
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, v := range vols {
+		errs = append(errs, s.Engine.RemoveVolume(ctx, v))
+	}
+	return errors.Join(errs...)
+}
+
+// RemoveContainers deletes the containers and the network named after app
+// (an app or a scratch copy), leaving the volumes.
+func (s *Stack) RemoveContainers(ctx context.Context, app string) error {
+	cs, err := s.Containers(ctx, app)
 	if err != nil {
 		return err
 	}
@@ -280,20 +371,7 @@ func (s *Stack) Remove(ctx context.Context, app string, purge bool) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	if err := s.Engine.RemoveNetwork(ctx, NetworkName(app)); err != nil {
-		return err
-	}
-	if !purge {
-		return nil
-	}
-	vols, err := s.Engine.Volumes(ctx, filter)
-	if err != nil {
-		return err
-	}
-	for _, v := range vols {
-		errs = append(errs, s.Engine.RemoveVolume(ctx, v))
-	}
-	return errors.Join(errs...)
+	return s.Engine.RemoveNetwork(ctx, NetworkName(app))
 }
 
 // Containers lists app's containers.

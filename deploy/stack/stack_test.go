@@ -73,7 +73,7 @@ func TestSpec(t *testing.T) {
 		{Type: types.VolumeTypeVolume, Source: "cache", Target: "/cache", ReadOnly: true},
 	}
 	web.HealthCheck = &types.HealthCheckConfig{Test: []string{"CMD", "true"}, Interval: &interval, Retries: &retries}
-	spec, err := s.spec("wiki", web, true)
+	spec, err := s.spec(s.placed("wiki", Placement{}), web, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,12 +95,12 @@ func TestSpec(t *testing.T) {
 	if spec.Health == nil || spec.Health.Interval != 2*time.Second || spec.Health.Retries != 5 {
 		t.Errorf("health = %+v", spec.Health)
 	}
-	if other, _ := s.spec("wiki", svc("db"), false); len(other.ExtraNetworks) != 0 {
+	if other, _ := s.spec(s.placed("wiki", Placement{}), svc("db"), false); len(other.ExtraNetworks) != 0 {
 		t.Errorf("a service that is not the entry joined %v", other.ExtraNetworks)
 	}
 	bind := web
 	bind.Volumes = []types.ServiceVolumeConfig{{Type: types.VolumeTypeBind, Source: "/etc", Target: "/etc"}}
-	if _, err := s.spec("wiki", bind, false); err == nil || !strings.Contains(err.Error(), "only named volumes") {
+	if _, err := s.spec(s.placed("wiki", Placement{}), bind, false); err == nil || !strings.Contains(err.Error(), "only named volumes") {
 		t.Errorf("a bind mount: err = %v", err)
 	}
 }

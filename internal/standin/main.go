@@ -7,6 +7,7 @@
 //	standin health [url] exit 0 when GET url (default: this app's health path) is 200
 //	standin dump         write the records to stdout
 //	standin restore      replace the records with stdin
+//	standin count        print how many records there are (a restore's check)
 //	standin sleep [d]    do nothing for d (default 1h): a long-running command
 //
 // STANDIN_REQUIRE_ENV=A,B makes serve refuse to start while A or B is empty;
@@ -15,6 +16,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -126,6 +128,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return err
 	case "restore":
 		return restore(cfg.dataDir, stdin)
+	case "count":
+		b, err := os.ReadFile(filepath.Join(cfg.dataDir, recordsFile))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		_, err = fmt.Fprintln(stdout, bytes.Count(b, []byte("\n")))
+		return err
 	case "sleep": // a long-running command, like a slow dump
 		d := time.Hour
 		if len(args) > 0 {
@@ -141,7 +150,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			return nil
 		}
 	default:
-		fmt.Fprintln(stderr, "usage: standin [serve | health [url] | dump | restore | sleep [duration]]")
+		fmt.Fprintln(stderr, "usage: standin [serve | health [url] | dump | restore | count | sleep [duration]]")
 		return exitCode(2)
 	}
 }

@@ -71,6 +71,10 @@ func TestDumpRestore(t *testing.T) {
 	if err := run(ctx, []string{"dump"}, getenv, nil, &out, io.Discard); err != nil || out.String() != "a\nb\n" {
 		t.Errorf("dump after restore = %q, %v; want %q", out.String(), err, "a\nb\n")
 	}
+	out.Reset()
+	if err := run(ctx, []string{"count"}, getenv, nil, &out, io.Discard); err != nil || out.String() != "2\n" {
+		t.Errorf("count = %q, %v; want 2", out.String(), err)
+	}
 }
 
 func TestHealth(t *testing.T) {

@@ -1,0 +1,178 @@
+package commands
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/toolbox-collective/toolbox/deploy/catalog"
+	"github.com/toolbox-collective/toolbox/state"
+)
+
+func restoreEnv(t *testing.T, b *fakeBackups) (*env, *fakeEngine) {
+	t.Helper()
+	m := &fakeEngine{calls: &callLog{}, deployed: map[string]*types.Project{}}
+	p := &fakeProxy{routes: map[string]string{}, calls: m.calls}
+	e := newEnv(t, envOptions{apps: func(st *state.Store) *AppDeps {
+		return &AppDeps{Catalog: catalog.New(nil), Engine: m, Proxy: p, Store: st, BaseDomain: "example.org", Backups: b}
+	}})
+	e.addAdmin(t, "ann")
+	installWordpress(t, e, p, "7.1.2")
+	return e, m
+}
+
+func TestRestore(t *testing.T) {
+	b := &fakeBackups{}
+	e, m := restoreEnv(t, b)
+	if n := confirmAll(t, e, m, caller("ann"), "restore wordpress"); n != 1 {
+		t.Errorf("restore asked %d confirmations, want 1", n)
+	}
+	if len(b.restores) != 1 {
+		t.Fatalf("restores = %+v", b.restores)
+	}
+	req := b.restores[0]
+	if req.Live.App != "wordpress" || req.Live.Generation != "" || req.Into != "1" || req.Snapshot != "latest" || !req.Swap ||
+		len(req.Dumps) != 1 || !slices.Equal(req.Volumes, []string{"html"}) || req.Live.Project == nil {
+		t.Errorf("request = %+v", req)
+	}
+	got := lastPost(t, e)
+	if !contains(got, "succeeded", "**wordpress** runs on its backup of", "job 41", "12.0 MiB restored in 40s", "wordpress.sql: 12 posts", "`/toolbox restore undo wordpress`") {
+		t.Errorf("restore = %q", got)
+	}
+	for _, ed := range e.chat.Edits() {
+		if strings.Contains(ed.Text, dbPassword) {
+			t.Errorf("a progress edit shows a secret: %q", ed.Text)
+		}
+	}
+	rec, err := e.store.App("wordpress")
+	if err != nil || rec.Generation != "1" || rec.Previous == nil || rec.Previous.Generation != "" {
+		t.Fatalf("record = %+v, %v; want generation 1, the first kept", rec, err)
+	}
+	if want := e.clock.Now().Add(DefaultUndoWindow); !rec.Previous.Until.Equal(want) {
+		t.Errorf("undo until %v, want %v", rec.Previous.Until, want)
+	}
+
+	// A second restore writes a new generation and drops the oldest data.
+	confirmAll(t, e, m, caller("ann"), "restore wordpress 0123abcd")
+	if req := b.restores[1]; req.Into != "2" || req.Live.Generation != "1" || req.Snapshot != "0123abcd" {
+		t.Errorf("second request = %+v", req)
+	}
+	if !slices.Equal(b.dropped, []string{"wordpress@"}) {
+		t.Errorf("dropped = %q, want the first generation", b.dropped)
+	}
+	rec, _ = e.store.App("wordpress")
+	if rec.Generation != "2" || rec.Previous.Generation != "1" {
+		t.Errorf("after the second restore: %+v", rec)
+	}
+
+	// Undo swaps the generations, and undoing again redoes.
+	confirmAll(t, e, m, caller("ann"), "restore undo wordpress")
+	if got := lastPost(t, e); !contains(got, "succeeded", "runs on its data from before the restore again") {
+		t.Errorf("undo = %q", got)
+	}
+	if got := m.calls.changes(); got[len(got)-1] != "deploy wordpress (volumes 1)" {
+		t.Errorf("undo deployed %q", got)
+	}
+	rec, _ = e.store.App("wordpress")
+	if rec.Generation != "1" || rec.Previous.Generation != "2" {
+		t.Errorf("after undo: %+v", rec)
+	}
+	confirmAll(t, e, m, caller("ann"), "restore undo wordpress")
+	if rec, _ = e.store.App("wordpress"); rec.Generation != "2" || rec.Previous.Generation != "1" {
+		t.Errorf("after undo twice: %+v", rec)
+	}
+}
+
+func TestRestoreFailsAndChangesNothing(t *testing.T) {
+	b := &fakeBackups{restoreErr: errors.New("the restored copy of wordpress did not start: db did not become healthy\nlogs with " + dbPassword)}
+	e, m := restoreEnv(t, b)
+	confirmAll(t, e, m, caller("ann"), "restore wordpress")
+	got := lastPost(t, e)
+	if !contains(got, "failed", "The restore of wordpress failed, and wordpress is as it was: the restored copy of wordpress did not start") || strings.Contains(got, dbPassword) {
+		t.Errorf("failed restore = %q", got)
+	}
+	rec, _ := e.store.App("wordpress")
+	if rec.Generation != "" || rec.Previous != nil {
+		t.Errorf("record after a failed restore = %+v, want it unchanged", rec)
+	}
+	if len(m.calls.changes()) != 0 {
+		t.Errorf("engine calls = %q, want none from commands", m.calls.changes())
+	}
+}
+
+func TestRestoreRefusals(t *testing.T) {
+	e, _ := restoreEnv(t, &fakeBackups{})
+	for text, want := range map[string]string{
+		"restore gitlab":             "not installed",
+		"restore wordpress ../etc":   "is not a snapshot",
+		"restore wordpress XYZ":      "is not a snapshot",
+		"restore undo wordpress":     "nothing to undo",
+		"restore wordpress a b":      "",
+		"restore Bad_Name":           "is not an app name",
+		"drill now gitlab":           "not installed",
+		"restore wordpress 1234567g": "is not a snapshot",
+	} {
+		got := e.handle(caller("ann"), text).Text
+		if want == "" {
+			want = "Usage"
+		}
+		if !strings.Contains(got, want) {
+			t.Errorf("%s = %q, want %q", text, got, want)
+		}
+	}
+	if got := e.handle(caller("bob"), "restore wordpress").Text; !strings.Contains(got, "Only toolbox admins") {
+		t.Errorf("restore by a member = %q", got)
+	}
+}
+
+func TestDrill(t *testing.T) {
+	b := &fakeBackups{}
+	e, m := restoreEnv(t, b)
+	e.handle(caller("ann"), "drill now")
+	e.router.Jobs().Wait()
+	if got := lastPost(t, e); !contains(got, "succeeded", "Restore drill passed", "**wordpress**: passed", "wordpress.sql: 12 posts") {
+		t.Errorf("drill = %q", got)
+	}
+	if req := b.restores[0]; req.Swap || req.Into != "drill" || req.Snapshot != "latest" {
+		t.Errorf("drill request = %+v, want a scratch copy, not swapped", req)
+	}
+	if len(m.calls.changes()) != 0 {
+		t.Errorf("a drill touched the live app: %q", m.calls.changes())
+	}
+	last, ok := e.router.deps.Apps.LastDrill("wordpress")
+	if !ok || !last.OK || last.Size != 12<<20 {
+		t.Errorf("kept drill = %+v, %v", last, ok)
+	}
+
+	b.restoreErr = Errorf(NotFound, "There is no whole backup of wordpress to restore.")
+	e.handle(caller("ann"), "drill now wordpress")
+	e.router.Jobs().Wait()
+	if got := lastPost(t, e); !contains(got, "failed", "Restore drill failed", ":rotating_light: **wordpress**: the drill FAILED: There is no whole backup") {
+		t.Errorf("failed drill = %q", got)
+	}
+	if last, _ := e.router.deps.Apps.LastDrill("wordpress"); last.OK || last.Failure == "" {
+		t.Errorf("kept failed drill = %+v", last)
+	}
+}
+
+func TestUndoWindowEnds(t *testing.T) {
+	b := &fakeBackups{}
+	e, m := restoreEnv(t, b)
+	confirmAll(t, e, m, caller("ann"), "restore wordpress")
+	e.clock.Add(DefaultUndoWindow - time.Minute)
+	if lines := e.router.deps.Apps.dropExpiredUndo(t.Context(), e.router); len(lines) != 0 || len(b.dropped) != 0 {
+		t.Fatalf("before the end of the window: %q, dropped %q", lines, b.dropped)
+	}
+	e.clock.Add(2 * time.Minute)
+	lines := e.router.deps.Apps.dropExpiredUndo(t.Context(), e.router)
+	if len(lines) != 1 || !strings.Contains(lines[0], "7 days to undo the restore ended") || !slices.Equal(b.dropped, []string{"wordpress@"}) {
+		t.Errorf("after the window: %q, dropped %q", lines, b.dropped)
+	}
+	if rec, _ := e.store.App("wordpress"); rec.Previous != nil || rec.Generation != "1" {
+		t.Errorf("record = %+v", rec)
+	}
+}
