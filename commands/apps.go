@@ -133,6 +133,29 @@ func (a *AppDeps) installedApp(name string) (state.App, catalog.App, error) {
 	return rec, app, err
 }
 
+// runningEntry is the catalog entry an installed app runs: the one kept
+// with its record (the catalog may have moved on since), else the catalog's.
+func (a *AppDeps) runningEntry(ctx context.Context, rec state.App) (catalog.App, error) {
+	if len(rec.Source) == 0 {
+		return a.catalogApp(rec.Catalog)
+	}
+	app, err := catalog.Parse(ctx, rec.Catalog, rec.Source)
+	if err != nil {
+		return catalog.App{}, fmt.Errorf("the catalog entry %s runs from: %w", rec.Name, err)
+	}
+	return app, nil
+}
+
+// installedRunning returns an installed app's record and the entry it runs.
+func (a *AppDeps) installedRunning(ctx context.Context, name string) (state.App, catalog.App, error) {
+	rec, err := a.installed(name)
+	if err != nil {
+		return state.App{}, catalog.App{}, err
+	}
+	app, err := a.runningEntry(ctx, rec)
+	return rec, app, err
+}
+
 // checkName turns a refusal of internal/names into an error for people: its
 // message is a sentence that says what is allowed.
 func checkName(err error) error {

@@ -160,6 +160,7 @@ func (a *AppDeps) deploy(ctx context.Context, app catalog.App, domain string, pr
 		return err
 	}
 	rec.Name, rec.Catalog, rec.Domain, rec.Version, rec.Status = app.Name, app.Name, domain, app.Version, statusDeploying
+	rec.Source = app.Source()
 	if err := a.Store.PutApp(rec); err != nil { // recorded first: a crash from here on is repaired by running add again
 		return err
 	}

@@ -51,7 +51,7 @@ func (a *AppDeps) backupNowVerb(r *Router) *Verb {
 			var lines []string
 			var failed []error
 			for _, rec := range recs {
-				line, err := a.backupOne(ctx, rec, inv)
+				line, _, err := a.backupOne(ctx, rec, inv)
 				if err != nil {
 					failed = append(failed, err)
 					// The cause goes to the log; people read its kind's sentence.
@@ -82,10 +82,10 @@ func (a *AppDeps) backupNowVerb(r *Router) *Verb {
 }
 
 // backupOne backs up one installed app and says what was kept.
-func (a *AppDeps) backupOne(ctx context.Context, rec state.App, inv Invocation) (string, error) {
-	app, err := a.catalogApp(rec.Catalog)
+func (a *AppDeps) backupOne(ctx context.Context, rec state.App, inv Invocation) (string, []Snapshot, error) {
+	app, err := a.runningEntry(ctx, rec)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	inv.Progress("backing up %s", rec.Name)
 	start := time.Now()
@@ -93,7 +93,7 @@ func (a *AppDeps) backupOne(ctx context.Context, rec state.App, inv Invocation) 
 		App: rec.Name, Version: rec.Version, Job: inv.JobID, Dumps: app.Dumps, Volumes: app.DataVolumes, Generation: rec.Generation,
 	}, func(line string) { inv.Progress("%s: %s", rec.Name, scrub(line, a.secretsOf(rec))) })
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	var added, size int64
 	for _, s := range snaps {
@@ -101,7 +101,7 @@ func (a *AppDeps) backupOne(ctx context.Context, rec state.App, inv Invocation) 
 		size += s.Size
 	}
 	return fmt.Sprintf("- **%s** %s: %d snapshots, %s added (of %s), in %s", rec.Name, rec.Version, len(snaps),
-		sizeOf(added), sizeOf(size), time.Since(start).Round(time.Second)), nil
+		sizeOf(added), sizeOf(size), time.Since(start).Round(time.Second)), snaps, nil
 }
 
 func (a *AppDeps) backupsVerb() *Verb {

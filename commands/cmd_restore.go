@@ -115,7 +115,7 @@ func (a *AppDeps) restoreVerb(r *Router) *Verb {
 }
 
 func (a *AppDeps) restore(ctx context.Context, inv Invocation, r *Router, name, snapshot string) (string, error) {
-	rec, app, err := a.installedApp(name)
+	rec, app, err := a.installedRunning(ctx, name)
 	if err != nil {
 		return "", err
 	}
@@ -185,7 +185,7 @@ func (a *AppDeps) restoreUndoVerb(r *Router) *Verb {
 			return nil
 		},
 		Run: func(ctx context.Context, inv Invocation) (string, error) {
-			rec, app, err := a.installedApp(inv.Args[0])
+			rec, app, err := a.installedRunning(ctx, inv.Args[0])
 			if err != nil {
 				return "", err
 			}
@@ -231,7 +231,7 @@ func (a *AppDeps) dropExpiredUndo(ctx context.Context, r *Router) []string {
 		if prev == nil || r.deps.Now().Before(prev.Until) {
 			continue
 		}
-		app, err := a.catalogApp(rec.Catalog)
+		app, err := a.runningEntry(ctx, rec)
 		if err != nil {
 			continue
 		}
@@ -319,7 +319,7 @@ func (a *AppDeps) drillNowVerb(r *Router) *Verb {
 func (a *AppDeps) drillOne(ctx context.Context, inv Invocation, rec state.App) DrillResult {
 	var res DrillResult
 	inv.Progress("drilling %s", rec.Name)
-	app, err := a.catalogApp(rec.Catalog)
+	app, err := a.runningEntry(ctx, rec)
 	if err != nil {
 		res.Failure = err.Error()
 		return res

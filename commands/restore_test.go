@@ -176,3 +176,68 @@ func TestUndoWindowEnds(t *testing.T) {
 		t.Errorf("record = %+v", rec)
 	}
 }
+
+// installedFrom records wordpress as running version from its catalog entry
+// rewritten to that version, as an older toolbox would have deployed it.
+func installedFrom(t *testing.T, e *env, version string) {
+	t.Helper()
+	app, err := catalog.Get("wordpress")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := strings.ReplaceAll(string(app.Source()), app.Version, version)
+	rec, err := e.store.App("wordpress")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Version, rec.Source = version, []byte(src)
+	if err := e.store.PutApp(rec); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestUpgradeBacksUpFirstAndRollsBack(t *testing.T) {
+	b := &fakeBackups{}
+	e, m := restoreEnv(t, b)
+	installedFrom(t, e, "7.0.0")
+	m.DeployFn = func(string) error { return errors.New("wordpress of wordpress did not become healthy: exited (1)") }
+	confirmAll(t, e, m, caller("ann"), "upgrade wordpress")
+
+	if len(b.requests) != 1 || b.requests[0].Version != "7.0.0" {
+		t.Fatalf("backups = %+v, want one of 7.0.0 before the upgrade", b.requests)
+	}
+	if len(b.restores) != 1 {
+		t.Fatalf("restores = %+v, want the rollback", b.restores)
+	}
+	req := b.restores[0]
+	if req.Snapshot != "abc123" || !req.Swap || req.Into != "1" {
+		t.Errorf("rollback request = %+v, want the backup just made, swapped into a new generation", req)
+	}
+	if img := req.Live.Project.Services["wordpress"].Image; !strings.Contains(img, "7.0.0") {
+		t.Errorf("rollback deploys %s, want the previous version's image", img)
+	}
+	got := lastPost(t, e)
+	if !contains(got, "failed", "The upgrade of wordpress to 7.1.2 failed", "went back to version 7.0.0 and to its backup from just before the upgrade") {
+		t.Errorf("rollback = %q", got)
+	}
+	rec, _ := e.store.App("wordpress")
+	if rec.Version != "7.0.0" || rec.Status != statusRunning || rec.Generation != "1" || rec.Previous == nil || rec.Previous.Version != "7.1.2" {
+		t.Errorf("record after rollback = %+v", rec)
+	}
+}
+
+func TestUpgradeRefusedWhenTheBackupFails(t *testing.T) {
+	b := &fakeBackups{failApp: "wordpress"}
+	e, m := restoreEnv(t, b)
+	installedFrom(t, e, "7.0.0")
+	confirmAll(t, e, m, caller("ann"), "upgrade wordpress")
+	if got := lastPost(t, e); !contains(got, "The backup before the upgrade failed, so wordpress was not upgraded") {
+		t.Errorf("upgrade with a failing backup = %q", got)
+	}
+	if got := m.calls.changes(); len(got) != 0 {
+		t.Errorf("engine calls = %q, want none", got)
+	}
+	if rec, _ := e.store.App("wordpress"); rec.Version != "7.0.0" {
+		t.Errorf("record = %+v", rec)
+	}
+}

@@ -18,6 +18,9 @@ type App struct {
 	Created  time.Time         `json:"created,omitzero"`
 	Updated  time.Time         `json:"updated,omitzero"`
 	Settings map[string]string `json:"settings,omitempty"`
+	// Source is the catalog entry (its Compose file) the app runs from, so
+	// that a failed upgrade can go back to it once the catalog moved on.
+	Source []byte `json:"source,omitempty"`
 	// Generation names the app's volumes in use: "" the first ones, then
 	// each restore's (see stack.GenerationVolume).
 	Generation string `json:"generation,omitempty"`

@@ -340,6 +340,16 @@ func (c *Catalog) names() ([]string, error) {
 	return slices.Sorted(maps.Keys(seen)), nil
 }
 
+// Parse reads and checks one entry from its Compose file, as the catalog
+// does: an app's entry as it was deployed, kept with its state, so that an
+// upgrade can go back to it after the catalog moved on.
+func Parse(ctx context.Context, name string, data []byte) (App, error) {
+	return parse(ctx, name, data)
+}
+
+// Source is the entry's Compose file.
+func (a App) Source() []byte { return slices.Clone(a.source) }
+
 func (c *Catalog) load(name string) (App, error) {
 	for _, src := range c.sources() {
 		data, err := fs.ReadFile(src, name+".yaml")
