@@ -201,8 +201,9 @@ type RestoreSpec struct {
 	Delete bool
 }
 
-// RestoreProgress is restic's status during a restore. restic 0.18 tells
-// no time remaining for a restore.
+// RestoreProgress is restic's status during a restore. restic counts the
+// files as it walks the snapshot, so the totals grow at first; it tells no
+// time remaining (restic 0.18).
 type RestoreProgress struct {
 	PercentDone   float64 // 0 to 1 of TotalBytes
 	TotalFiles    uint64  // files, folders and links to write, not the skipped ones
