@@ -1,10 +1,20 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"log/slog"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/toolbox-collective/toolbox/commands"
+	"github.com/toolbox-collective/toolbox/deploy/backup"
+	"github.com/toolbox-collective/toolbox/engine"
+	"github.com/toolbox-collective/toolbox/schedule"
+	"github.com/toolbox-collective/toolbox/state"
 )
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -64,3 +74,127 @@ func TestConfigNeverPrintsThePassword(t *testing.T) {
 }
 
 func sprint(c config) string { return strings.TrimSpace(fmt.Sprintf("%+v", c)) }
+
+func openState(t *testing.T) *state.Store {
+	t.Helper()
+	st, err := state.Open(filepath.Join(t.TempDir(), "toolbox.db"), state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := st.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return st
+}
+
+// TestSchedulesKeptInState changes the schedules as `backup schedule` does:
+// kept in the state, winning over the environment's at the next start, and
+// given to the running scheduler at once.
+func TestSchedulesKeptInState(t *testing.T) {
+	cfg, err := loadConfig(envOf(map[string]string{"TOOLBOX_TIME_ZONE": "Europe/Paris", "TOOLBOX_BACKUP_SCHEDULE": "daily 02:00"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := openState(t)
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	sched := schedule.New(schedule.Config{Location: cfg.TimeZone, Store: st, Logger: log})
+	sc := newSchedules(cfg, st, sched, log)
+	for _, job := range []string{commands.ScheduleBackup, commands.ScheduleDrill} {
+		spec, set := sc.spec(job)
+		if set {
+			t.Errorf("spec(%s) is set before any change", job)
+		}
+		if err := sched.Add(job, spec, func(context.Context, time.Time) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	info, err := sc.Schedule(commands.ScheduleBackup)
+	if err != nil || info.Spec != "daily 02:00" || info.Set || info.Zone != "Europe/Paris" || info.Next.Location().String() != "Europe/Paris" {
+		t.Errorf("Schedule(backup) = %+v, %v; want the environment's, in Paris", info, err)
+	}
+
+	info, err = sc.SetSchedule(commands.ScheduleBackup, "Daily 4:30")
+	if err != nil || info.Spec != "daily 04:30" || !info.Set {
+		t.Fatalf("SetSchedule = %+v, %v", info, err)
+	}
+	if spec, _ := sched.Spec(commands.ScheduleBackup); spec.String() != "daily 04:30" {
+		t.Errorf("the scheduler runs backups %v, want daily 04:30", spec)
+	}
+	if next, _ := sched.Next(commands.ScheduleBackup); !next.Equal(info.Next) || next.In(cfg.TimeZone).Format("15:04") != "04:30" {
+		t.Errorf("Next = %v, info says %v", next, info.Next)
+	}
+	if v, _ := st.Setting("backup/schedule"); v != "daily 04:30" {
+		t.Errorf("kept %q, want daily 04:30", v)
+	}
+	if _, err := sc.SetSchedule(commands.ScheduleDrill, "weekly sat 06:15"); err != nil {
+		t.Fatal(err)
+	}
+	// The next start reads the state: it wins over the environment's.
+	again := newSchedules(cfg, st, nil, log)
+	for job, want := range map[string]string{commands.ScheduleBackup: "daily 04:30", commands.ScheduleDrill: "weekly saturday 06:15"} {
+		if spec, set := again.spec(job); spec.String() != want || !set {
+			t.Errorf("after a restart, spec(%s) = %v, %v; want %s, set", job, spec, set, want)
+		}
+	}
+	if info, _ := again.Schedule(commands.ScheduleBackup); info.Next.In(cfg.TimeZone).Format("15:04") != "04:30" || info.Next.Before(time.Now()) {
+		t.Errorf("without a scheduler, Next = %v, want the next 04:30", info.Next)
+	}
+
+	// A schedule that does not read changes nothing.
+	var e *commands.Error
+	if _, err := sc.SetSchedule(commands.ScheduleBackup, "daily 25:00"); !errors.As(err, &e) || e.Kind != commands.Invalid || !strings.Contains(e.Message, "hour 25 is not 00 to 23") {
+		t.Errorf("SetSchedule(daily 25:00) = %v, want invalid with the reason", err)
+	}
+	if _, err := sc.SetSchedule(commands.ScheduleBackup, "nightly"); !errors.As(err, &e) || strings.Contains(e.Message, "(") {
+		t.Errorf("SetSchedule(nightly) = %v, want invalid without a repeated syntax", err)
+	}
+	if spec, _ := sched.Spec(commands.ScheduleBackup); spec.String() != "daily 04:30" {
+		t.Errorf("after a refused change the scheduler runs backups %v", spec)
+	}
+	if _, err := sc.SetSchedule("cost", "daily 08:00"); err == nil {
+		t.Error("SetSchedule of an unknown job = nil, want an error")
+	}
+
+	// Back to the environment's.
+	if info, err := sc.SetSchedule(commands.ScheduleBackup, ""); err != nil || info.Spec != "daily 02:00" || info.Set {
+		t.Errorf("SetSchedule(default) = %+v, %v", info, err)
+	}
+	if spec, _ := sched.Spec(commands.ScheduleBackup); spec.String() != "daily 02:00" {
+		t.Errorf("after default the scheduler runs backups %v", spec)
+	}
+
+	// A kept schedule that no longer reads is logged, and the default applies.
+	if err := st.SetSetting("backup/drill-schedule", "fortnightly"); err != nil {
+		t.Fatal(err)
+	}
+	if spec, set := sc.spec(commands.ScheduleDrill); set || spec.String() != "weekly sunday 05:00" || !strings.Contains(logs.String(), "does not read") {
+		t.Errorf("spec with a bad kept value = %v, %v; log:\n%s", spec, set, logs.String())
+	}
+}
+
+func TestSavedBackupSettings(t *testing.T) {
+	st := openState(t)
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	if got := savedBackupSettings(st, log); got != (engine.BackupSaved{}) {
+		t.Errorf("nothing set: %+v", got)
+	}
+	for k, v := range map[string]string{engine.SettingRepository: "s3:https://s3.example.org/b", engine.SettingKeep: "daily 3 weekly 2"} {
+		if err := st.SetSetting(k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := savedBackupSettings(st, log)
+	if got.Repository != "s3:https://s3.example.org/b" || got.Keep != (backup.Policy{Daily: 3, Weekly: 2}) {
+		t.Errorf("saved = %+v", got)
+	}
+	if err := st.SetSetting(engine.SettingKeep, "forever"); err != nil {
+		t.Fatal(err)
+	}
+	if got := savedBackupSettings(st, log); !got.Keep.IsZero() || !strings.Contains(logs.String(), "does not read") {
+		t.Errorf("a kept retention that does not read = %+v; log:\n%s", got, logs.String())
+	}
+}

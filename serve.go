@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,7 +34,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	jobsRoot, cancelJobs := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelJobs()
 	live := &bot.Live{Log: log}
-	router, err := newRouter(jobsRoot, cfg, log, st, m, live, live, live.Check)
+	sched := schedule.New(schedule.Config{Location: cfg.TimeZone, Store: st, Logger: log})
+	sc := newSchedules(cfg, st, sched, log)
+	router, err := newRouterWith(jobsRoot, cfg, log, st, m, live, live, live.Check, sc)
 	if err != nil {
 		return err
 	}
@@ -70,13 +73,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	// The nightly backups and the weekly drills run as the operator's
 	// `backup now` and `drill now`, reporting in the toolbox channel like
-	// any job.
-	sched := schedule.New(schedule.Config{Location: cfg.TimeZone, Store: st, Logger: log})
-	for _, job := range []struct {
-		name, text string
-		when       schedule.Spec
-	}{{"backup", "backup now", cfg.BackupSchedule}, {"drill", "drill now", cfg.DrillSchedule}} {
-		err := sched.Add(job.name, job.when, func(ctx context.Context, _ time.Time) error {
+	// any job, at the times `backup schedule` set, else the environment's.
+	for _, job := range []struct{ name, text string }{{commands.ScheduleBackup, "backup now"}, {commands.ScheduleDrill, "drill now"}} {
+		when, _ := sc.spec(job.name)
+		err := sched.Add(job.name, when, func(ctx context.Context, _ time.Time) error {
 			r := control.RunAndWait(ctx, router, st, commands.Request{
 				Caller: commands.Caller{UserName: "schedule", Terminal: true, ChannelID: live.ChannelID()}, Text: job.text, Confirmed: true,
 			})
@@ -95,9 +95,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	var scheduled sync.WaitGroup
 	scheduled.Go(func() { _ = sched.Run(schedCtx) })
 	defer func() { stopSched(); scheduled.Wait() }()
-	for name, when := range map[string]schedule.Spec{"backup": cfg.BackupSchedule, "drill": cfg.DrillSchedule} {
-		if next, ok := sched.Next(name); ok {
-			log.Info(name+"s scheduled", "schedule", when.String(), "next", next)
+	for _, name := range []string{commands.ScheduleBackup, commands.ScheduleDrill} {
+		if info, err := sc.Schedule(name); err == nil {
+			log.Info(name+"s scheduled", "schedule", info.Spec, "set", info.Set, "next", info.Next)
 		}
 	}
 	srv := bot.NewServer(live)
@@ -161,4 +161,103 @@ func healthcheck(ctx context.Context, cfg config) error {
 		return fmt.Errorf("health: %s", resp.Status)
 	}
 	return nil
+}
+
+// The settings `backup schedule` keeps, by scheduler job.
+var scheduleSettings = map[string]string{
+	commands.ScheduleBackup: "backup/schedule",
+	commands.ScheduleDrill:  "backup/drill-schedule",
+}
+
+// schedules are the times of the nightly backups and the restore drills:
+// the environment's, unless `backup schedule` set one (kept in the state),
+// and the running scheduler's, which takes a change at once.
+type schedules struct {
+	st       *state.Store
+	loc      *time.Location
+	zone     string
+	defaults map[string]schedule.Spec
+	sched    *schedule.Scheduler // nil: none runs in this process (`toolbox do` without a server)
+	log      *slog.Logger
+	now      func() time.Time
+
+	mu sync.Mutex // held while a schedule changes: the state and the scheduler agree
+}
+
+var _ commands.Schedules = (*schedules)(nil)
+
+func newSchedules(cfg config, st *state.Store, sched *schedule.Scheduler, log *slog.Logger) *schedules {
+	zone := cfg.timeZoneName
+	if zone == "" {
+		zone = "the machine's time zone (" + time.Now().In(cfg.TimeZone).Format("MST") + ")"
+	}
+	return &schedules{
+		st: st, loc: cfg.TimeZone, zone: zone, sched: sched, log: log, now: time.Now,
+		defaults: map[string]schedule.Spec{commands.ScheduleBackup: cfg.BackupSchedule, commands.ScheduleDrill: cfg.DrillSchedule},
+	}
+}
+
+// spec is job's schedule, and whether `backup schedule` set it. One kept
+// that does not read any more is logged and left out.
+func (s *schedules) spec(job string) (schedule.Spec, bool) {
+	if text := setting(s.st, s.log, scheduleSettings[job]); text != "" {
+		spec, err := schedule.Parse(text)
+		if err == nil {
+			return spec, true
+		}
+		s.log.Warn("the schedule set with `backup schedule` does not read: the environment's applies", "job", job, "err", err)
+	}
+	return s.defaults[job], false
+}
+
+func (s *schedules) info(job string, spec schedule.Spec, set bool) commands.ScheduleInfo {
+	next, ok := time.Time{}, false
+	if s.sched != nil {
+		next, ok = s.sched.Next(job)
+	}
+	if !ok {
+		next = spec.Next(s.now(), s.loc)
+	}
+	return commands.ScheduleInfo{Spec: spec.String(), Set: set, Zone: s.zone, Next: next.In(s.loc)}
+}
+
+// Schedule says when job runs.
+func (s *schedules) Schedule(job string) (commands.ScheduleInfo, error) {
+	if _, ok := s.defaults[job]; !ok {
+		return commands.ScheduleInfo{}, fmt.Errorf("schedule of %q: no such job", job)
+	}
+	spec, set := s.spec(job)
+	return s.info(job, spec, set), nil
+}
+
+// SetSchedule keeps job's new schedule ("" the environment's), then gives
+// it to the running scheduler.
+func (s *schedules) SetSchedule(job, text string) (commands.ScheduleInfo, error) {
+	spec, ok := s.defaults[job]
+	if !ok {
+		return commands.ScheduleInfo{}, fmt.Errorf("schedule of %q: no such job", job)
+	}
+	if text != "" {
+		var err error
+		if spec, err = schedule.Parse(text); err != nil {
+			msg := "I cannot read that schedule"
+			if _, why, _ := strings.Cut(err.Error(), ": "); !strings.HasPrefix(why, "want ") {
+				msg += " (" + why + ")" // "hour 25 is not 00 to 23"
+			}
+			return commands.ScheduleInfo{}, &commands.Error{Kind: commands.Invalid, Err: err,
+				Message: msg + ": write `daily HH:MM` or `weekly <day> HH:MM`, as in `daily 03:00` or `weekly sunday 05:00`."}
+		}
+		text = spec.String()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.st.SetSetting(scheduleSettings[job], text); err != nil {
+		return commands.ScheduleInfo{}, err
+	}
+	if s.sched != nil {
+		if err := s.sched.Reschedule(job, spec); err != nil {
+			return commands.ScheduleInfo{}, err
+		}
+	}
+	return s.info(job, spec, text != ""), nil
 }

@@ -29,7 +29,7 @@ func newEngine(cfg config) *engine.Engine {
 
 // newAppDeps wires the app verbs: the catalog (with the collective's own
 // entries), the machine and, when configured, the proxy.
-func newAppDeps(cfg config, st *state.Store, m *engine.Engine) (*commands.AppDeps, error) {
+func newAppDeps(cfg config, log *slog.Logger, st *state.Store, m *engine.Engine) (*commands.AppDeps, error) {
 	var extra fs.FS
 	if cfg.CatalogDir != "" {
 		if _, err := os.Stat(cfg.CatalogDir); err != nil {
@@ -42,6 +42,7 @@ func newAppDeps(cfg config, st *state.Store, m *engine.Engine) (*commands.AppDep
 	}
 	apps.Backups = engine.NewBackups(m, engine.BackupConfig{
 		ResticImage: cfg.ResticImage, Repository: cfg.BackupRepository, LocalVolume: cfg.BackupVolume, Keep: cfg.BackupKeep, Env: revealAll(cfg.BackupEnv),
+		Saved: savedBackupSettings(st, log), Save: st.SetSetting,
 		Password: func() (string, error) {
 			if cfg.BackupPassword != "" {
 				return cfg.BackupPassword.Reveal(), nil // the operator gave an existing repository's key
@@ -56,6 +57,32 @@ func newAppDeps(cfg config, st *state.Store, m *engine.Engine) (*commands.AppDep
 		apps.Scheme = "https"
 	}
 	return apps, nil
+}
+
+// savedBackupSettings reads what the backup verbs set (the repository, the
+// retention), which wins over the environment's. A value that does not read
+// any more is logged and left out: the environment's applies.
+func savedBackupSettings(st *state.Store, log *slog.Logger) engine.BackupSaved {
+	var saved engine.BackupSaved
+	saved.Repository = setting(st, log, engine.SettingRepository)
+	if keep := setting(st, log, engine.SettingKeep); keep != "" {
+		p, err := backup.ParsePolicy(keep)
+		if err != nil {
+			log.Warn("the retention set with `backup keep` does not read: the environment's applies", "setting", engine.SettingKeep, "err", err)
+		}
+		saved.Keep = p
+	}
+	return saved
+}
+
+// setting is a setting of the state, "" when it was never set (or could not
+// be read, which is logged).
+func setting(st *state.Store, log *slog.Logger, key string) string {
+	v, err := st.Setting(key)
+	if err != nil && !errors.Is(err, state.ErrNotFound) {
+		log.Warn("setting not read: the environment's applies", "setting", key, "err", err)
+	}
+	return v
 }
 
 func newProxy(cfg config) *proxy.Proxy {
@@ -94,7 +121,7 @@ func errorKinds() []commands.ErrorKind {
 		{Err: proxy.ErrNotInitialized, Kind: commands.Unavailable, Message: "The proxy (Caddy) has no toolbox configuration and could not set one up: run `toolbox proxy init` on the machine."},
 		{Err: docker.ErrNotOurs, Kind: commands.Conflict, Message: "A Docker network, volume or container with the name the toolbox needs exists and was not made by the toolbox: rename or remove it on the machine, then try again."},
 		{Err: docker.ErrBusy, Kind: commands.Conflict, Message: "Another run of that step is still going on the machine: wait for it to finish, then try again."},
-		{Err: backup.ErrNoRepository, Kind: commands.Unavailable, Message: "There is no restic repository at the backup location: check TOOLBOX_BACKUP_REPOSITORY."},
+		{Err: backup.ErrNoRepository, Kind: commands.Unavailable, Message: "There is no restic repository at the backup location: check `/toolbox backup repository` (or TOOLBOX_BACKUP_REPOSITORY)."},
 		{Err: backup.ErrWrongPassword, Kind: commands.Unavailable, Message: "The backup repository does not accept the toolbox's password: it belongs to another toolbox, or its key was changed."},
 		{Err: backup.ErrUnreachable, Kind: commands.Unavailable, Message: "The backup repository cannot be reached (network, credentials or permissions of its storage)."},
 		{Err: backup.ErrLocked, Kind: commands.Conflict, Message: "The backup repository is busy with another backup, check or prune: try again when it is done."},
@@ -108,8 +135,15 @@ const (
 	backupKeySecret  = "backup.repository-password"
 )
 
-// newRouter wires the verbs to the state, the machine, the chat and the checks.
+// newRouter wires the verbs to the state, the machine, the chat and the
+// checks, with no scheduler running here: a schedule changed through it is
+// kept for the next start.
 func newRouter(root context.Context, cfg config, log *slog.Logger, st *state.Store, m *engine.Engine, chat commands.Chat, dir commands.Directory, chatCheck func(context.Context) (string, error)) (*commands.Router, error) {
+	return newRouterWith(root, cfg, log, st, m, chat, dir, chatCheck, newSchedules(cfg, st, nil, log))
+}
+
+// newRouterWith is newRouter with the schedules of the running scheduler.
+func newRouterWith(root context.Context, cfg config, log *slog.Logger, st *state.Store, m *engine.Engine, chat commands.Chat, dir commands.Directory, chatCheck func(context.Context) (string, error), sc *schedules) (*commands.Router, error) {
 	key, err := st.EnsureSecret(confirmKeySecret, func() (state.Secret, error) { return state.NewRandomSecret(32) })
 	if err != nil {
 		return nil, err
@@ -127,14 +161,21 @@ func newRouter(root context.Context, cfg config, log *slog.Logger, st *state.Sto
 		checks = append(checks, commands.Check{Name: "mattermost", Run: chatCheck})
 	}
 	checks = append(checks, commands.Check{Name: "docker", Run: m.Check})
-	apps, err := newAppDeps(cfg, st, m)
+	apps, err := newAppDeps(cfg, log, st, m)
 	if err != nil {
 		return nil, err
 	}
-	return commands.NewRouter(root, commands.Deps{
+	router, err := commands.NewRouter(root, commands.Deps{
 		Store: st, Chat: chat, Directory: dir, Checks: checks, Log: log, Version: version, Apps: apps,
 		ConfirmKey: []byte(key.Reveal()), ConfirmTTL: cfg.ConfirmTTL, ErrorKinds: errorKinds(),
 	})
+	if err != nil {
+		return nil, err
+	}
+	if err := router.AddBackupSettings(sc); err != nil {
+		return nil, err
+	}
+	return router, nil
 }
 
 func revealAll(secrets map[string]state.Secret) map[string]string {

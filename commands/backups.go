@@ -29,6 +29,55 @@ type Backups interface {
 	// Where says where the repository is, for people, and whether it is on
 	// this very machine (then it does not survive losing it).
 	Where() (where string, onThisMachine bool)
+
+	// Settings says where the backups go and what is kept of them, as the
+	// next run will use them.
+	Settings() BackupSettings
+	// SetRetention reads keep as people write it ("daily 7 weekly 4
+	// monthly 6"), or "" for the environment's (TOOLBOX_BACKUP_KEEP), and
+	// applies it from the next run on, kept across restarts. It returns the
+	// retention now. A keep that does not read is an *Error of kind Invalid.
+	SetRetention(keep string) (string, error)
+	// UseRepository checks that restic can reach the repository at url ("",
+	// the environment's: TOOLBOX_BACKUP_REPOSITORY, else the local volume)
+	// and open it with the toolbox's password, or create it there, and only
+	// then makes it the repository of the next runs, kept across restarts.
+	// When it fails, nothing changed. The old repository's backups stay
+	// where they are.
+	UseRepository(ctx context.Context, url string, progress func(string)) (RepositoryChange, error)
+	// Check runs restic check on the repository: its structure, and subset
+	// of its data read back ("5%"). When restic found damage, the report's
+	// Errors are not 0 and the error is restic's account of it.
+	Check(ctx context.Context, subset string, progress func(string)) (CheckReport, error)
+}
+
+// BackupSettings are the backups' settings as the verbs show them.
+type BackupSettings struct {
+	Where string // as Where says
+	Local bool   // the repository is on this machine
+	// RepositorySet: set with `backup repository`, else the environment's.
+	RepositorySet bool
+	Keep          string // the retention after each app's run, "daily 7 weekly 4 monthly 6"; "" none
+	KeepSet       bool   // set with `backup keep`, else the environment's
+}
+
+// RepositoryChange says what UseRepository did.
+type RepositoryChange struct {
+	From, To           string // the repositories for people, as Where says
+	FromLocal, ToLocal bool
+	Created            bool // there was no repository at To: it was created
+	Unchanged          bool // To is the repository in use already
+}
+
+// CheckReport is what restic check found.
+type CheckReport struct {
+	Where       string        // the repository checked, as Where says
+	Subset      string        // the part of the data read back: "5%"
+	Errors      int           // 0: the repository is sound
+	BrokenPacks int           // pack files restic says to repair
+	RepairIndex bool          // restic suggests `repair index`
+	Prune       bool          // restic suggests `prune` (unused data, no damage)
+	Took        time.Duration // how long restic ran
 }
 
 // BackupRequest is one app to back up.
@@ -60,6 +109,9 @@ type Restored struct {
 	Size    int64     // bytes restored: volumes and dumps
 	Checks  []string  // what the checks counted: "wordpress.sql: 412 posts"
 	Took    time.Duration
+	// Replaced says whether the app ran before the swap (a recovery on an
+	// empty machine replaces nothing, so there is nothing to undo).
+	Replaced bool
 }
 
 // Snapshot is one restic snapshot of an app.

@@ -23,6 +23,14 @@ type fakeBackups struct {
 	restores   []RestoreRequest
 	restoreErr error // returned by Restore
 	dropped    []string
+
+	settings    BackupSettings // as Settings says; Keep "" is the default's
+	uses        []string       // the URLs UseRepository was given
+	useErr      error          // returned by UseRepository, which then changes nothing
+	created     bool           // UseRepository found no repository and made one
+	checks      []string       // the subsets Check was given
+	checkReport CheckReport
+	checkErr    error
 }
 
 var _ Backups = (*fakeBackups)(nil)
@@ -61,7 +69,7 @@ func (f *fakeBackups) Restore(_ context.Context, req RestoreRequest, progress fu
 		return Restored{}, f.restoreErr
 	}
 	return Restored{Job: 41, Version: "7.1.2", Time: time.Date(2026, 11, 30, 3, 0, 0, 0, time.UTC), Size: 12 << 20,
-		Checks: []string{"wordpress.sql: 12 posts"}, Took: 40 * time.Second}, nil
+		Checks: []string{"wordpress.sql: 12 posts"}, Took: 40 * time.Second, Replaced: true}, nil
 }
 
 func (f *fakeBackups) DropGeneration(_ context.Context, d Deployment) error {
@@ -74,10 +82,78 @@ func (f *fakeBackups) DropGeneration(_ context.Context, d Deployment) error {
 func (f *fakeBackups) Key() (string, error) { return "correct-horse-battery", nil }
 
 func (f *fakeBackups) Where() (string, bool) {
-	if f.local {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.where()
+}
+
+func (f *fakeBackups) where() (string, bool) {
+	switch {
+	case f.settings.Where != "":
+		return f.settings.Where, f.settings.Local
+	case f.local:
 		return "the volume toolbox-backups", true
 	}
 	return "swift:backups:/", false
+}
+
+// fakeDefaultKeep is the fake's environment's retention.
+const fakeDefaultKeep = "daily 7 weekly 4 monthly 6"
+
+func (f *fakeBackups) Settings() BackupSettings {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := f.settings
+	s.Where, s.Local = f.where()
+	if s.Keep == "" {
+		s.Keep = fakeDefaultKeep
+	}
+	return s
+}
+
+// SetRetention takes any text but one with "forever" in it, as is.
+func (f *fakeBackups) SetRetention(keep string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if strings.Contains(keep, "forever") {
+		return "", &Error{Kind: Invalid, Message: `I cannot read that retention: "forever" is not a period.`}
+	}
+	f.settings.Keep, f.settings.KeepSet = keep, keep != ""
+	if keep == "" {
+		return fakeDefaultKeep, nil
+	}
+	return keep, nil
+}
+
+// UseRepository switches to url unless useErr is set; "" is the local volume.
+func (f *fakeBackups) UseRepository(_ context.Context, url string, progress func(string)) (RepositoryChange, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.uses = append(f.uses, url)
+	var ch RepositoryChange
+	ch.From, ch.FromLocal = f.where()
+	to, local := url, url == ""
+	if local {
+		to = "the volume toolbox-backups"
+	}
+	ch.To, ch.ToLocal, ch.Created, ch.Unchanged = to, local, f.created, to == ch.From
+	progress("reaching " + to)
+	if f.useErr != nil {
+		return ch, f.useErr
+	}
+	f.settings.Where, f.settings.Local, f.settings.RepositorySet = to, local, url != ""
+	return ch, nil
+}
+
+func (f *fakeBackups) Check(_ context.Context, subset string, progress func(string)) (CheckReport, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.checks = append(f.checks, subset)
+	progress("checking")
+	rep := f.checkReport
+	rep.Where, _ = f.where()
+	rep.Subset = subset
+	return rep, f.checkErr
 }
 
 func backupsEnv(t *testing.T, b *fakeBackups) *env {

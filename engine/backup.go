@@ -27,10 +27,17 @@ const DefaultLocalVolume = "toolbox-backups"
 // localRepository is where the local repository's volume is mounted in runs.
 const localRepository = "/repository"
 
+// The settings the backup verbs change, under which Save keeps them.
+const (
+	SettingRepository = "backup/repository" // restic's repository URL
+	SettingKeep       = "backup/keep"       // the retention, as backup.ParsePolicy reads it
+)
+
 // BackupConfig says where the backups go and what goes with every run.
 type BackupConfig struct {
 	ResticImage string
-	// Repository is restic's repository URL; "" is the local volume.
+	// Repository is restic's repository URL; "" is the local volume. It is
+	// the environment's default: Saved.Repository wins over it.
 	Repository string
 	// LocalVolume is the local repository's volume ("" is DefaultLocalVolume).
 	LocalVolume string
@@ -38,11 +45,26 @@ type BackupConfig struct {
 	Env map[string]string
 	// Password returns the repository's password (kept in the state).
 	Password func() (string, error)
-	// Keep is the retention applied after each app's run (zero: none).
+	// Keep is the retention applied after each app's run (zero: none). It
+	// is the environment's default: Saved.Keep wins over it.
 	Keep backup.Policy
 	// State writes a hot copy of the toolbox's state: it goes in every run,
 	// so that the repository alone is enough to rebuild.
 	State func(w io.Writer) (int64, error)
+	// Saved is what the verbs set before (main reads it from the state at
+	// start); its zero fields are not set.
+	Saved BackupSaved
+	// Save keeps a setting the verbs change, under SettingRepository or
+	// SettingKeep, across restarts ("" when it goes back to the
+	// environment's); nil keeps changes in memory only.
+	Save func(key, value string) error
+}
+
+// BackupSaved are the settings the verbs set, which win over the
+// environment's.
+type BackupSaved struct {
+	Repository string        // "": not set
+	Keep       backup.Policy // zero: not set
 }
 
 // Backups keeps the apps' backups in a restic repository, running restic as
@@ -51,8 +73,14 @@ type Backups struct {
 	engine *Engine
 	cfg    BackupConfig
 
-	initMu sync.Mutex // held while the repository is first opened or initialised
-	ready  bool
+	mu    sync.Mutex  // guards saved: read at each run, changed by the verbs
+	saved BackupSaved // what the verbs set
+
+	switchMu sync.Mutex // held while the repository is changed: one change at a time
+
+	initMu   sync.Mutex // held while the repository is first opened or initialised
+	ready    bool       // readyURL was opened (or initialised) and the image is there
+	readyURL string
 }
 
 var _ commands.Backups = (*Backups)(nil)
@@ -62,7 +90,36 @@ func NewBackups(e *Engine, cfg BackupConfig) *Backups {
 	if cfg.LocalVolume == "" {
 		cfg.LocalVolume = DefaultLocalVolume
 	}
-	return &Backups{engine: e, cfg: cfg}
+	return &Backups{engine: e, cfg: cfg, saved: cfg.Saved}
+}
+
+// current returns the repository URL ("" the local volume) and the
+// retention the next run uses: the verbs' when set, else the environment's.
+func (b *Backups) current() (url string, keep backup.Policy) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	url, keep = b.cfg.Repository, b.cfg.Keep
+	if b.saved.Repository != "" {
+		url = b.saved.Repository
+	}
+	if !b.saved.Keep.IsZero() {
+		keep = b.saved.Keep
+	}
+	return url, keep
+}
+
+// save keeps value under key, then sets it with set: a change that could
+// not be kept is not made.
+func (b *Backups) save(key, value string, set func(*BackupSaved)) error {
+	if b.cfg.Save != nil {
+		if err := b.cfg.Save(key, value); err != nil {
+			return fmt.Errorf("keep the setting %s: %w", key, err)
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	set(&b.saved)
+	return nil
 }
 
 // runner runs restic in one-shot containers of the restic image.
@@ -102,10 +159,40 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// repository returns the repository with restic run in containers named
-// runName ("" for fresh names). With create, the first call initialises it
-// (and the local volume) when it does not exist yet; reads never create one.
+// repository returns the repository the runs use now, with restic run in
+// containers named runName ("" for fresh names). With create, the first
+// call initialises it (and the local volume) when it does not exist yet;
+// reads never create one. The first call for each repository (after a
+// change, again) pulls the image and opens it.
 func (b *Backups) repository(ctx context.Context, runName string, create bool) (*backup.Repository, error) {
+	url, _ := b.current()
+	repo, err := b.repositoryAt(ctx, url, runName)
+	if err != nil {
+		return nil, err
+	}
+	b.initMu.Lock()
+	defer b.initMu.Unlock()
+	if b.ready && b.readyURL == url {
+		return repo, nil
+	}
+	if err := b.pullImage(ctx); err != nil {
+		return nil, err
+	}
+	if create {
+		_, err = repo.Init(ctx)
+	} else {
+		_, err = repo.Open(ctx)
+	}
+	if err != nil {
+		return nil, err
+	}
+	b.ready, b.readyURL = true, url
+	return repo, nil
+}
+
+// repositoryAt returns the repository at url ("" the local volume, which it
+// creates when missing), with restic run in containers named runName.
+func (b *Backups) repositoryAt(ctx context.Context, url, runName string) (*backup.Repository, error) {
 	s, err := b.engine.connect(ctx)
 	if err != nil {
 		return nil, err
@@ -119,8 +206,8 @@ func (b *Backups) repository(ctx context.Context, runName string, create bool) (
 		labels[k] = v
 	}
 	repo := &backup.Repository{
-		URL: b.cfg.Repository, Password: backup.Secret(password), Env: map[string]backup.Secret{},
-		Runner: runner{d: s.Engine, image: b.cfg.ResticImage, labels: labels, remote: b.cfg.Repository != "", name: runName},
+		URL: url, Password: backup.Secret(password), Env: map[string]backup.Secret{},
+		Runner: runner{d: s.Engine, image: b.cfg.ResticImage, labels: labels, remote: url != "", name: runName},
 	}
 	for k, v := range b.cfg.Env {
 		repo.Env[k] = backup.Secret(v)
@@ -134,31 +221,24 @@ func (b *Backups) repository(ctx context.Context, runName string, create bool) (
 		repo.URL = localRepository
 		repo.Mounts = []backup.Mount{{Volume: b.cfg.LocalVolume, Target: localRepository}}
 	}
-	b.initMu.Lock()
-	defer b.initMu.Unlock()
-	if b.ready {
-		return repo, nil
-	}
-	// Said once here rather than as an image missing inside a run: with no
-	// registry, the error is docker.ErrRegistryUnreachable.
-	if err := s.Engine.PullImage(ctx, b.cfg.ResticImage, nil); err != nil {
-		return nil, err
-	}
-	if create {
-		_, err = repo.Init(ctx)
-	} else {
-		_, err = repo.Open(ctx)
-	}
-	if err != nil {
-		return nil, err
-	}
-	b.ready = true
 	return repo, nil
+}
+
+// pullImage makes sure the restic image is there. Said once here rather
+// than as an image missing inside a run: with no registry, the error is
+// docker.ErrRegistryUnreachable.
+func (b *Backups) pullImage(ctx context.Context) error {
+	s, err := b.engine.connect(ctx)
+	if err != nil {
+		return err
+	}
+	return s.Engine.PullImage(ctx, b.cfg.ResticImage, nil)
 }
 
 // Backup makes one run of an app: each dump streamed from its service's
 // container into restic, then its data volumes, then the toolbox's state.
 func (b *Backups) Backup(ctx context.Context, req commands.BackupRequest, progress func(string)) ([]commands.Snapshot, error) {
+	_, keep := b.current() // read once: a change applies from the next run on
 	repo, err := b.repository(ctx, "tb-restic-backup-"+req.App, true)
 	if err != nil {
 		return nil, err
@@ -230,12 +310,12 @@ func (b *Backups) Backup(ctx context.Context, req commands.BackupRequest, progre
 			return snaps, err
 		}
 	}
-	if !b.cfg.Keep.IsZero() {
-		progress("applying the retention: keep " + b.cfg.Keep.String())
+	if !keep.IsZero() {
+		progress("applying the retention: keep " + keep.String())
 		// Whole stream snapshots and volume snapshots, each group by its path;
 		// a stream cut short is never one the policy keeps in place of a whole one.
 		for _, tags := range [][]string{{"app=" + req.App, backup.CompleteTag}, {"app=" + req.App, "what=volumes"}} {
-			if _, err := repo.Forget(ctx, b.cfg.Keep, tags, true); err != nil {
+			if _, err := repo.Forget(ctx, keep, tags, true); err != nil {
 				return snaps, fmt.Errorf("the backup of %s was made, but applying the retention failed: %w", req.App, err)
 			}
 		}
@@ -313,10 +393,123 @@ func (b *Backups) Key() (string, error) { return b.cfg.Password() }
 
 // Where names the repository for people.
 func (b *Backups) Where() (string, bool) {
-	if b.cfg.Repository == "" {
+	url, _ := b.current()
+	return b.where(url)
+}
+
+// where names the repository at url for people, its credentials redacted.
+func (b *Backups) where(url string) (string, bool) {
+	if url == "" {
 		return "the Docker volume " + b.cfg.LocalVolume + " on this machine", true
 	}
-	return (&backup.Repository{URL: b.cfg.Repository}).String(), false
+	return (&backup.Repository{URL: url}).String(), false
+}
+
+// Settings says what the next run uses.
+func (b *Backups) Settings() commands.BackupSettings {
+	url, keep := b.current()
+	where, local := b.where(url)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return commands.BackupSettings{Where: where, Local: local, RepositorySet: b.saved.Repository != "",
+		Keep: keep.String(), KeepSet: !b.saved.Keep.IsZero()}
+}
+
+// SetRetention reads keep and applies it from the next run on.
+func (b *Backups) SetRetention(keep string) (string, error) {
+	var p backup.Policy
+	if keep != "" {
+		var err error
+		if p, err = backup.ParsePolicy(keep); err != nil {
+			return "", &commands.Error{Kind: commands.Invalid, Err: err,
+				Message: "I cannot read that retention: " + strings.TrimPrefix(err.Error(), "backup: policy: ") + "."}
+		}
+	}
+	if err := b.save(SettingKeep, p.String(), func(s *BackupSaved) { s.Keep = p }); err != nil {
+		return "", err
+	}
+	_, now := b.current()
+	return now.String(), nil
+}
+
+// UseRepository opens (or creates) the repository at url, and only then
+// makes it the one of the next runs.
+func (b *Backups) UseRepository(ctx context.Context, url string, progress func(string)) (commands.RepositoryChange, error) {
+	b.switchMu.Lock()
+	defer b.switchMu.Unlock()
+	from, _ := b.current()
+	to := url
+	if to == "" {
+		to = b.cfg.Repository
+	}
+	var ch commands.RepositoryChange
+	ch.From, ch.FromLocal = b.where(from)
+	ch.To, ch.ToLocal = b.where(to)
+	progress("reaching " + ch.To)
+	repo, err := b.repositoryAt(ctx, to, "")
+	if err != nil {
+		return ch, err
+	}
+	if err := b.pullImage(ctx); err != nil {
+		return ch, err
+	}
+	// Open first: it gives up at the first backend error restic would
+	// retry, so an unreachable repository answers soon.
+	_, err = repo.Open(ctx)
+	if errors.Is(err, backup.ErrNoRepository) {
+		progress("no repository there yet: creating one with the toolbox's password")
+		ch.Created, err = repo.Init(ctx)
+	}
+	if err != nil {
+		return ch, resticFailed(ch.To, err)
+	}
+	ch.Unchanged = to == from
+	if err := b.save(SettingRepository, url, func(s *BackupSaved) { s.Repository = url }); err != nil {
+		return ch, err
+	}
+	b.initMu.Lock()
+	b.ready, b.readyURL = true, to
+	b.initMu.Unlock()
+	return ch, nil
+}
+
+// resticFailed says, for people, why restic could not use the repository at
+// where: the sentinels of deploy/backup reach them through the router's
+// table; restic's own last words otherwise.
+func resticFailed(where string, err error) error {
+	var e *backup.ExitError
+	if !errors.As(err, &e) || e.Message == "" {
+		return err
+	}
+	msg := strings.TrimPrefix(e.Message, "Fatal: ")
+	switch {
+	case strings.Contains(msg, "parsing repository location failed"), strings.Contains(msg, "invalid backend"):
+		// Open calls every failure to open "unreachable"; this one is the URL's.
+		return &commands.Error{Kind: commands.Invalid, Err: err, Message: fmt.Sprintf("restic cannot read the repository URL `%s`: %s", where, msg)}
+	case e.Kind == nil:
+		return &commands.Error{Kind: commands.Unavailable, Err: err, Message: fmt.Sprintf("restic could not use %s: %s", where, msg)}
+	}
+	return err
+}
+
+// Check runs restic check, reading subset of the data back.
+func (b *Backups) Check(ctx context.Context, subset string, progress func(string)) (commands.CheckReport, error) {
+	url, _ := b.current()
+	rep := commands.CheckReport{Subset: subset}
+	rep.Where, _ = b.where(url)
+	repo, err := b.repository(ctx, "", false)
+	if errors.Is(err, backup.ErrNoRepository) {
+		return rep, commands.Errorf(commands.NotFound, "There are no backups in %s yet, so nothing to check. `/toolbox backup now` makes one.", rep.Where)
+	}
+	if err != nil {
+		return rep, err
+	}
+	progress(fmt.Sprintf("checking the repository's structure, and reading %s of its data back", subset))
+	start := time.Now()
+	res, err := repo.Check(ctx, subset)
+	rep.Took = time.Since(start)
+	rep.Errors, rep.BrokenPacks, rep.RepairIndex, rep.Prune = res.Errors, len(res.BrokenPacks), res.SuggestRepairIndex, res.SuggestPrune
+	return rep, err // with Errors > 0, err is restic's report of the damage
 }
 
 // limitedWriter keeps the first n bytes written to it and drops the rest.

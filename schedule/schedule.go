@@ -146,6 +146,40 @@ func (s *Scheduler) missed(name string, spec Spec, now time.Time) (time.Time, bo
 	return spec.prev(now, s.cfg.Location), true
 }
 
+// Reschedule gives the job of that name a new Spec and keeps its function:
+// it is next due at spec's first occurrence after now, with no catch-up. A
+// run of it already going, or queued for a slot, goes on, and the job still
+// never runs twice at once. It is an error if there is no such job.
+func (s *Scheduler) Reschedule(name string, spec Spec) error {
+	if !spec.valid {
+		return fmt.Errorf("schedule: reschedule %s: invalid schedule", name)
+	}
+	now := s.cfg.Now()
+	s.mu.Lock()
+	j, ok := s.jobs[name]
+	if ok {
+		j.spec, j.next = spec, spec.Next(now, s.cfg.Location)
+	}
+	s.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("schedule: reschedule %s: no such job", name)
+	}
+	s.poke()
+	return nil
+}
+
+// Spec returns the Spec of the job of that name, and whether there is such a
+// job.
+func (s *Scheduler) Spec(name string) (Spec, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j, ok := s.jobs[name]
+	if !ok {
+		return Spec{}, false
+	}
+	return j.spec, true
+}
+
 // Remove unschedules the job of that name and reports whether there was one.
 // A run of it already going finishes; a queued one does not start.
 func (s *Scheduler) Remove(name string) bool {

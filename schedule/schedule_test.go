@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -496,4 +497,116 @@ func TestAddInvalid(t *testing.T) {
 			t.Errorf("Add(%q, %v, %p) = nil, want an error", tt.name, tt.spec, tt.run)
 		}
 	}
+}
+
+func TestReschedule(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		paris := load(t, "Europe/Paris")
+		at := func(d, h, m int) time.Time { return time.Date(2000, 1, d, h, m, 0, 0, paris) }
+		logger, logs := testLogger(t)
+		store := &memStore{last: map[string]time.Time{}}
+		s := New(Config{Location: paris, Logger: logger, Store: store})
+		var r recorder
+		add(t, s, "backup", "daily 03:00", r.job("backup", time.Hour))
+		stop := start(t, s)
+		sleepUntil(at(1, 12, 0))
+
+		// Later the same day: the next run is tomorrow's, at the new time,
+		// with the function given to Add.
+		if err := s.Reschedule("backup", mustParse(t, "daily 04:30")); err != nil {
+			t.Fatal(err)
+		}
+		if next, _ := s.Next("backup"); !next.Equal(at(2, 4, 30)) {
+			t.Errorf("Next = %v, want %v", next, at(2, 4, 30))
+		}
+		if spec, ok := s.Spec("backup"); !ok || spec.String() != "daily 04:30" {
+			t.Errorf("Spec = %v, %v, want daily 04:30, true", spec, ok)
+		}
+		// Earlier the same day than now: the first occurrence after now,
+		// no catch-up of today's.
+		sleepUntil(at(2, 20, 0))
+		if err := s.Reschedule("backup", mustParse(t, "daily 19:00")); err != nil {
+			t.Fatal(err)
+		}
+		if next, _ := s.Next("backup"); !next.Equal(at(3, 19, 0)) {
+			t.Errorf("Next = %v, want %v", next, at(3, 19, 0))
+		}
+		// While a run goes: the new time comes during the run and is skipped.
+		sleepUntil(at(3, 19, 30))
+		if err := s.Reschedule("backup", mustParse(t, "daily 19:45")); err != nil {
+			t.Fatal(err)
+		}
+		// To a weekly schedule: 2000-01-09 is a Sunday.
+		sleepUntil(at(4, 21, 0))
+		if err := s.Reschedule("backup", mustParse(t, "weekly sunday 05:00")); err != nil {
+			t.Fatal(err)
+		}
+		sleepUntil(at(10, 12, 0))
+		r.check(t,
+			run{"backup", at(1, 3, 0), at(1, 3, 0)},
+			run{"backup", at(2, 4, 30), at(2, 4, 30)},
+			run{"backup", at(3, 19, 0), at(3, 19, 0)}, // ends at 20:00
+			run{"backup", at(4, 19, 45), at(4, 19, 45)},
+			run{"backup", at(9, 5, 0), at(9, 5, 0)},
+		)
+		if r.maxSeen != 1 {
+			t.Errorf("at most %d runs at once, want 1", r.maxSeen)
+		}
+		if got := strings.Count(logs.String(), "skipped a run"); got != 1 {
+			t.Errorf("%d skipped runs logged, want 1 (3 January 19:45)", got)
+		}
+		if got, _ := store.LastRun("backup"); !got.Equal(at(9, 5, 0)) {
+			t.Errorf("LastRun = %v, want %v", got, at(9, 5, 0))
+		}
+		stop()
+	})
+}
+
+func TestRescheduleRefusals(t *testing.T) {
+	s := New(Config{Location: time.UTC})
+	if err := s.Reschedule("backup", mustParse(t, "daily 03:00")); err == nil || !strings.Contains(err.Error(), "no such job") {
+		t.Errorf("Reschedule of an unknown job = %v, want no such job", err)
+	}
+	add(t, s, "backup", "daily 03:00", func(context.Context, time.Time) error { return nil })
+	if err := s.Reschedule("backup", Spec{}); err == nil {
+		t.Error("Reschedule with the zero Spec = nil, want an error")
+	}
+	if spec, _ := s.Spec("backup"); spec.String() != "daily 03:00" {
+		t.Errorf("Spec after a refused Reschedule = %v, want daily 03:00", spec)
+	}
+	if _, ok := s.Spec("drill"); ok {
+		t.Error("Spec of an unknown job: ok, want not")
+	}
+}
+
+// TestRescheduleWhileRunning changes the schedule from many goroutines while
+// Run goes (for the race detector): the last change wins, and runs follow it.
+func TestRescheduleWhileRunning(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		at := func(d, h, m int) time.Time { return time.Date(2000, 1, d, h, m, 0, 0, time.UTC) }
+		logger, _ := testLogger(t)
+		s := New(Config{Location: time.UTC, Logger: logger, MaxConcurrent: 2})
+		var r recorder
+		add(t, s, "backup", "daily 03:00", r.job("backup", time.Minute))
+		add(t, s, "drill", "weekly sunday 05:00", r.job("drill", time.Minute))
+		stop := start(t, s)
+		var wg sync.WaitGroup
+		for i := range 10 {
+			wg.Go(func() {
+				spec := mustParse(t, fmt.Sprintf("daily %02d:15", i))
+				if err := s.Reschedule("backup", spec); err != nil {
+					t.Error(err)
+				}
+				s.Next("backup")
+				s.Spec("drill")
+			})
+		}
+		wg.Wait()
+		if err := s.Reschedule("backup", mustParse(t, "daily 10:15")); err != nil {
+			t.Fatal(err)
+		}
+		sleepUntil(at(2, 12, 0))
+		r.check(t, run{"backup", at(1, 10, 15), at(1, 10, 15)}, run{"drill", at(2, 5, 0), at(2, 5, 0)}, run{"backup", at(2, 10, 15), at(2, 10, 15)})
+		stop()
+	})
 }
