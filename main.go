@@ -53,7 +53,10 @@ Usage:
   toolbox do [--yes] "<text>"        run a /toolbox command from this terminal, as the operator
   toolbox mattermost bootstrap       set up the admin, team, channel, bot and /toolbox command
   toolbox backup key                 show the backup repository's password (here only, never in the chat)
+  toolbox recover [--build-images]   on a new machine, up from the backups alone: the state, Mattermost and every app
+                                     with its data (TOOLBOX_BACKUP_PASSWORD and the repository's settings needed)
   toolbox state backup FILE          write a consistent copy of the state to FILE
+  toolbox state recover              fetch the newest state from the backup repository, when there is none here
   toolbox proxy init|ca              prepare Caddy's config, or print its local CA (TOOLBOX_PROXY_ADMIN)
   toolbox version                    print the version
 
@@ -73,15 +76,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	switch args[0] {
-	case "up":
-		fs := flag.NewFlagSet("up", flag.ContinueOnError)
+	case "up", "recover":
+		fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 		fs.SetOutput(stderr)
 		build := fs.Bool("build-images", false, "build on this machine the images no registry can give")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
 		hc := cfg.host()
-		hc.BuildImages = *build
+		hc.BuildImages, hc.Recover = *build, args[0] == "recover"
+		if hc.Recover && cfg.BackupPassword == "" {
+			return errors.New("toolbox recover needs TOOLBOX_BACKUP_PASSWORD, the backup repository's password (as `toolbox backup key` showed it), and the repository's settings (TOOLBOX_BACKUP_REPOSITORY and its credentials) when it is not on this machine")
+		}
 		return host.Up(ctx, hc, log, stdout)
 	case "down":
 		fs := flag.NewFlagSet("down", flag.ContinueOnError)
@@ -111,10 +117,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		}
 		return doCommand(ctx, cfg, log, []string{"backup key"}, stdin, stdout)
 	case "state":
-		if len(args) != 3 || args[1] != "backup" {
-			return errors.New("usage: toolbox state backup FILE")
+		switch {
+		case len(args) == 3 && args[1] == "backup":
+			return stateBackup(ctx, cfg, args[2], stdout)
+		case len(args) == 2 && args[1] == "recover":
+			return stateRecover(ctx, cfg, stdout)
 		}
-		return stateBackup(ctx, cfg, args[2], stdout)
+		return errors.New("usage: toolbox state backup FILE | toolbox state recover")
 	case "proxy":
 		if len(args) != 2 || (args[1] != "init" && args[1] != "ca") {
 			return errors.New("usage: toolbox proxy init|ca")

@@ -38,7 +38,7 @@ func newAppDeps(cfg config, log *slog.Logger, st *state.Store, m *engine.Engine)
 		extra = os.DirFS(cfg.CatalogDir)
 	}
 	apps := &commands.AppDeps{
-		Catalog: catalog.New(extra), Engine: m, Store: st, BaseDomain: cfg.BaseDomain, Scheme: "http",
+		Catalog: catalog.New(extra), Engine: m, Store: st, BaseDomain: cfg.BaseDomain, Scheme: "http", ChatApp: host.ChatApp,
 	}
 	apps.Backups = engine.NewBackups(m, engine.BackupConfig{
 		ResticImage: cfg.ResticImage, Repository: cfg.BackupRepository, LocalVolume: cfg.BackupVolume, Keep: cfg.BackupKeep, Env: revealAll(cfg.BackupEnv),

@@ -82,6 +82,8 @@ type AppDeps struct {
 	Store   AppStore
 	// Backups, when set, keeps the apps' backups (the backup verbs).
 	Backups Backups
+	// ChatApp is the app the bot lives in (Mattermost): recovered first.
+	ChatApp string
 	// UndoWindow is how long a restore keeps the data it replaced (0:
 	// DefaultUndoWindow).
 	UndoWindow time.Duration

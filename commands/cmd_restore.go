@@ -141,6 +141,9 @@ func (a *AppDeps) restore(ctx context.Context, inv Invocation, r *Router, name, 
 	}
 	until := r.deps.Now().Add(a.undoWindow())
 	rec.Previous = &state.PreviousData{Generation: rec.Generation, Version: rec.Version, Until: until, Snapshot: snapshot}
+	if !done.Replaced {
+		rec.Previous = nil // nothing ran: nothing to go back to
+	}
 	rec.Generation = into
 	if err := a.Store.PutApp(rec); err != nil {
 		return "", err
@@ -153,7 +156,9 @@ func (a *AppDeps) restore(ctx context.Context, inv Invocation, r *Router, name, 
 	if done.Version != "" && done.Version != rec.Version {
 		msg += fmt.Sprintf(" The backup was made with version %s; %s runs %s.", done.Version, name, rec.Version)
 	}
-	msg += fmt.Sprintf(" Its data from before is kept until %s: `/toolbox restore undo %s` brings it back.%s", until.Format("2006-01-02 15:04"), name, dropped)
+	if done.Replaced {
+		msg += fmt.Sprintf(" Its data from before is kept until %s: `/toolbox restore undo %s` brings it back.%s", until.Format("2006-01-02 15:04"), name, dropped)
+	}
 	return msg, nil
 }
 

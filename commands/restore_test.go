@@ -241,3 +241,35 @@ func TestUpgradeRefusedWhenTheBackupFails(t *testing.T) {
 		t.Errorf("record = %+v", rec)
 	}
 }
+
+func TestRecover(t *testing.T) {
+	b := &fakeBackups{}
+	e, m := restoreEnv(t, b)
+	operator := Caller{UserName: "operator", Terminal: true}
+	if got := e.handle(caller("ann"), "recover").Text; !strings.Contains(got, "only on the machine's terminal") {
+		t.Errorf("recover from the chat = %q", got)
+	}
+	e.handle(operator, "recover")
+	e.router.Jobs().Wait()
+	if len(b.restores) != 1 || b.restores[0].Live.App != "wordpress" || b.restores[0].Snapshot != "latest" {
+		t.Fatalf("restores = %+v", b.restores)
+	}
+	if got := m.calls.changes(); !slices.Equal(got, []string{"deploy wordpress (volumes 1)", "set-route wordpress blog.example.org tb-wordpress-wordpress:80"}) {
+		t.Errorf("calls = %q, want the restored generation deployed and routed", got)
+	}
+	rec, _ := e.store.App("wordpress")
+	if rec.Generation != "1" || rec.Status != statusRunning {
+		t.Errorf("record = %+v", rec)
+	}
+	// The fake's restore replaced a running app; the recovery's undo is its
+	// business. Run again while it runs: left alone.
+	m.services = map[string][]Service{"wordpress": {{Name: "wordpress", State: "running", Health: "healthy"}}}
+	e.handle(operator, "recover")
+	e.router.Jobs().Wait()
+	if len(b.restores) != 1 {
+		t.Errorf("a second recover restored again: %+v", b.restores)
+	}
+	if got := lastPost(t, e); !strings.Contains(got, "already runs, left alone") {
+		t.Errorf("second recover = %q", got)
+	}
+}

@@ -121,7 +121,7 @@ func (r *Router) builtins() []*Verb {
 		verbs = append(verbs, a.catalogVerb(), a.addVerb(r), a.removeVerb(r), a.restartVerb(),
 			a.upgradeVerb(r), a.logsVerb(), a.setVerb())
 		if a.Backups != nil {
-			verbs = append(verbs, a.backupNowVerb(r), a.backupsVerb(), a.backupKeyVerb(), a.restoreVerb(r), a.restoreUndoVerb(r), a.drillNowVerb(r))
+			verbs = append(verbs, a.backupNowVerb(r), a.backupsVerb(), a.backupKeyVerb(), a.restoreVerb(r), a.restoreUndoVerb(r), a.drillNowVerb(r), a.recoverVerb(r))
 		}
 	}
 	return verbs

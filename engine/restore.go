@@ -216,6 +216,11 @@ func (b *Backups) Restore(ctx context.Context, req commands.RestoreRequest, prog
 		return done, nil // the deferred clear throws the copy away
 	}
 
+	running, err := s.Containers(ctx, app)
+	if err != nil {
+		return commands.Restored{}, err
+	}
+	done.Replaced = len(running) > 0
 	progress("the copy is healthy: moving " + app + " onto the restored data")
 	if err := s.RemoveContainers(ctx, at.Copy); err != nil {
 		return commands.Restored{}, err
@@ -341,4 +346,23 @@ func (b *Backups) DropGeneration(ctx context.Context, d commands.Deployment) err
 		return err
 	}
 	return s.RemoveGeneration(ctx, d.App, d.Generation, slices.Sorted(maps.Keys(d.Project.Volumes)))
+}
+
+// LatestState writes the toolbox's state from the newest run that saved it
+// to w, and says when that run was: how a new machine starts from the
+// repository alone.
+func (b *Backups) LatestState(ctx context.Context, w io.Writer) (time.Time, error) {
+	repo, err := b.repository(ctx, "", false)
+	if err != nil {
+		return time.Time{}, err
+	}
+	list, err := repo.Snapshots(ctx, "what=state", backup.CompleteTag)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if len(list) == 0 {
+		return time.Time{}, fmt.Errorf("the repository %s holds no state of a toolbox", repo)
+	}
+	latest := slices.MaxFunc(list, func(a, b backup.Snapshot) int { return a.Time.Compare(b.Time) })
+	return latest.Time, repo.Dump(ctx, latest.ID, "/toolbox.db", w)
 }

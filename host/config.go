@@ -31,6 +31,9 @@ type Config struct {
 	CacheDir    string // the image builder's cache; "" is its default
 
 	// Where the backups go, and restic's image; passed on to the bot.
+	// Recover fetches the bot's state from the backup repository when its
+	// volume has none, then brings back every app it records.
+	Recover          bool
 	BackupSchedule   string // "daily 03:00"
 	DrillSchedule    string // "weekly sunday 05:00"
 	BackupKeep       string // "daily 7 weekly 4 monthly 6"

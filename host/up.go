@@ -79,6 +79,14 @@ func Up(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) err
 	if out, err := botExec(ctx, e, "proxy", "init"); err != nil {
 		return fmt.Errorf("set up the proxy: %w\n%s", err, out)
 	}
+	if cfg.Recover {
+		say("bringing back every app the state records, from its latest backup (this takes a while)")
+		out, err := botExec(ctx, e, "do", "--yes", "recover")
+		if err != nil {
+			return fmt.Errorf("recover the apps: %w\n%s", err, out)
+		}
+		say("%s", strings.TrimSpace(out))
+	}
 	chatDomain := "chat." + cfg.BaseDomain
 	say("deploying Mattermost at %s (this can take a few minutes the first time)", chatDomain)
 	out, err := botExec(ctx, e, "do", "--yes", "add "+ChatApp+" "+chatDomain)
@@ -279,12 +287,53 @@ func ensureCaddy(ctx context.Context, e *docker.Engine, cfg Config, say func(str
 // ensureBot runs the bot's container on its private network, with its state
 // in a volume and the engine's socket, which it drives.
 func ensureBot(ctx context.Context, e *docker.Engine, cfg Config, image string, say func(string, ...any)) error {
+	spec, err := botSpec(cfg, image)
+	if err != nil {
+		return err
+	}
 	if err := e.EnsureVolume(ctx, botStateVolume, ownLabels()); err != nil {
 		return err
 	}
-	socket, err := engineSocket(cfg.DockerHost)
+	if cfg.Recover {
+		if err := recoverState(ctx, e, spec, say); err != nil {
+			return err
+		}
+	}
+	res, err := e.EnsureContainer(ctx, spec)
 	if err != nil {
 		return err
+	}
+	say("bot: %s", res.Action)
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	return e.WaitHealthy(wctx, BotContainer)
+}
+
+// recoverState runs the bot's image once, as the bot but before it, to
+// fetch the newest state from the backup repository into the bot's volume
+// when the volume has none (`toolbox state recover`).
+func recoverState(ctx context.Context, e *docker.Engine, bot docker.ContainerSpec, say func(string, ...any)) error {
+	var out, errs bytes.Buffer
+	code, err := e.Run(ctx, docker.RunSpec{
+		Name: BotContainer + "-recover", Image: bot.Image, Cmd: []string{"state", "recover"}, Env: bot.Env, Labels: bot.Labels,
+		Mounts: bot.Mounts, Network: bot.Network, GroupAdd: bot.GroupAdd, MemoryLimit: bot.MemoryLimit,
+		Stdout: &out, Stderr: &errs,
+	})
+	if err != nil {
+		return fmt.Errorf("recover the state: %w", err)
+	}
+	if code != 0 {
+		return fmt.Errorf("recover the state: %s", strings.TrimSpace(errs.String()))
+	}
+	say("%s", strings.TrimSpace(out.String()))
+	return nil
+}
+
+// botSpec is the bot's container.
+func botSpec(cfg Config, image string) (docker.ContainerSpec, error) {
+	socket, err := engineSocket(cfg.DockerHost)
+	if err != nil {
+		return docker.ContainerSpec{}, err
 	}
 	env := map[string]string{
 		"TOOLBOX_STATE":          BotState,
@@ -326,14 +375,14 @@ func ensureBot(ctx context.Context, e *docker.Engine, cfg Config, image string, 
 	}
 	files, err := catalogFiles(cfg.CatalogDir)
 	if err != nil {
-		return err
+		return docker.ContainerSpec{}, err
 	}
 	if len(files) > 0 {
 		env["TOOLBOX_CATALOG_DIR"] = botCatalogDir
 	}
 	labels := ownLabels()
 	labels[stack.LabelService] = "bot"
-	spec := docker.ContainerSpec{
+	return docker.ContainerSpec{
 		Name: BotContainer, Image: image, Env: env, Labels: labels,
 		Network: BotNetwork, Aliases: []string{BotContainer},
 		Mounts: []docker.Mount{
@@ -350,15 +399,7 @@ func ensureBot(ctx context.Context, e *docker.Engine, cfg Config, image string, 
 			Test: []string{"CMD", BotBinary, "healthcheck"}, Interval: 5 * time.Second,
 			Timeout: 5 * time.Second, StartPeriod: 30 * time.Second, Retries: 3,
 		},
-	}
-	res, err := e.EnsureContainer(ctx, spec)
-	if err != nil {
-		return err
-	}
-	say("bot: %s", res.Action)
-	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	return e.WaitHealthy(wctx, BotContainer)
+	}, nil
 }
 
 type socketInfo struct {

@@ -51,6 +51,7 @@ type RunSpec struct {
 	Mounts     []Mount
 	Network    string // "": the engine's default; "none" for none
 	User       string
+	GroupAdd   []string // supplementary groups, such as the engine socket's
 	// MemoryLimit is in bytes; 0 means none.
 	MemoryLimit int64
 	// Stdin nil gives the process no stdin (an immediate EOF); else it is
@@ -122,6 +123,7 @@ func runConfig(s RunSpec) (*container.Config, *container.HostConfig) {
 		NetworkMode:   container.NetworkMode(s.Network),
 		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled},
 		Resources:     container.Resources{Memory: s.MemoryLimit},
+		GroupAdd:      s.GroupAdd,
 	}
 	return cfg, hc
 }

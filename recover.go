@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/toolbox-collective/toolbox/engine"
+	"github.com/toolbox-collective/toolbox/state"
+)
+
+// stateRecover is `toolbox state recover`: on a machine whose state is
+// missing, it fetches the newest one from the backup repository, with the
+// password the operator gives (TOOLBOX_BACKUP_PASSWORD). A state that is
+// there is kept, so that running it again changes nothing.
+func stateRecover(ctx context.Context, cfg config, stdout io.Writer) error {
+	if _, err := os.Stat(cfg.StatePath); err == nil {
+		fmt.Fprintf(stdout, "the toolbox's state is here already (%s): kept\n", cfg.StatePath)
+		return nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if cfg.BackupPassword == "" {
+		return errors.New("TOOLBOX_BACKUP_PASSWORD is needed to recover: the backup repository's password, as `toolbox backup key` showed it")
+	}
+	backups := engine.NewBackups(newEngine(cfg), engine.BackupConfig{
+		ResticImage: cfg.ResticImage, Repository: cfg.BackupRepository, LocalVolume: cfg.BackupVolume, Env: revealAll(cfg.BackupEnv),
+		Password: func() (string, error) { return cfg.BackupPassword.Reveal(), nil },
+	})
+	tmp, err := os.CreateTemp(filepath.Dir(cfg.StatePath), ".recovering-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // after a success, renamed away
+	when, err := backups.LatestState(ctx, tmp)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("fetch the state from the backup repository: %w", err)
+	}
+	// Only a state that opens takes the place of none.
+	st, err := state.Open(tmp.Name(), state.Options{})
+	if err != nil {
+		return fmt.Errorf("the state fetched from the backup repository does not open: %w", err)
+	}
+	apps, err := st.Apps()
+	if cerr := st.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), cfg.StatePath); err != nil {
+		return err
+	}
+	where, _ := backups.Where()
+	fmt.Fprintf(stdout, "recovered the toolbox's state of %s (%d apps) from %s\n", when.Local().Format("2006-01-02 15:04"), len(apps), where)
+	return nil
+}
