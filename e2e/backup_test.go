@@ -12,6 +12,7 @@ import (
 	"github.com/toolbox-collective/toolbox/deploy/stack"
 	"github.com/toolbox-collective/toolbox/host/images"
 	"github.com/toolbox-collective/toolbox/internal/dockertest"
+	standincatalog "github.com/toolbox-collective/toolbox/internal/standin/catalog"
 )
 
 const resticImage = images.ResticImage
@@ -81,5 +82,33 @@ func TestBackupStandin(t *testing.T) {
 	})
 	if err != nil || code != 0 || dump.String() != record {
 		t.Errorf("plain restic dump of the latest records.txt: code %d, %v, got %q, want %q", code, err, dump.String(), record)
+	}
+
+	// The README's restore of a volume by hand, into a volume of our own.
+	scratch := dockertest.Unique(t, "tb-by-hand")
+	if err := e.EnsureVolume(ctx, scratch, dockertest.Labels(t, e)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.RemoveVolume(context.Background(), scratch) })
+	var restored bytes.Buffer
+	code, err = e.Run(ctx, docker.RunSpec{
+		Name: dockertest.Unique(t, "restic"), Image: resticImage, Network: "none", Labels: dockertest.Labels(t, e),
+		Cmd: []string{"--no-lock", "restore", "--tag", "app=" + app + ",what=volumes", "--target", "/restore",
+			"latest:/volumes/" + stack.VolumeName(app, "data")},
+		Env:    map[string]string{"RESTIC_REPOSITORY": "/repository", "RESTIC_PASSWORD": m[1]},
+		Mounts: []docker.Mount{{Volume: volume, Target: "/repository", ReadOnly: true}, {Volume: scratch, Target: "/restore"}},
+		Stdout: &restored, Stderr: &restored,
+	})
+	if err != nil || code != 0 {
+		t.Fatalf("plain restic restore of the volume: code %d, %v\n%s", code, err, restored.String())
+	}
+	restored.Reset()
+	code, err = e.Run(ctx, docker.RunSpec{
+		Name: dockertest.Unique(t, "read"), Image: standincatalog.Image, Network: "none", Labels: dockertest.Labels(t, e),
+		Cmd: []string{"dump"}, Env: map[string]string{"DATA_DIR": "/restore"},
+		Mounts: []docker.Mount{{Volume: scratch, Target: "/restore", ReadOnly: true}}, Stdout: &restored,
+	})
+	if err != nil || code != 0 || restored.String() != record {
+		t.Errorf("the volume restored by hand holds %q (exit %d, %v), want %q", restored.String(), code, err, record)
 	}
 }
