@@ -8,6 +8,7 @@ import (
 	"math/big"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
@@ -91,6 +92,8 @@ type AppDeps struct {
 	BaseDomain string
 	// Scheme of the apps' URLs: https, or http when no proxy with TLS is used.
 	Scheme string
+
+	busy sync.Map // app name → *sync.Mutex, see exclusive
 }
 
 func secretName(app, name string) string  { return "app/" + app + "/" + name }
@@ -133,6 +136,17 @@ func (a *AppDeps) installedApp(name string) (state.App, catalog.App, error) {
 	}
 	app, err := a.catalogApp(rec.Catalog)
 	return rec, app, err
+}
+
+// exclusive holds app for one job that changes or restores its data, so
+// that two such jobs never run on one app at once (a second is refused).
+func (a *AppDeps) exclusive(app string) (release func(), err error) {
+	m, _ := a.busy.LoadOrStore(app, &sync.Mutex{})
+	mu := m.(*sync.Mutex)
+	if !mu.TryLock() {
+		return nil, Errorf(Conflict, "Another job is restoring, upgrading or drilling %s right now. `/toolbox jobs` shows it; try again when it ends.", app)
+	}
+	return mu.Unlock, nil
 }
 
 // runningEntry is the catalog entry an installed app runs: the one kept

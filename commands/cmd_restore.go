@@ -115,6 +115,11 @@ func (a *AppDeps) restoreVerb(r *Router) *Verb {
 }
 
 func (a *AppDeps) restore(ctx context.Context, inv Invocation, r *Router, name, snapshot string) (string, error) {
+	release, err := a.exclusive(name)
+	if err != nil {
+		return "", err
+	}
+	defer release()
 	rec, app, err := a.installedRunning(ctx, name)
 	if err != nil {
 		return "", err
@@ -190,6 +195,11 @@ func (a *AppDeps) restoreUndoVerb(r *Router) *Verb {
 			return nil
 		},
 		Run: func(ctx context.Context, inv Invocation) (string, error) {
+			release, err := a.exclusive(inv.Args[0])
+			if err != nil {
+				return "", err
+			}
+			defer release()
 			rec, app, err := a.installedRunning(ctx, inv.Args[0])
 			if err != nil {
 				return "", err
@@ -323,6 +333,12 @@ func (a *AppDeps) drillNowVerb(r *Router) *Verb {
 
 func (a *AppDeps) drillOne(ctx context.Context, inv Invocation, rec state.App) DrillResult {
 	var res DrillResult
+	release, err := a.exclusive(rec.Name)
+	if err != nil {
+		res.Failure = err.Error()
+		return res
+	}
+	defer release()
 	inv.Progress("drilling %s", rec.Name)
 	app, err := a.runningEntry(ctx, rec)
 	if err != nil {

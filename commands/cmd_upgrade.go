@@ -24,6 +24,11 @@ func (a *AppDeps) upgradeVerb(r *Router) *Verb {
 			return err
 		},
 		Run: func(ctx context.Context, inv Invocation) (string, error) {
+			release, err := a.exclusive(inv.Args[0])
+			if err != nil {
+				return "", err
+			}
+			defer release()
 			rec, app, err := a.installedApp(inv.Args[0])
 			if err != nil {
 				return "", err

@@ -273,3 +273,21 @@ func TestRecover(t *testing.T) {
 		t.Errorf("second recover = %q", got)
 	}
 }
+
+func TestOneDataJobPerApp(t *testing.T) {
+	b := &fakeBackups{}
+	e, m := restoreEnv(t, b)
+	release, err := e.router.deps.Apps.exclusive("wordpress")
+	if err != nil {
+		t.Fatal(err)
+	}
+	confirmAll(t, e, m, caller("ann"), "restore wordpress")
+	if got := lastPost(t, e); !contains(got, "failed", "Another job is restoring, upgrading or drilling wordpress right now") || len(b.restores) != 0 {
+		t.Errorf("restore while another job holds the app = %q, restores %d", got, len(b.restores))
+	}
+	release()
+	confirmAll(t, e, m, caller("ann"), "restore wordpress")
+	if len(b.restores) != 1 {
+		t.Errorf("restore after the other job = %d restores", len(b.restores))
+	}
+}
