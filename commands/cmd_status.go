@@ -34,6 +34,7 @@ func (r *Router) statusVerb() *Verb {
 					fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", a.Name, r.appHealth(ctx, a), r.appURL(a), a.Version)
 				}
 			}
+			r.backupStatus(&b, apps)
 			if len(jobs) == 0 {
 				b.WriteString("\nNo job is running.")
 			} else {
@@ -93,4 +94,30 @@ func (r *Router) appURL(a state.App) string {
 		scheme = r.deps.Apps.scheme()
 	}
 	return scheme + "://" + a.Domain
+}
+
+// backupStatus says where the backups are, each app's last restore drill and
+// the restores that can still be undone; nothing slow (no restic run).
+func (r *Router) backupStatus(b *strings.Builder, apps []state.App) {
+	a := r.deps.Apps
+	if a == nil || a.Backups == nil {
+		return
+	}
+	if where, local := a.Backups.Where(); local {
+		b.WriteString("\n" + localWarning + "\n")
+	} else {
+		fmt.Fprintf(b, "\nBackups go to %s.\n", where)
+	}
+	for _, rec := range apps {
+		if d, ok := a.LastDrill(rec.Name); ok {
+			if d.OK {
+				fmt.Fprintf(b, "- %s: last restore drill passed %s (%s in %s)\n", rec.Name, d.Time.Format("2006-01-02 15:04"), sizeOf(d.Size), d.Took.Round(time.Second))
+			} else {
+				fmt.Fprintf(b, "- %s: :rotating_light: last restore drill FAILED %s: %s\n", rec.Name, d.Time.Format("2006-01-02 15:04"), d.Failure)
+			}
+		}
+		if p := rec.Previous; p != nil {
+			fmt.Fprintf(b, "- %s: its data from before the last restore is kept until %s (`restore undo %s`)\n", rec.Name, p.Until.Format("2006-01-02 15:04"), rec.Name)
+		}
+	}
 }

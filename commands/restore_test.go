@@ -143,6 +143,9 @@ func TestDrill(t *testing.T) {
 	if len(m.calls.changes()) != 0 {
 		t.Errorf("a drill touched the live app: %q", m.calls.changes())
 	}
+	if got := e.handle(caller("bob"), "status").Text; !contains(got, "Backups go to swift:backups:/", "- wordpress: last restore drill passed") {
+		t.Errorf("status after a drill = %q", got)
+	}
 	last, ok := e.router.deps.Apps.LastDrill("wordpress")
 	if !ok || !last.OK || last.Size != 12<<20 {
 		t.Errorf("kept drill = %+v, %v", last, ok)
