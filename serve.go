@@ -71,6 +71,14 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	} else if len(interrupted) > 0 {
 		log.Warn("jobs interrupted by the previous stop", "count", len(interrupted))
 	}
+	// And the scratch copies of their restores and drills, with them.
+	sweepCtx, cancelSweep := context.WithTimeout(ctx, 30*time.Second)
+	if swept, err := m.SweepCopies(sweepCtx); err != nil {
+		log.Warn("scratch copies left by a previous stop not all removed", "err", err)
+	} else if len(swept) > 0 {
+		log.Info("removed what interrupted restores and drills left", "objects", swept)
+	}
+	cancelSweep()
 	// The nightly backups and the weekly drills run as the operator's
 	// `backup now` and `drill now`, reporting in the toolbox channel like
 	// any job, at the times `backup schedule` set, else the environment's.

@@ -366,3 +366,48 @@ func (b *Backups) LatestState(ctx context.Context, w io.Writer) (time.Time, erro
 	latest := slices.MaxFunc(list, func(a, b backup.Snapshot) int { return a.Time.Compare(b.Time) })
 	return latest.Time, repo.Dump(ctx, latest.ID, "/toolbox.db", w)
 }
+
+// SweepCopies removes the scratch copies (containers and networks) and the
+// drills' volumes that a toolbox stopped in the middle of a restore or a
+// drill left behind, and names them. A restore's new volumes are its
+// app's; the next restore of that app removes them first.
+func (e *Engine) SweepCopies(ctx context.Context) ([]string, error) {
+	s, err := e.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := s.Engine.Containers(ctx, map[string]string{stack.LabelManaged: "1"})
+	if err != nil {
+		return nil, err
+	}
+	copies := map[string]bool{}
+	for _, c := range cs {
+		name := c.Labels[stack.LabelApp]
+		if i := strings.LastIndexByte(name, '.'); i > 0 && slices.Contains(stack.CopyPurposes, name[i+1:]) {
+			copies[name] = true
+		}
+	}
+	var swept []string
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(copies)) {
+		if err := s.RemoveContainers(ctx, name); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		swept = append(swept, name)
+	}
+	vols, err := s.Engine.Volumes(ctx, map[string]string{stack.LabelManaged: "1"})
+	if err != nil {
+		return swept, errors.Join(append(errs, err)...)
+	}
+	for _, v := range vols {
+		if strings.HasSuffix(v, ".drill") {
+			if err := s.Engine.RemoveVolume(ctx, v); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			swept = append(swept, v)
+		}
+	}
+	return swept, errors.Join(errs...)
+}
