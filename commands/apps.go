@@ -149,6 +149,23 @@ func (a *AppDeps) exclusive(app string) (release func(), err error) {
 	return mu.Unlock, nil
 }
 
+// hold is exclusive that waits for the app, saying so, until ctx ends.
+func (a *AppDeps) hold(ctx context.Context, app string, inv Invocation) (release func(), err error) {
+	for said := false; ; said = true {
+		if release, err = a.exclusive(app); err == nil {
+			return release, nil
+		}
+		if !said {
+			inv.Progress("waiting for the job that holds %s", app)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
 // runningEntry is the catalog entry an installed app runs: the one kept
 // with its record (the catalog may have moved on since), else the catalog's.
 func (a *AppDeps) runningEntry(ctx context.Context, rec state.App) (catalog.App, error) {

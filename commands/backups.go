@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/toolbox-collective/toolbox/deploy/catalog"
@@ -99,7 +100,14 @@ type RestoreRequest struct {
 	Dumps    []catalog.Dump
 	Volumes  []string // the app's data volumes, by their catalog names
 	Swap     bool     // false: a drill
+	// BeforeSwap, when set, is called once the copy passed its checks and
+	// before the live app is touched; an error stops the restore there.
+	BeforeSwap func() error
 }
+
+// ErrNotAsItWas marks a restore that failed after the live app was touched
+// and could not be put back as it was.
+var ErrNotAsItWas = errors.New("the app could not be put back as it was")
 
 // Restored says what a restore (or a drill) did.
 type Restored struct {

@@ -65,6 +65,11 @@ func (f *fakeBackups) Restore(_ context.Context, req RestoreRequest, progress fu
 	defer f.mu.Unlock()
 	f.restores = append(f.restores, req)
 	progress("loading the dump with " + dbPassword)
+	if req.BeforeSwap != nil && (f.restoreErr == nil || errors.Is(f.restoreErr, ErrNotAsItWas)) {
+		if err := req.BeforeSwap(); err != nil {
+			return Restored{}, err
+		}
+	}
 	if f.restoreErr != nil {
 		return Restored{}, f.restoreErr
 	}

@@ -185,10 +185,24 @@ func (a *AppDeps) deploy(ctx context.Context, app catalog.App, domain string, pr
 			return fail(engineFailed(fmt.Sprintf("Building %s", app.Name), "", secrets, err))
 		}
 	}
+	gen := rec.Generation
+	if p := rec.Pending; p != nil {
+		// A restore stopped in the middle of its swap, after its copy passed
+		// its checks: the app goes onto the restored data, as was asked.
+		progress("finishing the interrupted restore of %s", app.Name)
+		gen = p.Generation
+	}
 	progress("deploying %s %s", app.Name, app.Version)
-	upstream, err := a.Engine.Deploy(ctx, Deployment{App: app.Name, Project: project, Entry: app.Entry, Generation: rec.Generation}, func(line string) { progress("%s", line) })
+	upstream, err := a.Engine.Deploy(ctx, Deployment{App: app.Name, Project: project, Entry: app.Entry, Generation: gen}, func(line string) { progress("%s", line) })
 	if err != nil {
 		return fail(engineFailed(fmt.Sprintf("Deploying %s", app.Name), "", secrets, err))
+	}
+	if p := rec.Pending; p != nil {
+		rec.Previous = &state.PreviousData{Generation: rec.Generation, Version: rec.Version, Until: r.deps.Now().Add(a.undoWindow()), Snapshot: p.Snapshot}
+		rec.Generation, rec.Pending = p.Generation, nil
+		if err := a.Store.PutApp(rec); err != nil {
+			return err
+		}
 	}
 	if a.Proxy != nil {
 		progress("routing %s to %s", domain, app.Name)

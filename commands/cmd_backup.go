@@ -81,8 +81,23 @@ func (a *AppDeps) backupNowVerb(r *Router) *Verb {
 	}
 }
 
-// backupOne backs up one installed app and says what was kept.
+// backupOne backs up one installed app and says what was kept. It waits
+// while a restore, an undo, an upgrade or a drill holds the app, and reads
+// its record again then: a backup never mixes two generations of its data.
 func (a *AppDeps) backupOne(ctx context.Context, rec state.App, inv Invocation) (string, []Snapshot, error) {
+	release, err := a.hold(ctx, rec.Name, inv)
+	if err != nil {
+		return "", nil, err
+	}
+	defer release()
+	if rec, err = a.installed(rec.Name); err != nil {
+		return "", nil, err
+	}
+	return a.backupHeld(ctx, rec, inv)
+}
+
+// backupHeld is backupOne for a job that holds the app already.
+func (a *AppDeps) backupHeld(ctx context.Context, rec state.App, inv Invocation) (string, []Snapshot, error) {
 	app, err := a.runningEntry(ctx, rec)
 	if err != nil {
 		return "", nil, err

@@ -60,6 +60,12 @@ func boolInt(b bool) int {
 }
 
 func (a *AppDeps) recoverOne(ctx context.Context, inv Invocation, r *Router, rec state.App) (string, error) {
+	// A scheduled backup or drill may start with the bot: recovery waits for it.
+	release, err := a.hold(ctx, rec.Name, inv)
+	if err != nil {
+		return "", err
+	}
+	defer release()
 	services, err := a.Engine.Services(ctx, rec.Name)
 	if err != nil {
 		return "", err
@@ -68,19 +74,29 @@ func (a *AppDeps) recoverOne(ctx context.Context, inv Invocation, r *Router, rec
 	if err != nil {
 		return "", err
 	}
-	if len(services) > 0 {
-		return fmt.Sprintf("- **%s** %s: already runs, left alone", rec.Name, rec.Version), nil
-	}
-	inv.Progress("recovering %s", rec.Name)
-	what := "restored from its latest backup"
-	if _, err := a.restore(ctx, inv, r, rec.Name, "latest"); err != nil {
-		var e *Error
-		if !errors.As(err, &e) || e.Kind != NotFound {
-			return "", err
+	what := "already runs, left alone"
+	if len(services) == 0 {
+		inv.Progress("recovering %s", rec.Name)
+		if app.Build != nil { // its image is made here, not pulled: before the copy needs it
+			d, secrets, err := a.deployment(ctx, rec, app)
+			if err != nil {
+				return "", err
+			}
+			if err := a.Engine.Build(ctx, app.Name, *app.Build, d.Project, func(line string) { inv.Progress("%s", scrub(line, secrets)) }); err != nil {
+				return "", err
+			}
 		}
-		what = "had no backup: deployed with empty data"
+		what = "restored from its latest backup"
+		if _, err := a.restoreHeld(ctx, inv, r, rec.Name, "latest"); err != nil {
+			var e *Error
+			if !errors.As(err, &e) || e.Kind != NotFound {
+				return "", err
+			}
+			what = "had no backup: deployed with empty data"
+		}
 	}
-	// Routed, and its post-install steps checked, at the version it ran.
+	// Routed, and its post-install steps checked, at the version it ran:
+	// run again, this repairs what a first run left undone.
 	if err := a.deploy(ctx, app, rec.Domain, inv.Progress, r); err != nil {
 		return "", err
 	}

@@ -16,8 +16,6 @@ import (
 // DefaultUndoWindow is how long a restore keeps the data it replaced.
 const DefaultUndoWindow = 7 * 24 * time.Hour
 
-const statusRestoring = "restoring"
-
 // drillKey is the setting that keeps an app's last drill (a DrillResult).
 func drillKey(app string) string { return "drill/" + app }
 
@@ -30,6 +28,7 @@ type DrillResult struct {
 	Backup  time.Time     `json:"backup,omitzero"` // when the drilled backup was made
 	Checks  []string      `json:"checks,omitempty"`
 	Failure string        `json:"failure,omitempty"`
+	Skipped string        `json:"-"` // not drilled: another job held the app
 }
 
 func (a *AppDeps) undoWindow() time.Duration {
@@ -72,11 +71,19 @@ func (a *AppDeps) deployment(ctx context.Context, rec state.App, app catalog.App
 // neither its live data nor its kept data uses.
 func nextGeneration(rec state.App) string {
 	n, _ := strconv.Atoi(rec.Generation)
-	if rec.Previous != nil {
-		p, _ := strconv.Atoi(rec.Previous.Generation)
-		n = max(n, p)
+	for _, other := range []*state.PreviousData{rec.Previous, rec.Pending} {
+		if other != nil {
+			p, _ := strconv.Atoi(other.Generation)
+			n = max(n, p)
+		}
 	}
 	return strconv.Itoa(n + 1)
+}
+
+// errSwapInterrupted refuses to restore an app whose last restore stopped
+// in the middle of its swap: `add` finishes that one first.
+func errSwapInterrupted(app string) error {
+	return Errorf(Conflict, "The last restore of %s was interrupted while it moved %s onto the restored data. `/toolbox add %s` finishes it first.", app, app, app)
 }
 
 func (a *AppDeps) restoreVerb(r *Router) *Verb {
@@ -120,18 +127,35 @@ func (a *AppDeps) restore(ctx context.Context, inv Invocation, r *Router, name, 
 		return "", err
 	}
 	defer release()
+	return a.restoreHeld(ctx, inv, r, name, snapshot)
+}
+
+// restoreHeld is restore for a job that holds the app already.
+func (a *AppDeps) restoreHeld(ctx context.Context, inv Invocation, r *Router, name, snapshot string) (string, error) {
 	rec, app, err := a.installedRunning(ctx, name)
 	if err != nil {
 		return "", err
+	}
+	if rec.Pending != nil {
+		return "", errSwapInterrupted(name)
 	}
 	live, secrets, err := a.deployment(ctx, rec, app)
 	if err != nil {
 		return "", err
 	}
 	into := nextGeneration(rec)
-	done, err := a.Backups.Restore(ctx, RestoreRequest{Live: live, Snapshot: snapshot, Into: into, Dumps: app.Dumps, Volumes: app.DataVolumes, Swap: true},
+	pending := rec
+	pending.Pending = &state.PreviousData{Generation: into, Version: rec.Version, Snapshot: snapshot}
+	done, err := a.Backups.Restore(ctx, RestoreRequest{Live: live, Snapshot: snapshot, Into: into, Dumps: app.Dumps, Volumes: app.DataVolumes, Swap: true,
+		BeforeSwap: func() error { return a.Store.PutApp(pending) }},
 		func(line string) { inv.Progress("%s", scrub(line, secrets)) })
 	if err != nil {
+		if !errors.Is(err, ErrNotAsItWas) {
+			rec.Pending = nil
+			if perr := a.Store.PutApp(rec); perr != nil {
+				r.deps.Log.Error("app state not recorded", "app", name, "err", perr)
+			}
+		}
 		return "", restoreFailed(name, secrets, err)
 	}
 	// The data the restore replaced is kept for undo; the one kept before
@@ -167,13 +191,26 @@ func (a *AppDeps) restore(ctx context.Context, inv Invocation, r *Router, name, 
 	return msg, nil
 }
 
-// restoreFailed says that a restore failed and that nothing changed.
+// restoreFailed says that a restore failed and that nothing changed, or
+// plainly that the app could not be put back.
 func restoreFailed(app string, secrets []string, err error) error {
-	var e *Error
-	if errors.As(err, &e) {
+	if errors.Is(err, ErrNotAsItWas) {
+		return &Error{Kind: Unavailable, Message: fmt.Sprintf(":rotating_light: The restore of %s failed while it swapped the data in, and %s could not be put back on its previous data: it needs a look now. "+
+			"`/toolbox add %s` finishes the restore. %s", app, app, app, scrub(firstLine(err.Error()), secrets)), Err: err}
+	}
+	if m := peopleMessage(err); m != "" {
 		return err // already said for people
 	}
 	return &Error{Kind: Unavailable, Message: fmt.Sprintf("The restore of %s failed, and %s is as it was: %s", app, app, scrub(firstLine(err.Error()), secrets)), Err: err}
+}
+
+// peopleMessage is the sentence of an error already written for people ("" if none).
+func peopleMessage(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return ""
 }
 
 func (a *AppDeps) restoreUndoVerb(r *Router) *Verb {
@@ -205,8 +242,14 @@ func (a *AppDeps) restoreUndoVerb(r *Router) *Verb {
 				return "", err
 			}
 			prev := rec.Previous
-			if prev == nil {
+			switch {
+			case prev == nil:
 				return "", Errorf(NotFound, "%s has no data kept from before a restore: there is nothing to undo.", rec.Name)
+			case rec.Pending != nil:
+				return "", errSwapInterrupted(rec.Name)
+			case prev.Version != "" && prev.Version != rec.Version:
+				return "", Errorf(Conflict, "The data kept for %s is from version %s, and %s runs %s: swapping it back under another version could damage it, so it is not done. "+
+					"`/toolbox restore %s` with a backup of %s is the way back.", rec.Name, prev.Version, rec.Name, rec.Version, rec.Name, rec.Version)
 			}
 			d, secrets, err := a.deployment(ctx, rec, app)
 			if err != nil {
@@ -246,28 +289,44 @@ func (a *AppDeps) dropExpiredUndo(ctx context.Context, r *Router) []string {
 		if prev == nil || r.deps.Now().Before(prev.Until) {
 			continue
 		}
-		app, err := a.runningEntry(ctx, rec)
+		release, err := a.exclusive(rec.Name)
 		if err != nil {
-			continue
+			continue // a job is changing it: tomorrow
 		}
-		d, _, err := a.deployment(ctx, rec, app)
-		if err == nil {
+		line := a.dropUndo(ctx, r, rec.Name)
+		release()
+		if line != "" {
+			lines = append(lines, line)
+		}
+	}
+	return lines
+}
+
+// dropUndo removes the data an app kept for undo; the app is held.
+func (a *AppDeps) dropUndo(ctx context.Context, r *Router, name string) string {
+	rec, err := a.Store.App(name) // read again under the hold
+	if err != nil || rec.Previous == nil {
+		return ""
+	}
+	prev := rec.Previous
+	app, err := a.runningEntry(ctx, rec)
+	if err == nil {
+		var d Deployment
+		if d, _, err = a.deployment(ctx, rec, app); err == nil {
 			d.Generation = prev.Generation
 			err = a.Backups.DropGeneration(ctx, d)
 		}
-		if err != nil {
-			r.deps.Log.Warn("data kept for undo not removed", "app", rec.Name, "err", err)
-			lines = append(lines, fmt.Sprintf("- **%s**: its data from before the restore could not be removed; it is retried tomorrow.", rec.Name))
-			continue
-		}
-		rec.Previous = nil
-		if err := a.Store.PutApp(rec); err != nil {
-			r.deps.Log.Warn("undo window not recorded", "app", rec.Name, "err", err)
-			continue
-		}
-		lines = append(lines, fmt.Sprintf("- **%s**: its 7 days to undo the restore ended; the data from before it was removed.", rec.Name))
 	}
-	return lines
+	if err != nil {
+		r.deps.Log.Warn("data kept for undo not removed", "app", rec.Name, "err", err)
+		return fmt.Sprintf("- **%s**: its data from before the restore could not be removed; it is retried tomorrow.", rec.Name)
+	}
+	rec.Previous = nil
+	if err := a.Store.PutApp(rec); err != nil {
+		r.deps.Log.Warn("undo window not recorded", "app", rec.Name, "err", err)
+		return ""
+	}
+	return fmt.Sprintf("- **%s**: its 7 days to undo the restore ended; the data from before it was removed.", rec.Name)
 }
 
 func (a *AppDeps) drillNowVerb(r *Router) *Verb {
@@ -306,6 +365,10 @@ func (a *AppDeps) drillNowVerb(r *Router) *Verb {
 			for _, rec := range recs {
 				res := a.drillOne(ctx, inv, rec)
 				res.Time = r.deps.Now()
+				if res.Skipped != "" {
+					lines = append(lines, fmt.Sprintf("- **%s**: not drilled this time: %s", rec.Name, res.Skipped))
+					continue
+				}
 				if err := a.saveDrill(rec.Name, res); err != nil {
 					r.deps.Log.Warn("drill result not kept", "app", rec.Name, "err", err)
 				}
@@ -335,7 +398,7 @@ func (a *AppDeps) drillOne(ctx context.Context, inv Invocation, rec state.App) D
 	var res DrillResult
 	release, err := a.exclusive(rec.Name)
 	if err != nil {
-		res.Failure = err.Error()
+		res.Skipped = peopleMessage(err)
 		return res
 	}
 	defer release()
@@ -353,10 +416,8 @@ func (a *AppDeps) drillOne(ctx context.Context, inv Invocation, rec state.App) D
 	done, err := a.Backups.Restore(ctx, RestoreRequest{Live: live, Snapshot: "latest", Into: "drill", Dumps: app.Dumps, Volumes: app.DataVolumes},
 		func(line string) { inv.Progress("%s: %s", rec.Name, scrub(line, secrets)) })
 	if err != nil {
-		var e *Error
-		if errors.As(err, &e) {
-			res.Failure = e.Message
-		} else {
+		res.Failure = peopleMessage(err)
+		if res.Failure == "" {
 			res.Failure = scrub(firstLine(err.Error()), secrets)
 		}
 		return res

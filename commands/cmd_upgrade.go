@@ -43,7 +43,7 @@ func (a *AppDeps) upgradeVerb(r *Router) *Verb {
 			var before []Snapshot
 			if a.Backups != nil {
 				inv.Progress("backing up %s before the upgrade", rec.Name)
-				if _, before, err = a.backupOne(ctx, rec, inv); err != nil {
+				if _, before, err = a.backupHeld(ctx, rec, inv); err != nil {
 					return "", &Error{Kind: Unavailable, Message: fmt.Sprintf("The backup before the upgrade failed, so %s was not upgraded: it runs version %s as before. "+
 						"`/toolbox backup now %s` says more.", rec.Name, rec.Version, rec.Name), Err: err}
 				}
@@ -53,7 +53,9 @@ func (a *AppDeps) upgradeVerb(r *Router) *Verb {
 				return fmt.Sprintf("**%s** runs version %s (was %s) and is healthy.", app.Name, app.Version, rec.Version), nil
 			}
 			if len(before) == 0 || len(rec.Source) == 0 {
-				return "", err // nothing to go back to: said as deploy says it
+				// Deployed before records kept their entry: no version to go back to.
+				return "", &Error{Kind: Unavailable, Message: fmt.Sprintf("%s It was not rolled back: its record does not keep the entry of the version it ran. "+
+					"`/toolbox restore %s` brings back the backup made just before.", reason(err), rec.Name), Err: err}
 			}
 			return "", a.rollBack(ctx, inv, r, rec, before[0].ID, app.Version, err)
 		},
@@ -82,8 +84,16 @@ func (a *AppDeps) rollBack(ctx context.Context, inv Invocation, r *Router, old s
 		return failed("its previous version cannot be prepared", err)
 	}
 	live.Generation = cur.Generation
+	if old := cur.Previous; old != nil { // one undo is kept: the failed upgrade's data
+		if err := a.Backups.DropGeneration(ctx, Deployment{App: cur.Name, Project: live.Project, Generation: old.Generation}); err != nil {
+			r.deps.Log.Warn("older data kept for undo not removed", "app", cur.Name, "generation", old.Generation, "err", err)
+		}
+	}
 	into := nextGeneration(cur)
-	_, err = a.Backups.Restore(ctx, RestoreRequest{Live: live, Snapshot: snapshot, Into: into, Dumps: app.Dumps, Volumes: app.DataVolumes, Swap: true},
+	pending := cur
+	pending.Pending = &state.PreviousData{Generation: into, Version: cur.Version, Snapshot: snapshot}
+	_, err = a.Backups.Restore(ctx, RestoreRequest{Live: live, Snapshot: snapshot, Into: into, Dumps: app.Dumps, Volumes: app.DataVolumes, Swap: true,
+		BeforeSwap: func() error { return a.Store.PutApp(pending) }},
 		func(line string) { inv.Progress("%s", scrub(line, secrets)) })
 	if err != nil {
 		return failed("going back to its previous version failed too", err)

@@ -2,6 +2,7 @@ package commands
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -292,5 +293,44 @@ func TestOneDataJobPerApp(t *testing.T) {
 	confirmAll(t, e, m, caller("ann"), "restore wordpress")
 	if len(b.restores) != 1 {
 		t.Errorf("restore after the other job = %d restores", len(b.restores))
+	}
+}
+
+func TestSwapInterruptedIsFinishedByAdd(t *testing.T) {
+	b := &fakeBackups{restoreErr: fmt.Errorf("wordpress did not start on the restored data, and going back failed: %w", ErrNotAsItWas)}
+	e, m := restoreEnv(t, b)
+	confirmAll(t, e, m, caller("ann"), "restore wordpress")
+	if got := lastPost(t, e); !contains(got, "could not be put back on its previous data", "`/toolbox add wordpress` finishes the restore") {
+		t.Errorf("a restore that could not go back = %q", got)
+	}
+	rec, _ := e.store.App("wordpress")
+	if rec.Pending == nil || rec.Pending.Generation != "1" || rec.Generation != "" {
+		t.Fatalf("record = %+v, want the swap recorded as pending", rec)
+	}
+	confirmAll(t, e, m, caller("ann"), "restore wordpress")
+	if got := lastPost(t, e); !contains(got, "was interrupted while it moved wordpress onto the restored data") || len(b.restores) != 1 {
+		t.Errorf("restore while a swap is pending = %q", got)
+	}
+	e.handle(caller("ann"), "add wordpress")
+	e.router.Jobs().Wait()
+	if got := m.calls.changes(); got[len(got)-2] != "deploy wordpress (volumes 1)" {
+		t.Errorf("add after an interrupted swap deployed %q, want the restored generation", got)
+	}
+	rec, _ = e.store.App("wordpress")
+	if rec.Pending != nil || rec.Generation != "1" || rec.Previous == nil || rec.Previous.Generation != "" {
+		t.Errorf("record after add = %+v, want the swap finished and the old data kept for undo", rec)
+	}
+}
+
+func TestUndoRefusedAcrossVersions(t *testing.T) {
+	e, m := restoreEnv(t, &fakeBackups{})
+	rec, _ := e.store.App("wordpress")
+	rec.Generation, rec.Previous = "2", &state.PreviousData{Generation: "1", Version: "7.2.0", Until: e.clock.Now().Add(time.Hour)}
+	if err := e.store.PutApp(rec); err != nil {
+		t.Fatal(err)
+	}
+	confirmAll(t, e, m, caller("ann"), "restore undo wordpress")
+	if got := lastPost(t, e); !contains(got, "is from version 7.2.0, and wordpress runs 7.1.2") {
+		t.Errorf("undo across versions = %q", got)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -294,6 +295,17 @@ func (b *Backups) Backup(ctx context.Context, req commands.BackupRequest, progre
 		for i, v := range req.Volumes {
 			vols[i] = stack.GenerationVolume(req.App, req.Generation, v)
 			savedAs[vols[i]] = stack.VolumeName(req.App, v)
+		}
+		// The engine would make a missing volume, empty, when restic mounts it:
+		// an empty backup of an app that is not there must not become its latest.
+		have, err := s.Engine.Volumes(ctx, map[string]string{stack.LabelManaged: "1", stack.LabelApp: req.App})
+		if err != nil {
+			return snaps, err
+		}
+		for _, v := range vols {
+			if !slices.Contains(have, v) {
+				return snaps, fmt.Errorf("back up %s: its volume %s does not exist on this engine", req.App, v)
+			}
 		}
 		if err := save("volumes", backup.BackupSpec{Volumes: vols, SavedAs: savedAs}, nil); err != nil {
 			return snaps, err

@@ -145,11 +145,11 @@ func (b *Backups) Restore(ctx context.Context, req commands.RestoreRequest, prog
 	}
 	at := stack.Placement{Generation: req.Into, Copy: stack.CopyName(app, purpose)}
 	volumes := slices.Sorted(maps.Keys(p.Volumes))
-	clear := func(ctx context.Context) error {
+	clearCopy := func(ctx context.Context) error {
 		return errors.Join(s.RemoveContainers(ctx, at.Copy), s.RemoveGeneration(ctx, app, req.Into, volumes))
 	}
 	// What an interrupted restore or drill left goes first.
-	if err := clear(ctx); err != nil {
+	if err := clearCopy(ctx); err != nil {
 		return commands.Restored{}, fmt.Errorf("clear what an earlier restore of %s left: %w", app, err)
 	}
 	swapped := false
@@ -159,7 +159,7 @@ func (b *Backups) Restore(ctx context.Context, req commands.RestoreRequest, prog
 		}
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		defer cancel()
-		if err := clear(cctx); err != nil {
+		if err := clearCopy(cctx); err != nil {
 			progress("could not remove the scratch copy: " + err.Error())
 		}
 	}()
@@ -213,12 +213,17 @@ func (b *Backups) Restore(ctx context.Context, req commands.RestoreRequest, prog
 	done := commands.Restored{Job: r.job, Version: r.version, Time: r.time, Size: r.size(), Checks: checks}
 	if !req.Swap {
 		done.Took = time.Since(start)
-		return done, nil // the deferred clear throws the copy away
+		return done, nil // the deferred clearCopy throws the copy away
 	}
 
 	running, err := s.Containers(ctx, app)
 	if err != nil {
 		return commands.Restored{}, err
+	}
+	if req.BeforeSwap != nil {
+		if err := req.BeforeSwap(); err != nil {
+			return commands.Restored{}, err
+		}
 	}
 	done.Replaced = len(running) > 0
 	progress("the copy is healthy: moving " + app + " onto the restored data")
@@ -230,10 +235,13 @@ func (b *Backups) Restore(ctx context.Context, req commands.RestoreRequest, prog
 	if err := s.Deploy(ctx, app, live, p, req.Live.Entry.Service, progress); err != nil {
 		progress(app + " did not start on the restored data: back to its previous data")
 		back := s.Deploy(context.WithoutCancel(ctx), app, stack.Placement{Generation: req.Live.Generation}, p, req.Live.Entry.Service, progress)
-		if back == nil {
-			_ = s.RemoveGeneration(context.WithoutCancel(ctx), app, req.Into, volumes)
+		if back != nil {
+			return commands.Restored{}, fmt.Errorf("%s did not start on the restored data (%w), and going back to its previous data failed: %w: %w", app, err, back, commands.ErrNotAsItWas)
 		}
-		return commands.Restored{}, errors.Join(fmt.Errorf("%s did not start on the restored data: %w", app, err), wrapIf("and going back to its previous data failed", back))
+		if rerr := s.RemoveGeneration(context.WithoutCancel(ctx), app, req.Into, volumes); rerr != nil {
+			progress("the restored volumes could not be removed: " + rerr.Error())
+		}
+		return commands.Restored{}, fmt.Errorf("%s did not start on the restored data: %w", app, err)
 	}
 	done.Took = time.Since(start)
 	return done, nil
@@ -249,13 +257,6 @@ func restoreLine(what string, p backup.RestoreProgress) string {
 		}
 	}
 	return line
-}
-
-func wrapIf(msg string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf("%s: %w", msg, err)
 }
 
 // load streams a dump from the repository into its service's container.

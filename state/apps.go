@@ -27,6 +27,10 @@ type App struct {
 	// Previous is the generation a restore replaced, kept until Until so that
 	// `restore undo` can swap it back.
 	Previous *PreviousData `json:"previous,omitempty"`
+	// Pending is a restore's generation, checked in its scratch copy, that
+	// the app was being moved onto: set just before the swap, cleared after
+	// it. Found set, the swap was interrupted, and the next deploy finishes it.
+	Pending *PreviousData `json:"pending,omitempty"`
 }
 
 // PreviousData is an app's data that a restore replaced, kept for undo.
