@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,6 +23,7 @@ import (
 	"github.com/mattermost/mattermost/server/public/model"
 
 	"github.com/toolbox-collective/toolbox/deploy/docker"
+	"github.com/toolbox-collective/toolbox/deploy/stack"
 	"github.com/toolbox-collective/toolbox/internal/dockertest"
 	standincatalog "github.com/toolbox-collective/toolbox/internal/standin/catalog"
 )
@@ -83,7 +85,9 @@ func TestUp(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(catalogDir, app+".yaml"), entry, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	backups := dockertest.Unique(t, "tb-backups")
 	env := append(os.Environ(),
+		"TOOLBOX_BACKUP_VOLUME="+backups,
 		"TOOLBOX_STATE="+filepath.Join(t.TempDir(), "toolbox.db"),
 		"TOOLBOX_BASE_DOMAIN=localhost", "TOOLBOX_HTTP_PORT=0", "TOOLBOX_HTTPS_PORT=0",
 		"TOOLBOX_CATALOG_DIR="+catalogDir,
@@ -117,6 +121,9 @@ func TestUp(t *testing.T) {
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Errorf("toolbox down: %v\n%s", err, out)
 		}
+		if err := e.RemoveVolume(context.Background(), backups); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
 	})
 
 	out := run("up")
@@ -130,7 +137,7 @@ func TestUp(t *testing.T) {
 	admin := model.NewAPIv4Client(chatURL[1])
 	admin.HTTPClient = hc
 	ctx := context.Background()
-	_, channel := loginToToolbox(t, admin, password[1])
+	team, channel := loginToToolbox(t, admin, password[1])
 
 	idle := botRSS(t, e)
 	peak := idle
@@ -229,9 +236,167 @@ func TestUp(t *testing.T) {
 		t.Errorf("the removed app's domain still answers %s", resp.Status)
 	}
 
+	restoreMattermost(t, admin, team, channel)
+
+	// Recovery from nothing: a second stand-in with records, every app backed
+	// up, the engine emptied (the backups' volume is all that stays), and
+	// `toolbox recover` given only the repository's password.
+	bot := func(args ...string) string {
+		t.Helper()
+		var out bytes.Buffer
+		code, err := e.Exec(ctx, "toolbox", append([]string{"/toolbox"}, args...), &out, &out)
+		if err != nil || code != 0 {
+			t.Fatalf("toolbox %s in the bot: exit %d, %v\n%s", strings.Join(args, " "), code, err, out.String())
+		}
+		return out.String()
+	}
+	second := app + "-2"
+	if err := os.WriteFile(filepath.Join(catalogDir, second+".yaml"), entry, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run("up") // the bot sees the new catalog entry
+	bot("do", "--yes", "add "+second)
+	records := "kept across machines\n"
+	if code, err := execIn(ctx, e, stack.ContainerName(second, "app"), records, "/standin", "restore"); err != nil || code != 0 {
+		t.Fatalf("write records: %d, %v", code, err)
+	}
+	bot("do", "backup now")
+	key := regexp.MustCompile(`(?m)^    (\S+)$`).FindStringSubmatch(bot("do", "backup key"))
+	if key == nil {
+		t.Fatal("backup key printed no key")
+	}
+	run("down", "--yes", "--purge")
+	if left := containersOf(t, e, "mattermost"); len(left) != 0 {
+		t.Fatalf("down --purge left %v", left)
+	}
+	env = append(env, "TOOLBOX_BACKUP_PASSWORD="+key[1])
+	start := time.Now()
+	out = run("recover")
+	t.Logf("recover from nothing took %s:\n%s", time.Since(start).Round(time.Second), out)
+	if !strings.Contains(out, "recovered the toolbox's state") || !strings.Contains(out, "**"+second+"** 1.0: restored from its latest backup") ||
+		!strings.Contains(out, "**mattermost** 11.11.1: restored from its latest backup") {
+		t.Errorf("recover said:\n%s", out)
+	}
+	var got bytes.Buffer
+	if code, err := e.Exec(ctx, stack.ContainerName(second, "app"), []string{"/standin", "dump"}, &got, nil); err != nil || code != 0 || got.String() != records {
+		t.Errorf("the recovered stand-in's records = %q (exit %d, %v), want %q", got.String(), code, err, records)
+	}
+	admin = model.NewAPIv4Client(chatURL[1])
+	admin.HTTPClient = viaCaddy(t, e)
+	team, channel = loginToToolbox(t, admin, password[1])
+	kept, _, err := admin.GetChannelByName(ctx, "kept", team.Id, "")
+	if err != nil || !slices.Contains(messages(t, admin, kept.Id), "before the backup") {
+		t.Errorf("after recovery, the channel kept = %+v, %v; want it with its messages", kept, err)
+	}
+	if resp, _, err := admin.ExecuteCommand(ctx, channel.Id, "/toolbox status"); err != nil || !strings.Contains(resp.Text, second) {
+		t.Errorf("/toolbox status after recovery: %+v, %v", resp, err)
+	}
+	if out := run("recover"); !strings.Contains(out, "already runs, left alone") || !strings.Contains(out, "is here already") {
+		t.Errorf("a second recover changed something:\n%s", out)
+	}
+
 	again := run("up")
 	if strings.Contains(again, "Password") || !strings.Contains(again, "nothing changed") {
 		t.Errorf("a second up changed something:\n%s", again)
+	}
+}
+
+// postWith waits for a post in channel that contains every part, and returns it.
+func postWith(t *testing.T, c *model.Client4, channel *model.Channel, within time.Duration, parts ...string) *model.Post {
+	t.Helper()
+	var found *model.Post
+	eventually(t, within, fmt.Sprintf("a post with %q", parts), func() bool {
+		list, _, err := c.GetPostsForChannel(context.Background(), channel.Id, 0, 30, "", false, false)
+		if err != nil {
+			return false
+		}
+		for _, p := range list.Posts {
+			ok := true
+			for _, part := range parts {
+				ok = ok && strings.Contains(p.Message, part)
+			}
+			if ok {
+				found = p
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+// messages lists the messages of a channel, oldest first.
+func messages(t *testing.T, c *model.Client4, channelID string) []string {
+	t.Helper()
+	list, _, err := c.GetPostsForChannel(context.Background(), channelID, 0, 200, "", false, false)
+	if err != nil {
+		t.Fatalf("posts of %s: %v", channelID, err)
+	}
+	var out []string
+	for i := len(list.Order) - 1; i >= 0; i-- {
+		if p := list.Posts[list.Order[i]]; p.Type == "" {
+			out = append(out, p.Message)
+		}
+	}
+	return out
+}
+
+// restoreMattermost backs up the real Mattermost from the chat, changes it
+// (a post more, a channel deleted, one created), restores it with the
+// button, and checks through its API that its channels and messages are
+// those of the backup's moment.
+func restoreMattermost(t *testing.T, admin *model.Client4, team *model.Team, toolbox *model.Channel) {
+	ctx := context.Background()
+	kept, _, err := admin.CreateChannel(ctx, &model.Channel{TeamId: team.Id, Name: "kept", DisplayName: "Kept", Type: model.ChannelTypeOpen})
+	if err != nil {
+		t.Fatalf("create a channel: %v", err)
+	}
+	for _, m := range []string{"before the backup", "déjà vu, in UTF-8 ✓"} {
+		if _, _, err := admin.CreatePost(ctx, &model.Post{ChannelId: kept.Id, Message: m}); err != nil {
+			t.Fatalf("post: %v", err)
+		}
+	}
+	if resp, _, err := admin.ExecuteCommand(ctx, toolbox.Id, "/toolbox backup now mattermost"); err != nil || !strings.Contains(resp.Text, "Started job") {
+		t.Fatalf("/toolbox backup now mattermost: %+v, %v", resp, err)
+	}
+	postWith(t, admin, toolbox, 5*time.Minute, "**mattermost** 11.11.1:", "snapshots")
+	atBackup := messages(t, admin, kept.Id)
+
+	if _, _, err := admin.CreatePost(ctx, &model.Post{ChannelId: kept.Id, Message: "after the backup"}); err != nil {
+		t.Fatal(err)
+	}
+	later, _, err := admin.CreateChannel(ctx, &model.Channel{TeamId: team.Id, Name: "later", DisplayName: "Later", Type: model.ChannelTypeOpen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.DeleteChannel(ctx, kept.Id); err != nil {
+		t.Fatalf("delete the channel: %v", err)
+	}
+
+	if resp, _, err := admin.ExecuteCommand(ctx, toolbox.Id, "/toolbox restore mattermost"); err != nil || !strings.Contains(resp.Text, "confirmation") {
+		t.Fatalf("/toolbox restore mattermost: %+v, %v", resp, err)
+	}
+	prompt := postWith(t, admin, toolbox, 30*time.Second, "asked for `/toolbox restore mattermost`")
+	if _, err := admin.DoPostAction(ctx, prompt.Id, "confirm"); err != nil {
+		t.Fatalf("confirm: %v", err)
+	}
+	clicked := time.Now()
+	// Mattermost stops for a moment at the swap: the wait rides it out.
+	done := postWith(t, admin, toolbox, 10*time.Minute, "**mattermost** runs on its backup of")
+	t.Logf("restore of the real Mattermost: %s from the click to the result, healthy; it said: %s", time.Since(clicked).Round(time.Second), done.Message)
+	if !strings.Contains(done.Message, "mattermost.sql:") || !strings.Contains(done.Message, "users") {
+		t.Errorf("the restore did not report its check: %s", done.Message)
+	}
+
+	got, _, err := admin.GetChannel(ctx, kept.Id)
+	if err != nil || got.DeleteAt != 0 {
+		t.Fatalf("the channel deleted after the backup: %+v, %v; want it back", got, err)
+	}
+	if after := messages(t, admin, kept.Id); !slices.Equal(after, atBackup) {
+		t.Errorf("messages after the restore = %q, want those of the backup's moment %q", after, atBackup)
+	}
+	if _, _, err := admin.GetChannel(ctx, later.Id); err == nil {
+		t.Errorf("the channel created after the backup is still there")
 	}
 }
 
