@@ -156,7 +156,13 @@ func engineFailed(step, next string, secrets []string, err error) error {
 // runs its post-install steps once. Run again, it repairs and changes nothing else.
 func (a *AppDeps) deploy(ctx context.Context, app catalog.App, domain string, progress func(string, ...any), r *Router) error {
 	rec, err := a.Store.App(app.Name)
-	if err != nil && !errors.Is(err, state.ErrNotFound) {
+	switch {
+	case errors.Is(err, state.ErrNotFound):
+		// Removed without --purge: back onto the data it had then.
+		if rec.Generation, err = a.Store.Setting(keptGenerationKey(app.Name)); err != nil && !errors.Is(err, state.ErrNotFound) {
+			return err
+		}
+	case err != nil:
 		return err
 	}
 	rec.Name, rec.Catalog, rec.Domain, rec.Version, rec.Status = app.Name, app.Name, domain, app.Version, statusDeploying

@@ -64,6 +64,15 @@ func (a *AppDeps) removeVerb(r *Router) *Verb {
 					return "", err
 				}
 			}
+			// The generation of the data kept goes with it, for `add` to find;
+			// after a purge, there is none.
+			kept := rec.Generation
+			if purge {
+				kept = ""
+			}
+			if err := a.Store.SetSetting(keptGenerationKey(name), kept); err != nil {
+				return "", err
+			}
 			if err := a.Store.DeleteApp(name); err != nil {
 				return "", err
 			}

@@ -16,6 +16,10 @@ import (
 // DefaultUndoWindow is how long a restore keeps the data it replaced.
 const DefaultUndoWindow = 7 * 24 * time.Hour
 
+// keptGenerationKey is the setting that keeps the generation of the data of
+// an app removed without --purge, which `add` brings back.
+func keptGenerationKey(app string) string { return "app/" + app + "/data generation" }
+
 // drillKey is the setting that keeps an app's last drill (a DrillResult).
 func drillKey(app string) string { return "drill/" + app }
 

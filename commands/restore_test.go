@@ -16,7 +16,7 @@ import (
 
 func restoreEnv(t *testing.T, b *fakeBackups) (*env, *fakeEngine) {
 	t.Helper()
-	m := &fakeEngine{calls: &callLog{}, deployed: map[string]*types.Project{}}
+	m := &fakeEngine{calls: &callLog{}, deployed: map[string]*types.Project{}, total: 8 << 30}
 	p := &fakeProxy{routes: map[string]string{}, calls: m.calls}
 	e := newEnv(t, envOptions{apps: func(st *state.Store) *AppDeps {
 		return &AppDeps{Catalog: catalog.New(nil), Engine: m, Proxy: p, Store: st, BaseDomain: "example.org", Backups: b}
@@ -332,5 +332,32 @@ func TestUndoRefusedAcrossVersions(t *testing.T) {
 	confirmAll(t, e, m, caller("ann"), "restore undo wordpress")
 	if got := lastPost(t, e); !contains(got, "is from version 7.2.0, and wordpress runs 7.1.2") {
 		t.Errorf("undo across versions = %q", got)
+	}
+}
+
+func TestRemoveThenAddKeepsTheRestoredData(t *testing.T) {
+	b := &fakeBackups{}
+	e, m := restoreEnv(t, b)
+	confirmAll(t, e, m, caller("ann"), "restore wordpress")
+	confirmAll(t, e, m, caller("ann"), "remove wordpress")
+	e.handle(caller("ann"), "add wordpress blog.example.org")
+	e.router.Jobs().Wait()
+	lastDeploy := func() string {
+		got := m.calls.changes()
+		for i := len(got) - 1; i >= 0; i-- {
+			if strings.HasPrefix(got[i], "deploy ") {
+				return got[i]
+			}
+		}
+		return ""
+	}
+	if got := lastDeploy(); got != "deploy wordpress (volumes 1)" {
+		t.Errorf("add after remove: %q, want the restored generation", got)
+	}
+	confirmAll(t, e, m, caller("ann"), "remove wordpress --purge")
+	e.handle(caller("ann"), "add wordpress blog.example.org")
+	e.router.Jobs().Wait()
+	if got := lastDeploy(); got != "deploy wordpress" {
+		t.Errorf("add after a purge: %q, want the first generation", got)
 	}
 }
