@@ -31,6 +31,16 @@ func hasKeys(got, want map[string]string) bool {
 // that name exists (its labels are then left as they are). An existing
 // network without the labels' keys is refused with ErrNotOurs.
 func (e *Engine) EnsureNetwork(ctx context.Context, name string, labels map[string]string) error {
+	return e.ensureNetwork(ctx, name, labels, false)
+}
+
+// EnsureInternalNetwork is EnsureNetwork for a network with no way out of
+// the machine: a scratch copy of an app must not send mail or reach others.
+func (e *Engine) EnsureInternalNetwork(ctx context.Context, name string, labels map[string]string) error {
+	return e.ensureNetwork(ctx, name, labels, true)
+}
+
+func (e *Engine) ensureNetwork(ctx context.Context, name string, labels map[string]string, internal bool) error {
 	// Engines before API 1.44 accept two networks with one name; serialise
 	// here and remove a duplicate made by someone else meanwhile.
 	e.netMu.Lock()
@@ -50,7 +60,7 @@ func (e *Engine) EnsureNetwork(ctx context.Context, name string, labels map[stri
 		}
 		return nil
 	}
-	if _, err := e.cli.NetworkCreate(ctx, name, client.NetworkCreateOptions{Driver: "bridge", Labels: labels}); err != nil {
+	if _, err := e.cli.NetworkCreate(ctx, name, client.NetworkCreateOptions{Driver: "bridge", Labels: labels, Internal: internal}); err != nil {
 		if cerrdefs.IsConflict(err) {
 			return nil // created meanwhile (newer engines refuse duplicates)
 		}

@@ -95,8 +95,9 @@ type Placement struct {
 	Generation string
 	// Copy, when set, deploys a scratch copy of the app under that name
 	// (CopyName): its own containers and network, on no shared network, so
-	// that neither the proxy nor the bot can reach it, and its volumes of
-	// Generation, labelled as the app's.
+	// that neither the proxy nor the bot can reach it, and internal, so that
+	// it reaches nothing outside (no mail sent from a drill); its volumes
+	// are the app's of Generation, labelled as the app's.
 	Copy string
 }
 
@@ -133,7 +134,11 @@ func (s *Stack) Deploy(ctx context.Context, app string, at Placement, p *types.P
 			}
 		}
 	}
-	if err := s.Engine.EnsureNetwork(ctx, NetworkName(d.name), d.labels); err != nil {
+	ensure := s.Engine.EnsureNetwork
+	if d.copy {
+		ensure = s.Engine.EnsureInternalNetwork
+	}
+	if err := ensure(ctx, NetworkName(d.name), d.labels); err != nil {
 		return err
 	}
 	for _, name := range slices.Sorted(maps.Keys(p.Volumes)) {
