@@ -118,7 +118,7 @@ func (b *Backups) Restore(ctx context.Context, req commands.RestoreRequest, prog
 	if req.Into == req.Live.Generation {
 		return commands.Restored{}, fmt.Errorf("restore %s: into the generation it runs on (%q)", app, req.Into)
 	}
-	repo, err := b.repository(ctx, "", false)
+	repo, err := b.repository(ctx, "tb-restic-restore-"+app, false) // one name per app: a killed run's leftover is replaced, not left holding the volumes
 	if errors.Is(err, backup.ErrNoRepository) {
 		return commands.Restored{}, commands.Errorf(commands.NotFound, "There are no backups yet, so nothing to restore %s from. `/toolbox backup now %s` makes one.", app, app)
 	}
