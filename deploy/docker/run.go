@@ -183,7 +183,12 @@ func (e *Engine) createRun(ctx context.Context, spec RunSpec) (string, error) {
 			return "", ErrNotOurs
 		}
 		if st := cur.State; st != nil && (st.Running || st.Paused || st.Restarting) {
-			return "", ErrBusy
+			// Not one of this process's runs (Run refuses those first): most
+			// likely a process stopped in the middle of one left it, and it
+			// ends by itself once it sees its input closed. Wait a while.
+			if !e.waitStopped(ctx, spec.Name, leftoverWait) {
+				return "", ErrBusy
+			}
 		}
 		if _, err := e.cli.ContainerRemove(ctx, cur.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !cerrdefs.IsNotFound(err) {
 			return "", fmt.Errorf("remove the leftover container: %w", err)
@@ -205,6 +210,30 @@ func (e *Engine) createRun(ctx context.Context, spec RunSpec) (string, error) {
 		return "", fmt.Errorf("create: %w", err)
 	}
 	return res.ID, nil
+}
+
+// leftoverWait bounds how long a run waits for a running leftover of its
+// name to end.
+const leftoverWait = 2 * time.Minute
+
+// waitStopped polls the container called name until it no longer runs (or
+// is gone), for at most d; it says whether it stopped.
+func (e *Engine) waitStopped(ctx context.Context, name string, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		cur, found, err := e.lookup(ctx, name)
+		if err == nil && (!found || cur.State == nil || !(cur.State.Running || cur.State.Paused || cur.State.Restarting)) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // removeCreated removes, on a fresh context, the container called name if

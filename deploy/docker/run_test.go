@@ -339,12 +339,29 @@ func TestRunLeftover(t *testing.T) {
 		assertGone(t, e, labels, name)
 	}
 
-	// Running, made by Run in another process: busy, and left running.
+	// Running, made by Run in another process (one stopped mid-run): waited
+	// for while it ends by itself, then replaced...
+	ending := dockertest.Unique(t, "tbt-run-ending")
+	if _, err := e.EnsureContainer(ctx, docker.ContainerSpec{Name: ending, Image: image, Cmd: []string{"sleep"}, Labels: runLabels, Restart: "no"}); err != nil {
+		t.Fatal(err)
+	}
+	killer := rawClient(t)
+	go func() { // it ends by itself, a little later
+		time.Sleep(2 * time.Second)
+		_, _ = killer.ContainerKill(context.Background(), ending, client.ContainerKillOptions{})
+	}()
+	if code, err := e.Run(ctx, docker.RunSpec{Name: ending, Image: image, Cmd: []string{"exit", "0"}, Labels: labels}); err != nil || code != 0 {
+		t.Errorf("Run over a leftover that ends = %d, %v; want it waited for and replaced", code, err)
+	}
+	// ...and busy, left running, when it does not end within the caller's time.
 	running := dockertest.Unique(t, "tbt-run-running")
 	if _, err := e.EnsureContainer(ctx, docker.ContainerSpec{Name: running, Image: image, Cmd: []string{"sleep"}, Labels: runLabels, Restart: "no"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Run(ctx, docker.RunSpec{Name: running, Image: image, Cmd: []string{"exit", "0"}, Labels: labels}); !errors.Is(err, docker.ErrBusy) {
+	shortCtx, cancelShort := context.WithTimeout(ctx, 2*time.Second)
+	_, err := e.Run(shortCtx, docker.RunSpec{Name: running, Image: image, Cmd: []string{"exit", "0"}, Labels: labels})
+	cancelShort()
+	if !errors.Is(err, docker.ErrBusy) {
 		t.Errorf("Run over a running container = %v, want ErrBusy", err)
 	}
 	// Not made by Run, stopped: refused, and left alone.
