@@ -200,12 +200,19 @@ func (a *AppDeps) restoreHeld(ctx context.Context, inv Invocation, r *Router, na
 func restoreFailed(app string, secrets []string, err error) error {
 	if errors.Is(err, ErrNotAsItWas) {
 		return &Error{Kind: Unavailable, Message: fmt.Sprintf(":rotating_light: The restore of %s failed while it swapped the data in, and %s could not be put back on its previous data: it needs a look now. "+
-			"`/toolbox add %s` finishes the restore. %s", app, app, app, scrub(firstLine(err.Error()), secrets)), Err: err}
+			"`/toolbox add %s` finishes the restore. %s", app, app, app, scrub(causeLine(err), secrets)), Err: err}
 	}
 	if m := peopleMessage(err); m != "" {
 		return err // already said for people
 	}
-	return &Error{Kind: Unavailable, Message: fmt.Sprintf("The restore of %s failed, and %s is as it was: %s", app, app, scrub(firstLine(err.Error()), secrets)), Err: err}
+	return &Error{Kind: Unavailable, Message: fmt.Sprintf("The restore of %s failed, and %s is as it was: %s", app, app, scrub(causeLine(err), secrets)), Err: err}
+}
+
+// causeLine is an error's first line, long enough to hold its cause
+// (restic's message, a health check's output) after the chain of steps.
+func causeLine(err error) string {
+	line, _, _ := strings.Cut(err.Error(), "\n")
+	return truncate(line, 600)
 }
 
 // peopleMessage is the sentence of an error already written for people ("" if none).
@@ -422,7 +429,7 @@ func (a *AppDeps) drillOne(ctx context.Context, inv Invocation, rec state.App) D
 	if err != nil {
 		res.Failure = peopleMessage(err)
 		if res.Failure == "" {
-			res.Failure = scrub(firstLine(err.Error()), secrets)
+			res.Failure = scrub(causeLine(err), secrets)
 		}
 		return res
 	}

@@ -322,6 +322,20 @@ func (b *Backups) Backup(ctx context.Context, req commands.BackupRequest, progre
 			return snaps, err
 		}
 	}
+	// Streams an earlier run left cut short (it was killed) are never
+	// restored: forgotten here, their data pruned below. Runs of one app
+	// never overlap, so none of these is still being written.
+	if all, err := repo.Snapshots(ctx, "app="+req.App); err == nil {
+		var cut []string
+		for _, sn := range all {
+			if sn.Tags["what"] != "volumes" && sn.Tags["complete"] != "1" {
+				cut = append(cut, sn.ID)
+			}
+		}
+		if err := repo.ForgetIDs(ctx, cut...); err != nil {
+			return snaps, fmt.Errorf("the backup of %s was made, but forgetting the streams cut short before failed: %w", req.App, err)
+		}
+	}
 	if !keep.IsZero() {
 		progress("applying the retention: keep " + keep.String())
 		// Whole stream snapshots and volume snapshots, each group by its path;

@@ -117,6 +117,24 @@ type ForgetGroup struct {
 // backups and a database's dumps are counted apart. Tags do not group: every
 // backup has its own job tag, and an upgrade a new version tag, which would
 // make every snapshot a group of its own that the policy always keeps.
+// ForgetIDs forgets the snapshots with these IDs (their data goes at the
+// next prune).
+func (r *Repository) ForgetIDs(ctx context.Context, ids ...string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	for _, id := range ids {
+		if id == "latest" {
+			return errors.New("backup: forget: want snapshot IDs, not latest")
+		}
+		if err := validSnapshotID(id); err != nil {
+			return err
+		}
+	}
+	_, err := r.run(ctx, call{command: []string{"forget"}, json: true, args: append([]string{"--"}, ids...)})
+	return err
+}
+
 func (r *Repository) Forget(ctx context.Context, policy Policy, tags []string, prune bool) ([]ForgetGroup, error) {
 	if policy.IsZero() {
 		return nil, errors.New("backup: forget: the policy keeps nothing: say what to keep (daily 7 weekly 4 monthly 6)")
