@@ -45,6 +45,10 @@ func TestProgram(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A restore that was stopped in its swap: serve finishes it as a job.
+	if err := st.PutApp(state.App{Name: "wiki", Catalog: "mediawiki", Generation: "", Pending: &state.PreviousData{Generation: "1"}}); err != nil {
+		t.Fatal(err)
+	}
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +68,7 @@ func TestProgram(t *testing.T) {
 		done <- run(ctx, []string{"serve"}, getenv, strings.NewReader(""), io.Discard, logW)
 		logW.Close()
 	}()
-	addr, scheduled := make(chan string, 1), make(chan string, 1)
+	addr, scheduled, finishing := make(chan string, 1), make(chan string, 1), make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(logR)
 		re := regexp.MustCompile(`msg="toolbox serving" addr=(\S+)`)
@@ -74,6 +78,9 @@ func TestProgram(t *testing.T) {
 			}
 			if strings.Contains(sc.Text(), `msg="backups scheduled"`) {
 				scheduled <- sc.Text()
+			}
+			if strings.Contains(sc.Text(), `msg="finishing a restore interrupted in its swap" app=wiki`) {
+				finishing <- sc.Text()
 			}
 		}
 	}()
@@ -94,6 +101,11 @@ func TestProgram(t *testing.T) {
 		}
 	default:
 		t.Error("serve did not schedule the backups")
+	}
+	select {
+	case <-finishing:
+	default:
+		t.Error("serve did not finish the restore interrupted in its swap")
 	}
 
 	form := url.Values{"token": {commandToken}, "team_id": {teamID}, "user_id": {"u1"}, "user_name": {"ana"}, "channel_id": {"channel1"}, "text": {"version"}}

@@ -103,6 +103,22 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	var scheduled sync.WaitGroup
 	scheduled.Go(func() { _ = sched.Run(schedCtx) })
 	defer func() { stopSched(); scheduled.Wait() }()
+	// A restore stopped in the middle of its swap had passed its checks: the
+	// app is moved onto the restored data now, as a job (see state.App.Pending).
+	if apps, err := st.Apps(); err == nil {
+		for _, a := range apps {
+			if a.Pending == nil {
+				continue
+			}
+			log.Warn("finishing a restore interrupted in its swap", "app", a.Name)
+			text := "add " + a.Name
+			scheduled.Go(func() {
+				control.RunAndWait(schedCtx, router, st, commands.Request{
+					Caller: commands.Caller{UserName: "schedule", Terminal: true, ChannelID: live.ChannelID()}, Text: text, Confirmed: true,
+				})
+			})
+		}
+	}
 	for _, name := range []string{commands.ScheduleBackup, commands.ScheduleDrill} {
 		if info, err := sc.Schedule(name); err == nil {
 			log.Info(name+"s scheduled", "schedule", info.Spec, "set", info.Set, "next", info.Next)
