@@ -165,14 +165,12 @@ func newRouterWith(root context.Context, cfg config, log *slog.Logger, st *state
 	if err != nil {
 		return nil, err
 	}
+	apps.Schedules = sc
 	router, err := commands.NewRouter(root, commands.Deps{
 		Store: st, Chat: chat, Directory: dir, Checks: checks, Log: log, Version: version, Apps: apps,
 		ConfirmKey: []byte(key.Reveal()), ConfirmTTL: cfg.ConfirmTTL, ErrorKinds: errorKinds(),
 	})
 	if err != nil {
-		return nil, err
-	}
-	if err := router.AddBackupSettings(sc); err != nil {
 		return nil, err
 	}
 	return router, nil

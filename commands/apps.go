@@ -83,6 +83,9 @@ type AppDeps struct {
 	Store   AppStore
 	// Backups, when set, keeps the apps' backups (the backup verbs).
 	Backups Backups
+	// Schedules, when set with Backups, are the scheduler's times that
+	// `backup schedule` shows and changes.
+	Schedules Schedules
 	// ChatApp is the app the bot lives in (Mattermost): recovered first.
 	ChatApp string
 	// UndoWindow is how long a restore keeps the data it replaced (0:

@@ -74,17 +74,14 @@ var errTestUnreachable = errors.New("the repository's storage cannot be reached"
 // ann is an admin, bob is not.
 func settingsEnv(t *testing.T, b *fakeBackups) (*env, *fakeSchedules) {
 	t.Helper()
+	s := &fakeSchedules{}
 	e := newEnv(t, envOptions{
 		apps: func(st *state.Store) *AppDeps {
-			return &AppDeps{Catalog: catalog.New(nil), Engine: &fakeEngine{calls: &callLog{}}, Store: st, BaseDomain: "example.org", Backups: b}
+			return &AppDeps{Catalog: catalog.New(nil), Engine: &fakeEngine{calls: &callLog{}}, Store: st, BaseDomain: "example.org", Backups: b, Schedules: s}
 		},
 		errorKinds: []ErrorKind{{Err: errTestUnreachable, Kind: Unavailable, Message: "The backup repository cannot be reached (network, credentials or permissions of its storage)."}},
 	})
 	e.addAdmin(t, "ann")
-	s := &fakeSchedules{}
-	if err := e.router.AddBackupSettings(s); err != nil {
-		t.Fatalf("AddBackupSettings: %v", err)
-	}
 	return e, s
 }
 
@@ -442,15 +439,8 @@ func TestBackupCheck(t *testing.T) {
 	}
 }
 
-func TestAddBackupSettings(t *testing.T) {
-	e, s := settingsEnv(t, &fakeBackups{})
-	if err := e.router.AddBackupSettings(s); err == nil || !strings.Contains(err.Error(), "defined twice") {
-		t.Errorf("AddBackupSettings twice = %v, want an error", err)
-	}
-	bare := newEnv(t, envOptions{})
-	if err := bare.router.AddBackupSettings(s); err == nil {
-		t.Error("AddBackupSettings without Backups = nil, want an error")
-	}
+func TestBackupSettingsInHelp(t *testing.T) {
+	e, _ := settingsEnv(t, &fakeBackups{})
 	got := e.handle(caller("bob"), "help backup").Text
 	for _, v := range []string{"backup schedule", "backup keep", "backup repository", "backup check", "backup now"} {
 		if !strings.Contains(got, "`/toolbox "+v) {

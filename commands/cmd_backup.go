@@ -14,7 +14,7 @@ import (
 // localWarning is said wherever backups are, while they are on the machine
 // they protect.
 const localWarning = "These backups are on this machine: they do not survive losing it. " +
-	"Give the toolbox an off-machine repository (TOOLBOX_BACKUP_REPOSITORY: swift:, s3:, rest:) to keep them elsewhere."
+	"Give the toolbox an off-machine repository to keep them elsewhere: `/toolbox backup repository` with a swift:, s3: or rest: URL."
 
 func (a *AppDeps) backupNowVerb(r *Router) *Verb {
 	return &Verb{

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -38,27 +37,6 @@ type ScheduleInfo struct {
 	Set  bool      // set with `backup schedule`, else the environment's
 	Zone string    // the time zone the Spec is read in, for people: "Europe/Paris"
 	Next time.Time // the next run, in that zone
-}
-
-// AddBackupSettings adds the verbs that show and change the backups'
-// settings to the table: backup schedule, backup keep, backup repository and
-// backup check. They need the app verbs' Backups, and s, the schedules main
-// runs. Call it once, before the router handles anything: the table is not
-// guarded.
-func (r *Router) AddBackupSettings(s Schedules) error {
-	a := r.deps.Apps
-	if a == nil || a.Backups == nil || s == nil {
-		return errors.New("commands: the backup settings need the app verbs' Backups and the schedules")
-	}
-	for _, v := range []*Verb{a.backupScheduleVerb(r, s), a.backupKeepVerb(r), a.backupRepositoryVerb(r), a.backupCheckVerb()} {
-		if _, dup := r.verbs[v.Name]; dup {
-			return fmt.Errorf("commands: verb %q defined twice", v.Name)
-		}
-		r.verbs[v.Name] = v
-		r.order = append(r.order, v)
-	}
-	sort.Slice(r.order, func(i, j int) bool { return r.order[i].Name < r.order[j].Name })
-	return nil
 }
 
 // mayChange checks that c may change a setting that everyone may see.

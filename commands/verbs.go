@@ -121,7 +121,11 @@ func (r *Router) builtins() []*Verb {
 		verbs = append(verbs, a.catalogVerb(), a.addVerb(r), a.removeVerb(r), a.restartVerb(),
 			a.upgradeVerb(r), a.logsVerb(), a.setVerb())
 		if a.Backups != nil {
-			verbs = append(verbs, a.backupNowVerb(r), a.backupsVerb(), a.backupKeyVerb(), a.restoreVerb(r), a.restoreUndoVerb(r), a.drillNowVerb(r), a.recoverVerb(r))
+			verbs = append(verbs, a.backupNowVerb(r), a.backupsVerb(), a.backupKeyVerb(), a.restoreVerb(r), a.restoreUndoVerb(r), a.drillNowVerb(r), a.recoverVerb(r),
+				a.backupKeepVerb(r), a.backupRepositoryVerb(r), a.backupCheckVerb())
+			if a.Schedules != nil {
+				verbs = append(verbs, a.backupScheduleVerb(r, a.Schedules))
+			}
 		}
 	}
 	return verbs
