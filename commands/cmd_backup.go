@@ -31,19 +31,9 @@ func (a *AppDeps) backupNowVerb(r *Router) *Verb {
 			return nil
 		},
 		Run: func(ctx context.Context, inv Invocation) (string, error) {
-			var recs []state.App
-			if len(inv.Args) == 1 {
-				rec, err := a.installed(inv.Args[0])
-				if err != nil {
-					return "", err
-				}
-				recs = []state.App{rec}
-			} else {
-				all, err := a.Store.Apps()
-				if err != nil {
-					return "", err
-				}
-				recs = all
+			recs, err := a.oneOrAll(inv.Args)
+			if err != nil {
+				return "", err
 			}
 			if len(recs) == 0 {
 				return "No app is installed: there is nothing to back up yet.", nil
@@ -79,6 +69,18 @@ func (a *AppDeps) backupNowVerb(r *Router) *Verb {
 			return out, nil
 		},
 	}
+}
+
+// oneOrAll is the installed app args names, or every app when none.
+func (a *AppDeps) oneOrAll(args []string) ([]state.App, error) {
+	if len(args) == 1 {
+		rec, err := a.installed(args[0])
+		if err != nil {
+			return nil, err
+		}
+		return []state.App{rec}, nil
+	}
+	return a.Store.Apps()
 }
 
 // backupOne backs up one installed app and says what was kept. It waits

@@ -354,19 +354,9 @@ func (a *AppDeps) drillNowVerb(r *Router) *Verb {
 			return nil
 		},
 		Run: func(ctx context.Context, inv Invocation) (string, error) {
-			var recs []state.App
-			if len(inv.Args) == 1 {
-				rec, err := a.installed(inv.Args[0])
-				if err != nil {
-					return "", err
-				}
-				recs = []state.App{rec}
-			} else {
-				all, err := a.Store.Apps()
-				if err != nil {
-					return "", err
-				}
-				recs = all
+			recs, err := a.oneOrAll(inv.Args)
+			if err != nil {
+				return "", err
 			}
 			if len(recs) == 0 {
 				return "No app is installed: there is nothing to drill.", nil

@@ -17,6 +17,21 @@ import (
 
 const resticImage = images.ResticImage
 
+// withBackups gives the toolbox of env a local backup repository of its own,
+// a volume removed at the end of the test, and the restic image.
+func withBackups(t *testing.T, e *docker.Engine, env []string) ([]string, string) {
+	t.Helper()
+	volume := dockertest.Unique(t, "tb-backups")
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := e.RemoveVolume(ctx, volume); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	return append(env, "TOOLBOX_BACKUP_VOLUME="+volume, "TOOLBOX_RESTIC_IMAGE="+resticImage), volume
+}
+
 // TestBackupStandin backs up the stand-in app through the toolbox, on the
 // real engine with the real restic: its dump streamed from its container and
 // its volume, then the state; lists the snapshots; and reads the repository
@@ -25,15 +40,7 @@ func TestBackupStandin(t *testing.T) {
 	e := dockertest.Engine(t)
 	buildImages(t, e, "restic")
 	env, app := appsEnv(t, e)
-	volume := dockertest.Unique(t, "tb-backups")
-	env = append(env, "TOOLBOX_BACKUP_VOLUME="+volume, "TOOLBOX_RESTIC_IMAGE="+resticImage)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := e.RemoveVolume(ctx, volume); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
+	env, volume := withBackups(t, e, env)
 	ctx := context.Background()
 
 	toolboxRun(t, env, "do", "add "+app)

@@ -60,15 +60,7 @@ func newFaultRig(t *testing.T) *faultRig {
 	e := dockertest.Engine(t)
 	buildImages(t, e, "restic")
 	env, app, dir := appsEnvDir(t, e)
-	volume := dockertest.Unique(t, "tb-backups")
-	env = append(env, "TOOLBOX_BACKUP_VOLUME="+volume, "TOOLBOX_RESTIC_IMAGE="+resticImage)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := e.RemoveVolume(ctx, volume); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
+	env, volume := withBackups(t, e, env)
 	cli, err := client.New(client.FromEnv)
 	if err != nil {
 		t.Fatal(err)

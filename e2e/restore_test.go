@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/toolbox-collective/toolbox/deploy/stack"
 	"github.com/toolbox-collective/toolbox/internal/dockertest"
@@ -19,15 +18,7 @@ func TestRestoreStandin(t *testing.T) {
 	e := dockertest.Engine(t)
 	buildImages(t, e, "restic")
 	env, app := appsEnv(t, e)
-	volume := dockertest.Unique(t, "tb-backups")
-	env = append(env, "TOOLBOX_BACKUP_VOLUME="+volume, "TOOLBOX_RESTIC_IMAGE="+resticImage)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := e.RemoveVolume(ctx, volume); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
+	env, _ = withBackups(t, e, env)
 	ctx := context.Background()
 	container := stack.ContainerName(app, "app")
 	records := func() string {
