@@ -59,12 +59,15 @@ func appsEnvDir(t *testing.T, e *docker.Engine) (env []string, app, dir string) 
 			t.Errorf("cleanup: %v", err)
 		}
 	})
-	return []string{
+	// upgrade backs up first: each test's toolbox has a repository of its own.
+	buildImages(t, e, "restic")
+	env, _ = withBackups(t, e, []string{
 		"TOOLBOX_STATE=" + filepath.Join(t.TempDir(), "toolbox.db"),
 		"TOOLBOX_CATALOG_DIR=" + dir,
 		"TOOLBOX_NETWORK=" + network,
 		"TOOLBOX_BASE_DOMAIN=localhost",
-	}, app, dir
+	})
+	return env, app, dir
 }
 
 func containersOf(t *testing.T, e *docker.Engine, app string) []docker.Container {
