@@ -23,13 +23,7 @@ func (a *AppDeps) backupNowVerb(r *Router) *Verb {
 		Help: "Each app is backed up through its catalog hooks: its databases are dumped and streamed into the encrypted, " +
 			"deduplicated restic repository, then its data volumes are added, then the toolbox's own state, so that the " +
 			"repository alone is enough to rebuild. `/toolbox backups` lists what there is.",
-		Validate: func(_ context.Context, args []string) error {
-			if len(args) == 1 {
-				_, err := a.installed(args[0])
-				return err
-			}
-			return nil
-		},
+		Validate: a.validOneOrAll,
 		Run: func(ctx context.Context, inv Invocation) (string, error) {
 			recs, err := a.oneOrAll(inv.Args)
 			if err != nil {
@@ -69,6 +63,15 @@ func (a *AppDeps) backupNowVerb(r *Router) *Verb {
 			return out, nil
 		},
 	}
+}
+
+// validOneOrAll accepts no app (all of them) or one installed app.
+func (a *AppDeps) validOneOrAll(_ context.Context, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	_, err := a.installed(args[0])
+	return err
 }
 
 // oneOrAll is the installed app args names, or every app when none.

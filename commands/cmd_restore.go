@@ -346,13 +346,7 @@ func (a *AppDeps) drillNowVerb(r *Router) *Verb {
 		Summary: "prove the backups work: restore each app's latest backup into a scratch copy, check it, throw it away",
 		Help: "The live apps are not touched. Each app's latest backup is restored into new volumes, started on a network of its own, " +
 			"its databases loaded and queried; the result (pass or fail, time, size) is posted and kept. It runs every week by itself.",
-		Validate: func(_ context.Context, args []string) error {
-			if len(args) == 1 {
-				_, err := a.installed(args[0])
-				return err
-			}
-			return nil
-		},
+		Validate: a.validOneOrAll,
 		Run: func(ctx context.Context, inv Invocation) (string, error) {
 			recs, err := a.oneOrAll(inv.Args)
 			if err != nil {
