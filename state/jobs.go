@@ -1,6 +1,9 @@
 package state
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -60,7 +63,8 @@ func (j Job) Duration() time.Duration {
 
 // CreateJob stores a new job and returns it with its ID (1, 2, 3...), Created
 // (now, if zero) and Status (queued, if empty) set. The write is durable when
-// CreateJob returns.
+// CreateJob returns. A job a user asked for is started with StartJob, which
+// writes its audit record in the same transaction.
 func (s *Store) CreateJob(j Job) (Job, error) {
 	if j.Created.IsZero() {
 		j.Created = s.stamp()
@@ -69,18 +73,37 @@ func (s *Store) CreateJob(j Job) (Job, error) {
 		j.Status = JobQueued
 	}
 	err := s.db.Update(func(tx *bbolt.Tx) error {
-		b := tx.Bucket([]byte(bucketJobs))
-		id, err := b.NextSequence()
-		if err != nil {
-			return err
-		}
-		j.ID = id
-		return put(b, itob(id), j)
+		var err error
+		j, err = createJob(tx, j)
+		return err
 	})
 	if err != nil {
 		return Job{}, fmt.Errorf("state: create job %s: %w", j.Verb, err)
 	}
 	return j, nil
+}
+
+// createJob gives j the next ID, stores it and indexes it if active.
+func createJob(tx *bbolt.Tx, j Job) (Job, error) {
+	b := tx.Bucket([]byte(bucketJobs))
+	id, err := b.NextSequence()
+	if err != nil {
+		return Job{}, err
+	}
+	j.ID = id
+	return j, putJob(tx, j)
+}
+
+// putJob stores j and keeps the active index in step with its status.
+func putJob(tx *bbolt.Tx, j Job) error {
+	if err := put(tx.Bucket([]byte(bucketJobs)), itob(j.ID), j); err != nil {
+		return err
+	}
+	active := tx.Bucket([]byte(bucketJobsActive))
+	if j.Status.active() {
+		return active.Put(itob(j.ID), nil)
+	}
+	return active.Delete(itob(j.ID))
 }
 
 // UpdateJob reads job id, calls fn to change it and writes it back, in one
@@ -100,7 +123,7 @@ func (s *Store) UpdateJob(id uint64, fn func(*Job) error) (Job, error) {
 			return fnErr
 		}
 		j.ID = id
-		return put(b, itob(id), j)
+		return putJob(tx, j)
 	})
 	if fnErr != nil {
 		return Job{}, fnErr
@@ -139,13 +162,13 @@ func (s *Store) RecentJobs(n int) ([]Job, error) {
 	return jobs, nil
 }
 
-// ActiveJobs returns the queued and running jobs, oldest first.
-// It reads every job; the list is expected to stay in the thousands.
+// ActiveJobs returns the queued and running jobs, oldest first. It reads the
+// index of active jobs, not the whole history.
 func (s *Store) ActiveJobs() ([]Job, error) {
 	var jobs []Job
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		var err error
-		jobs, err = activeJobs(tx.Bucket([]byte(bucketJobs)))
+		jobs, err = activeJobs(tx)
 		return err
 	})
 	if err != nil {
@@ -154,10 +177,14 @@ func (s *Store) ActiveJobs() ([]Job, error) {
 	return jobs, nil
 }
 
-func activeJobs(b *bbolt.Bucket) ([]Job, error) {
+func activeJobs(tx *bbolt.Tx) ([]Job, error) {
+	b := tx.Bucket([]byte(bucketJobs))
 	jobs := []Job{}
-	err := b.ForEach(func(k, v []byte) error {
-		j, err := decode[Job](v)
+	err := tx.Bucket([]byte(bucketJobsActive)).ForEach(func(k, _ []byte) error {
+		j, err := get[Job](b, k)
+		if errors.Is(err, ErrNotFound) {
+			return nil // indexed, then removed by retention: not active
+		}
 		if err != nil {
 			return fmt.Errorf("job %d: %w", btoi(k), err)
 		}
@@ -169,15 +196,32 @@ func activeJobs(b *bbolt.Bucket) ([]Job, error) {
 	return jobs, err
 }
 
+// buildActiveIndex fills the index of active jobs from the whole history:
+// once, when Open finds a file without one.
+func buildActiveIndex(tx *bbolt.Tx) error {
+	active := tx.Bucket([]byte(bucketJobsActive))
+	return tx.Bucket([]byte(bucketJobs)).ForEach(func(k, v []byte) error {
+		var j struct {
+			Status JobStatus `json:"status"`
+		}
+		if err := json.Unmarshal(v, &j); err != nil {
+			return fmt.Errorf("job %d: %w", btoi(k), err)
+		}
+		if j.Status.active() {
+			return active.Put(bytes.Clone(k), nil)
+		}
+		return nil
+	})
+}
+
 // InterruptRunning marks every queued or running job interrupted, with
 // Finished=now and Error=reason, and returns them, oldest first. Call it at
 // start-up: no job survives its process.
 func (s *Store) InterruptRunning(reason string) ([]Job, error) {
 	var jobs []Job
 	err := s.db.Update(func(tx *bbolt.Tx) error {
-		b := tx.Bucket([]byte(bucketJobs))
 		var err error
-		if jobs, err = activeJobs(b); err != nil { // collect first: no writes while a cursor walks
+		if jobs, err = activeJobs(tx); err != nil { // collect first: no writes while a cursor walks
 			return err
 		}
 		now := s.stamp()
@@ -185,7 +229,7 @@ func (s *Store) InterruptRunning(reason string) ([]Job, error) {
 			jobs[i].Status = JobInterrupted
 			jobs[i].Finished = now
 			jobs[i].Error = reason
-			if err := put(b, itob(jobs[i].ID), jobs[i]); err != nil {
+			if err := putJob(tx, jobs[i]); err != nil {
 				return err
 			}
 		}

@@ -36,6 +36,9 @@ const (
 	bucketSecrets  = "secrets"
 	bucketNonces   = "nonces"
 	bucketApps     = "apps"
+	// bucketJobsActive indexes the queued and running jobs: keys are job
+	// IDs, values empty.
+	bucketJobsActive = "jobs_active"
 )
 
 // Keys of the meta bucket.
@@ -131,6 +134,14 @@ func initialize(tx *bbolt.Tx) error {
 	for _, name := range []string{bucketJobs, bucketAudit, bucketAdmins, bucketSettings, bucketSecrets, bucketNonces, bucketApps} {
 		if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
+		}
+	}
+	if tx.Bucket([]byte(bucketJobsActive)) == nil {
+		if _, err := tx.CreateBucket([]byte(bucketJobsActive)); err != nil {
+			return fmt.Errorf("create bucket %s: %w", bucketJobsActive, err)
+		}
+		if err := buildActiveIndex(tx); err != nil {
+			return fmt.Errorf("index active jobs: %w", err)
 		}
 	}
 	return nil
