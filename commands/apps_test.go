@@ -56,13 +56,13 @@ func TestSetAndAdd(t *testing.T) {
 	}
 	e.chat.waitFor(t, "the failure", e.postWith("failed", "needs settings that are not given yet: `ADMIN_EMAIL`"))
 
-	if got := e.handle(ann, "set wordpress NOPE x").Text; !strings.Contains(got, "has no setting `NOPE`. Its settings: ADMIN_EMAIL") {
+	if got := e.handle(ann, "set wordpress NOPE x").Text; !strings.Contains(got, "wordpress has no such setting. Its settings: ADMIN_EMAIL") {
 		t.Errorf("set of an unknown setting = %q", got)
 	}
 	if got := e.handle(ann, "set wordpress admin_email ann@example.org").Text; !strings.Contains(got, "ADMIN_EMAIL of wordpress is now `ann@example.org`") {
 		t.Errorf("set = %q", got)
 	}
-	if rec := e.lastAudit(t); rec.Text != "set wordpress admin_email [redacted]" {
+	if rec := e.lastAudit(t); rec.Text != "set wordpress [redacted]" {
 		t.Errorf("audit of set = %q, want the value redacted", rec.Text)
 	}
 

@@ -53,7 +53,7 @@ func (r *Router) explain(name string) (string, error) {
 		}
 		return strings.Join(parts, "\n\n"), nil
 	}
-	msg := fmt.Sprintf("There is no verb `%s`.", truncate(name, 40))
+	msg := fmt.Sprintf("There is no verb %s.", code(name))
 	if words := strings.Fields(name); len(words) > 0 { // `help ''` has none
 		if s := r.suggest(words[0]); s != "" {
 			msg += fmt.Sprintf(" Did you mean `%s`?", s)

@@ -28,10 +28,11 @@ func (r *Router) jobsVerb() *Verb {
 				}
 				outcome := string(j.Status)
 				if j.Error != "" {
-					outcome += ": " + truncate(j.Error, 80)
+					// One line per cell: a multi-line error would end the table.
+					outcome += ": " + cellLine(j.Error, 80)
 				}
-				fmt.Fprintf(&b, "| #%d | `%s` | @%s | %s | %s | %s |\n", j.ID,
-					strings.TrimSpace(j.Verb+" "+quoteArgs(j.Args)), j.UserName,
+				fmt.Fprintf(&b, "| #%d | %s | @%s | %s | %s | %s |\n", j.ID,
+					codeCell(strings.TrimSpace(j.Verb+" "+quoteArgs(j.Args))), j.UserName,
 					j.Created.UTC().Format("Jan 2 15:04"), outcome, took)
 			}
 			return strings.TrimRight(b.String(), "\n"), nil

@@ -16,11 +16,14 @@ func (a *AppDeps) setVerb() *Verb {
 		Summary: "give an app a setting it needs, such as its SMTP server",
 		Help: "`/toolbox catalog` lists the settings each app needs. Secret settings (passwords) are kept like generated secrets and " +
 			"never shown again; the audit log records that one was set, not its value. Run `/toolbox add <app>` again to apply a change.",
+		// Everything after the app is hidden, whatever the count: a mistake
+		// (the value first, a missing name, one word too many) may still carry
+		// the secret.
 		Redact: func(args []string) []string {
-			if len(args) <= 2 {
+			if len(args) <= 1 {
 				return args
 			}
-			return []string{args[0], args[1], "[redacted]"}
+			return []string{args[0], "[redacted]"}
 		},
 		Run: func(_ context.Context, inv Invocation) (string, error) {
 			app, err := a.catalogApp(inv.Args[0])
@@ -37,7 +40,8 @@ func (a *AppDeps) setVerb() *Verb {
 				if len(names) == 0 {
 					return "", Errorf(NotFound, "%s has no settings.", app.Name)
 				}
-				return "", Errorf(NotFound, "%s has no setting `%s`. Its settings: %s.", app.Name, truncate(name, 40), strings.Join(names, ", "))
+				// The name is not echoed: it may be the value, typed first.
+				return "", Errorf(NotFound, "%s has no such setting. Its settings: %s.", app.Name, strings.Join(names, ", "))
 			}
 			if value == "" || strings.ContainsAny(value, "\n\r\x00") {
 				return "", Errorf(Invalid, "The value must be one line and not empty.")
@@ -51,7 +55,7 @@ func (a *AppDeps) setVerb() *Verb {
 			if err := a.Store.SetSetting(settingName(app.Name, name), value); err != nil {
 				return "", err
 			}
-			return fmt.Sprintf("%s of %s is now `%s`. Run `/toolbox add %s` to apply it.", name, app.Name, tableCell(value), app.Name), nil
+			return fmt.Sprintf("%s of %s is now %s. Run `/toolbox add %s` to apply it.", name, app.Name, code(value), app.Name), nil
 		},
 	}
 }

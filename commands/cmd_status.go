@@ -44,8 +44,8 @@ func (r *Router) statusVerb() *Verb {
 					if progress == "" {
 						progress = string(j.Status)
 					}
-					fmt.Fprintf(&b, "- #%d `%s` by @%s, since %s: %s\n", j.ID, strings.TrimSpace(j.Verb+" "+quoteArgs(j.Args)), j.UserName,
-						r.deps.Now().Sub(j.Created).Round(1e9), progress)
+					fmt.Fprintf(&b, "- #%d %s by @%s, since %s: %s\n", j.ID, code(strings.TrimSpace(j.Verb+" "+quoteArgs(j.Args))), j.UserName,
+						r.deps.Now().Sub(j.Created).Round(1e9), oneLine(progress, 200))
 				}
 			}
 			return strings.TrimRight(b.String(), "\n"), nil
@@ -113,7 +113,7 @@ func (r *Router) backupStatus(b *strings.Builder, apps []state.App) {
 			if d.OK {
 				fmt.Fprintf(b, "- %s: last restore drill passed %s (%s in %s)\n", rec.Name, d.Time.Format("2006-01-02 15:04"), sizeOf(d.Size), d.Took.Round(time.Second))
 			} else {
-				fmt.Fprintf(b, "- %s: :rotating_light: last restore drill FAILED %s: %s\n", rec.Name, d.Time.Format("2006-01-02 15:04"), d.Failure)
+				fmt.Fprintf(b, "- %s: :rotating_light: last restore drill FAILED %s: %s\n", rec.Name, d.Time.Format("2006-01-02 15:04"), oneLine(d.Failure, 200))
 			}
 		}
 		if p := rec.Previous; p != nil {

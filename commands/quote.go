@@ -86,3 +86,22 @@ func visibleLine(s string, n int) string {
 	}
 	return string(out)
 }
+
+// oneLine is the first line of a text the bot wrote (an error, a progress
+// step), cut to n bytes, with "…" when anything was left out: a list item or
+// a table cell holds one line. Any user text in it is already inside code
+// spans.
+func oneLine(s string, n int) string {
+	s = strings.TrimSpace(s)
+	line, rest, more := strings.Cut(s, "\n")
+	line = strings.TrimSpace(strings.TrimSuffix(line, "\r"))
+	if more && strings.TrimSpace(rest) != "" && len(line) < n {
+		return line + " …"
+	}
+	return truncate(line, n)
+}
+
+// cellLine is oneLine for a Markdown table cell, where "|" would end the cell.
+func cellLine(s string, n int) string {
+	return strings.ReplaceAll(oneLine(s, n), "|", `\|`)
+}

@@ -90,12 +90,12 @@ func TestHandleReplies(t *testing.T) {
 		},
 		{
 			name: "help for an empty verb", caller: caller("ann"), text: "help ''",
-			want:        "There is no verb ``. Type `/toolbox help` for the list.",
+			want:        "There is no verb `''`. Type `/toolbox help` for the list.",
 			wantOutcome: "error",
 		},
 		{
 			name: "help for two empty words", caller: caller("ann"), text: `help "" ""`,
-			want:        "There is no verb ` `. Type `/toolbox help` for the list.",
+			want:        "There is no verb `''`. Type `/toolbox help` for the list.",
 			wantOutcome: "error",
 		},
 		{
