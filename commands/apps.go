@@ -96,7 +96,25 @@ type AppDeps struct {
 	// Scheme of the apps' URLs: https, or http when no proxy with TLS is used.
 	Scheme string
 
-	busy sync.Map // app name → *sync.Mutex, see exclusive
+	locksOnce sync.Once
+	locks     *appLocks // which job holds which app, shared with the router's jobs
+
+	reserveMu sync.Mutex
+	reserved  map[string]int64 // app → memory reserved by its add, accepted and not ended
+}
+
+// lockTable is the table of the apps' holders.
+func (a *AppDeps) lockTable() *appLocks {
+	a.locksOnce.Do(func() { a.locks = newAppLocks() })
+	return a.locks
+}
+
+// firstApp is Verb.Apps for the verbs whose first argument, if any, is an app.
+func firstApp(args []string) []string {
+	if len(args) == 0 {
+		return nil
+	}
+	return args[:1]
 }
 
 func secretName(app, name string) string  { return "app/" + app + "/" + name }
@@ -141,21 +159,21 @@ func (a *AppDeps) installedApp(name string) (state.App, catalog.App, error) {
 	return rec, app, err
 }
 
-// exclusive holds app for one job that changes or restores its data, so
-// that two such jobs never run on one app at once (a second is refused).
-func (a *AppDeps) exclusive(app string) (release func(), err error) {
-	m, _ := a.busy.LoadOrStore(app, &sync.Mutex{})
-	mu := m.(*sync.Mutex)
-	if !mu.TryLock() {
-		return nil, Errorf(Conflict, "Another job is restoring, upgrading or drilling %s right now. `/toolbox jobs` shows it; try again when it ends.", app)
+// exclusive holds app for job (0: work outside jobs), so that two jobs
+// never touch one app at once: a second is refused with the first's number.
+// A job that holds the app since its acceptance (Verb.Apps) gets it at once.
+func (a *AppDeps) exclusive(job uint64, app string) (release func(), err error) {
+	h := appHolder{job: job, title: fmt.Sprintf("job #%d", job)}
+	if job == 0 {
+		h.title = "the removal of data kept for undo"
 	}
-	return mu.Unlock, nil
+	return a.lockTable().claim(h, app)
 }
 
 // hold is exclusive that waits for the app, saying so, until ctx ends.
 func (a *AppDeps) hold(ctx context.Context, app string, inv Invocation) (release func(), err error) {
 	for said := false; ; said = true {
-		if release, err = a.exclusive(app); err == nil {
+		if release, err = a.exclusive(inv.JobID, app); err == nil {
 			return release, nil
 		}
 		if !said {

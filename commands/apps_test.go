@@ -91,7 +91,7 @@ func TestSetAndAdd(t *testing.T) {
 
 func postTexts(e *env) []string {
 	var out []string
-	for _, p := range e.chat.Posts() {
+	for _, p := range e.chat.Shown() {
 		out = append(out, p.Text)
 	}
 	return out
@@ -210,7 +210,7 @@ func confirmAll(t *testing.T, e *env, m *fakeEngine, c Caller, text string) int 
 // lastPost is the text of the bot's newest post.
 func lastPost(t *testing.T, e *env) string {
 	t.Helper()
-	posts := e.chat.Posts()
+	posts := e.chat.Shown()
 	if len(posts) == 0 {
 		t.Fatal("no post")
 	}

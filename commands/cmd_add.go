@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/toolbox-collective/toolbox/deploy/catalog"
@@ -23,7 +24,7 @@ const (
 
 func (a *AppDeps) addVerb(r *Router) *Verb {
 	return &Verb{
-		Name: "add", Args: "<app> [domain]", MinArgs: 1, MaxArgs: 2, Role: Admin, Job: true,
+		Name: "add", Args: "<app> [domain]", MinArgs: 1, MaxArgs: 2, Role: Admin, Job: true, Apps: firstApp,
 		Summary: "deploy an app from the catalog, with HTTPS on its domain",
 		Help: "Without a domain the app gets one under the toolbox's base domain. Adding an app that is already there " +
 			"checks it and repairs what is missing. I refuse an app the machine's memory cannot hold.",
@@ -36,10 +37,16 @@ func (a *AppDeps) addVerb(r *Router) *Verb {
 			if err != nil {
 				return err
 			}
-			if err := a.domainFree(app.Name, domain, r); err != nil {
-				return err
+			return a.domainFree(app.Name, domain, r)
+		},
+		// The memory is checked and reserved at once, when the add is
+		// accepted: two adds accepted together cannot both take the last of it.
+		Admit: func(ctx context.Context, args []string) (func(), error) {
+			app, err := a.catalogApp(args[0])
+			if err != nil {
+				return nil, err
 			}
-			return a.checkCapacity(ctx, app, r)
+			return a.reserveMemory(ctx, app, r)
 		},
 		Run: func(ctx context.Context, inv Invocation) (string, error) {
 			app, err := a.catalogApp(inv.Args[0])
@@ -95,30 +102,57 @@ func (a *AppDeps) domainFree(app, domain string, r *Router) error {
 	return nil
 }
 
-// checkCapacity refuses an app the machine's memory cannot hold, saying what
-// would make room.
-func (a *AppDeps) checkCapacity(ctx context.Context, app catalog.App, r *Router) error {
+// reserveMemory reserves the memory app needs until its add ends, or
+// refuses an app the machine's memory cannot hold, saying what would make
+// room. What is free is the machine's memory less what running containers
+// reserve and what the adds accepted before this one reserved (their
+// containers may not run yet).
+func (a *AppDeps) reserveMemory(ctx context.Context, app catalog.App, r *Router) (release func(), err error) {
 	if _, err := a.Store.App(app.Name); err == nil {
-		return nil // already there: its containers are counted in what runs
+		return func() {}, nil // already there: its containers are counted in what runs
 	}
+	// Held while the engine answers: the next add waits to see this one's reservation.
+	a.reserveMu.Lock()
+	defer a.reserveMu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	total, reserved, err := a.Engine.Memory(ctx)
+	total, running, err := a.Engine.Memory(ctx)
 	if err != nil {
-		return &Error{Kind: Unavailable, Message: "I could not ask the Docker engine how much memory is free.", Err: err}
+		return nil, &Error{Kind: Unavailable, Message: "I could not ask the Docker engine how much memory is free.", Err: err}
 	}
-	free := total - reserved
+	var pending int64
+	var adding []string
+	for name, n := range a.reserved {
+		pending += n
+		adding = append(adding, name)
+	}
+	free := total - running - pending
 	if app.Memory.Min <= free {
-		return nil
+		if a.reserved == nil {
+			a.reserved = map[string]int64{}
+		}
+		a.reserved[app.Name] = app.Memory.Min
+		var once sync.Once
+		return func() {
+			once.Do(func() {
+				a.reserveMu.Lock()
+				defer a.reserveMu.Unlock()
+				delete(a.reserved, app.Name)
+			})
+		}, nil
 	}
 	msg := fmt.Sprintf("%s needs at least %s of memory (%s recommended), and only %s of %s is free.",
 		app.Name, formatBytes(app.Memory.Min), formatBytes(app.Memory.Recommended), formatBytes(max(free, 0)), formatBytes(total))
+	if len(adding) > 0 {
+		sort.Strings(adding)
+		msg += fmt.Sprintf(" %s of it is reserved for the adds under way (%s).", formatBytes(pending), strings.Join(adding, ", "))
+	}
 	if room := a.whatMakesRoom(app.Memory.Min-free, r); room != "" {
 		msg += " " + room
 	} else {
 		msg += " A machine with more memory would hold it."
 	}
-	return Errorf(Conflict, "%s", msg)
+	return nil, Errorf(Conflict, "%s", msg)
 }
 
 func (a *AppDeps) whatMakesRoom(short int64, r *Router) string {

@@ -18,7 +18,7 @@ const localWarning = "These backups are on this machine: they do not survive los
 
 func (a *AppDeps) backupNowVerb(r *Router) *Verb {
 	return &Verb{
-		Name: "backup now", Args: "[app]", MaxArgs: 1, Role: Admin, Job: true,
+		Name: "backup now", Args: "[app]", MaxArgs: 1, Role: Admin, Job: true, Apps: firstApp,
 		Summary: "back up every app now (or one): database dumps, data volumes and the toolbox's state",
 		Help: "Each app is backed up through its catalog hooks: its databases are dumped and streamed into the encrypted, " +
 			"deduplicated restic repository, then its data volumes are added, then the toolbox's own state, so that the " +

@@ -11,7 +11,7 @@ const purgeFlag = "--purge"
 func (a *AppDeps) removeVerb(r *Router) *Verb {
 	purging := func(args []string) bool { return slices.Contains(args, purgeFlag) }
 	return &Verb{
-		Name: "remove", Args: "<app> [--purge]", MinArgs: 1, MaxArgs: 2, Role: Admin, Job: true,
+		Name: "remove", Args: "<app> [--purge]", MinArgs: 1, MaxArgs: 2, Role: Admin, Job: true, Apps: firstApp,
 		Summary: "stop and remove an app; its data is kept unless --purge",
 		Help: "Without --purge, the app's volumes and secrets stay, so `/toolbox add <app>` brings it back with its data. " +
 			"With --purge, its data is deleted for good: that asks for two confirmations.",

@@ -7,7 +7,7 @@ import (
 
 func (a *AppDeps) restartVerb() *Verb {
 	return &Verb{
-		Name: "restart", Args: "<app>", MinArgs: 1, MaxArgs: 1, Role: Admin, Job: true,
+		Name: "restart", Args: "<app>", MinArgs: 1, MaxArgs: 1, Role: Admin, Job: true, Apps: firstApp,
 		Summary: "restart an app's containers and wait until it is healthy",
 		Validate: func(_ context.Context, args []string) error {
 			_, err := a.installed(args[0])

@@ -92,7 +92,7 @@ func errSwapInterrupted(app string) error {
 
 func (a *AppDeps) restoreVerb(r *Router) *Verb {
 	return &Verb{
-		Name: "restore", Args: "<app> [snapshot|latest]", MinArgs: 1, MaxArgs: 2, Role: Admin, Job: true, Confirmations: 1,
+		Name: "restore", Args: "<app> [snapshot|latest]", MinArgs: 1, MaxArgs: 2, Role: Admin, Job: true, Confirmations: 1, Apps: firstApp,
 		Summary: "bring an app back to one of its backups (checked in a copy first; undo for 7 days)",
 		Help: "The backup is restored into new volumes and started as a copy beside the live app, on a network of its own; " +
 			"its databases are loaded and queried, and it must be healthy. Only then is the app moved onto the restored data, " +
@@ -126,7 +126,7 @@ func (a *AppDeps) restoreVerb(r *Router) *Verb {
 }
 
 func (a *AppDeps) restore(ctx context.Context, inv Invocation, r *Router, name, snapshot string) (string, error) {
-	release, err := a.exclusive(name)
+	release, err := a.exclusive(inv.JobID, name)
 	if err != nil {
 		return "", err
 	}
@@ -226,7 +226,7 @@ func peopleMessage(err error) string {
 
 func (a *AppDeps) restoreUndoVerb(r *Router) *Verb {
 	return &Verb{
-		Name: "restore undo", Args: "<app>", MinArgs: 1, MaxArgs: 1, Role: Admin, Job: true, Confirmations: 1,
+		Name: "restore undo", Args: "<app>", MinArgs: 1, MaxArgs: 1, Role: Admin, Job: true, Confirmations: 1, Apps: firstApp,
 		Summary: "swap back the data an app had before its last restore",
 		Help:    "For 7 days after a restore, the app's previous data is kept. This moves the app back onto it; the restored data is kept in its place, so that undoing again redoes the restore.",
 		Describe: func(args []string) string {
@@ -243,7 +243,7 @@ func (a *AppDeps) restoreUndoVerb(r *Router) *Verb {
 			return nil
 		},
 		Run: func(ctx context.Context, inv Invocation) (string, error) {
-			release, err := a.exclusive(inv.Args[0])
+			release, err := a.exclusive(inv.JobID, inv.Args[0])
 			if err != nil {
 				return "", err
 			}
@@ -300,7 +300,7 @@ func (a *AppDeps) dropExpiredUndo(ctx context.Context, r *Router) []string {
 		if prev == nil || r.deps.Now().Before(prev.Until) {
 			continue
 		}
-		release, err := a.exclusive(rec.Name)
+		release, err := a.exclusive(0, rec.Name)
 		if err != nil {
 			continue // a job is changing it: tomorrow
 		}
@@ -342,7 +342,7 @@ func (a *AppDeps) dropUndo(ctx context.Context, r *Router, name string) string {
 
 func (a *AppDeps) drillNowVerb(r *Router) *Verb {
 	return &Verb{
-		Name: "drill now", Args: "[app]", MaxArgs: 1, Role: Admin, Job: true,
+		Name: "drill now", Args: "[app]", MaxArgs: 1, Role: Admin, Job: true, Apps: firstApp,
 		Summary: "prove the backups work: restore each app's latest backup into a scratch copy, check it, throw it away",
 		Help: "The live apps are not touched. Each app's latest backup is restored into new volumes, started on a network of its own, " +
 			"its databases loaded and queried; the result (pass or fail, time, size) is posted and kept. It runs every week by itself.",
@@ -391,7 +391,7 @@ func (a *AppDeps) drillNowVerb(r *Router) *Verb {
 
 func (a *AppDeps) drillOne(ctx context.Context, inv Invocation, rec state.App) DrillResult {
 	var res DrillResult
-	release, err := a.exclusive(rec.Name)
+	release, err := a.exclusive(inv.JobID, rec.Name)
 	if err != nil {
 		res.Skipped = peopleMessage(err)
 		return res

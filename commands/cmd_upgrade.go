@@ -12,7 +12,7 @@ import (
 
 func (a *AppDeps) upgradeVerb(r *Router) *Verb {
 	return &Verb{
-		Name: "upgrade", Args: "<app>", MinArgs: 1, MaxArgs: 1, Role: Admin, Job: true, Confirmations: 1,
+		Name: "upgrade", Args: "<app>", MinArgs: 1, MaxArgs: 1, Role: Admin, Job: true, Confirmations: 1, Apps: firstApp,
 		Summary: "move an app to the catalog's current version (backed up first, rolled back if unhealthy)",
 		Help: "The app is backed up first; then its containers are recreated on the new images and health-checked. " +
 			"If it does not become healthy, it goes back to its previous version and to that backup, and says so.",
@@ -24,7 +24,7 @@ func (a *AppDeps) upgradeVerb(r *Router) *Verb {
 			return err
 		},
 		Run: func(ctx context.Context, inv Invocation) (string, error) {
-			release, err := a.exclusive(inv.Args[0])
+			release, err := a.exclusive(inv.JobID, inv.Args[0])
 			if err != nil {
 				return "", err
 			}

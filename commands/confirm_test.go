@@ -486,7 +486,7 @@ func TestConfirmedJob(t *testing.T) {
 		t.Errorf("audit outcome = %q", rec.Outcome)
 	}
 	e.chat.waitFor(t, "the job's result", func() bool {
-		for _, p := range e.chat.Posts() {
+		for _, p := range e.chat.Shown() {
 			if strings.Contains(p.Text, "job #1 `sweep` succeeded") {
 				return true
 			}

@@ -22,6 +22,8 @@ type Deps struct {
 	// ConfirmKey signs confirmation buttons; ConfirmTTL is how long they stay valid.
 	ConfirmKey []byte
 	ConfirmTTL time.Duration
+	// Limits bound the jobs the chat can start (zero values: the defaults).
+	Limits Limits
 	// ErrorKinds tells how the sentinel errors of the adapters reach people:
 	// an error that wraps ErrorKinds[i].Err (errors.Is) is shown as its Kind
 	// and Message, its chain going to the log. The first match wins; the

@@ -118,6 +118,21 @@ func (c *fakeChat) Posts() []chatPost {
 	return append([]chatPost(nil), c.posts...)
 }
 
+// Shown is what the channel shows: each post with its last edit.
+func (c *fakeChat) Shown() []chatPost {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	shown := append([]chatPost(nil), c.posts...)
+	for _, e := range c.edits {
+		for i := range shown {
+			if shown[i].ID == e.PostID {
+				shown[i].Text = e.Text
+			}
+		}
+	}
+	return shown
+}
+
 func (c *fakeChat) Edits() []chatEdit {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -202,6 +217,8 @@ type envOptions struct {
 	ttl                 time.Duration
 	apps                func(*state.Store) *AppDeps // the app verbs, with their fakes
 	errorKinds          []ErrorKind
+	limits              Limits
+	checks              []Check
 }
 
 func newEnv(t *testing.T, opts envOptions) *env {
@@ -215,7 +232,7 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	root, cancel := context.WithCancel(context.Background())
 	deps := Deps{
 		Store: st, Log: slog.New(slog.NewTextHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug})), Now: e.clock.Now, Version: "test",
-		ConfirmKey: testKey, ConfirmTTL: opts.ttl, ErrorKinds: opts.errorKinds,
+		ConfirmKey: testKey, ConfirmTTL: opts.ttl, ErrorKinds: opts.errorKinds, Limits: opts.limits, Checks: opts.checks,
 	}
 	if !opts.noChat {
 		deps.Chat = e.chat

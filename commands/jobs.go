@@ -13,45 +13,125 @@ import (
 
 // Jobs runs slow verbs in the background on the application's root context,
 // records them in the state and reports on them by editing one bot post.
+// It admits a job only within the limits (see Limits) and while the apps
+// the job touches are free.
 type Jobs struct {
 	root    context.Context
 	deps    Deps
 	rep     *reporter
 	wg      sync.WaitGroup
-	mu      sync.Mutex
-	cancels map[uint64]context.CancelFunc
+	mu      sync.Mutex // guards what follows, and serializes admissions
+	running map[uint64]runningJob
 	done    map[uint64]chan struct{} // closed when the job has recorded its outcome
 	closed  bool
+	rate    *rateLimiter
+	locks   *appLocks
 	// progressEvery throttles edits of the progress post.
 	progressEvery time.Duration
 }
 
-func newJobs(root context.Context, deps Deps, rep *reporter) *Jobs {
-	return &Jobs{root: root, deps: deps, rep: rep, cancels: map[uint64]context.CancelFunc{}, done: map[uint64]chan struct{}{}, progressEvery: time.Second}
+// runningJob is a job started here that has not ended.
+type runningJob struct {
+	verb   string
+	title  string
+	cancel context.CancelFunc
 }
 
-// start records the job durably, then runs it in a goroutine.
-func (j *Jobs) start(c Caller, v *Verb, args []string) (state.Job, error) {
+func newJobs(root context.Context, deps Deps, rep *reporter, locks *appLocks) *Jobs {
+	return &Jobs{
+		root: root, deps: deps, rep: rep, running: map[uint64]runningJob{}, done: map[uint64]chan struct{}{},
+		rate: newRateLimiter(deps.Limits.perMinute(), deps.Now), locks: locks, progressEvery: time.Second,
+	}
+}
+
+// admissible refuses, without holding anything, a job that start would
+// refuse now for its limits or its apps: a prompt is not posted for it.
+func (j *Jobs) admissible(c Caller, v *Verb, args []string) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.closed {
-		return state.Job{}, Errorf(Unavailable, "The toolbox is restarting. Try again in a minute.")
+	if err := j.withinLimits(c, v); err != nil {
+		return err
 	}
+	if v.Apps != nil {
+		return j.locks.check(v.Apps(args)...)
+	}
+	return nil
+}
+
+// withinLimits checks the caller's rate, the job cap and the verbs that run
+// one at a time. Call it with j.mu held.
+func (j *Jobs) withinLimits(c Caller, v *Verb) error {
+	if j.closed {
+		return Errorf(Unavailable, "The toolbox is restarting. Try again in a minute.")
+	}
+	if v.Single != "" {
+		for id, r := range j.running {
+			if r.verb == v.Name {
+				return singleRefusal(v.Single, id)
+			}
+		}
+	}
+	if c.Terminal {
+		return nil
+	}
+	if wait := j.rate.wait(c.UserID); wait > 0 {
+		return rateRefusal(j.rate.perMinute, wait)
+	}
+	if limit := j.deps.Limits.maxRunning(); len(j.running) >= limit {
+		return capRefusal(limit, j.running)
+	}
+	return nil
+}
+
+// start admits the job, records it durably, then runs it in a goroutine.
+// What the job holds (its apps, the memory an add reserves) is taken here,
+// at its acceptance, and given back when it ends.
+func (j *Jobs) start(ctx context.Context, c Caller, v *Verb, args []string) (state.Job, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if err := j.withinLimits(c, v); err != nil {
+		return state.Job{}, err
+	}
+	var apps []string
+	if v.Apps != nil {
+		apps = v.Apps(args)
+	}
+	// Held under a placeholder until the job has its number: admissions are
+	// serialized by j.mu, and work outside jobs only reads the title.
+	releaseApps, err := j.locks.claim(appHolder{title: "a job being started"}, apps...)
+	if err != nil {
+		return state.Job{}, err
+	}
+	releaseAdmit := func() {}
+	if v.Admit != nil {
+		if releaseAdmit, err = v.Admit(ctx, args); err != nil {
+			releaseApps()
+			return state.Job{}, err
+		}
+	}
+	release := func() { releaseAdmit(); releaseApps() }
 	job, err := j.deps.Store.CreateJob(state.Job{
 		Verb: v.Name, Args: args, UserID: c.UserID, UserName: c.UserName, ChannelID: c.ChannelID,
 		Status: state.JobQueued, Created: j.deps.Now(),
 	})
 	if err != nil {
+		release()
 		return state.Job{}, fmt.Errorf("record job: %w", err)
 	}
+	title := j.title(job)
+	j.locks.retitle(appHolder{job: job.ID, title: title}, apps...)
+	if !c.Terminal {
+		j.rate.take(c.UserID)
+	}
 	ctx, cancel := context.WithCancel(j.root)
-	j.cancels[job.ID] = cancel
+	j.running[job.ID] = runningJob{verb: v.Name, title: title, cancel: cancel}
 	finished := make(chan struct{})
 	j.done[job.ID] = finished
 	j.wg.Go(func() {
 		defer func() {
+			release()
 			j.mu.Lock()
-			delete(j.cancels, job.ID)
+			delete(j.running, job.ID)
 			delete(j.done, job.ID)
 			j.mu.Unlock()
 			close(finished)
@@ -82,11 +162,16 @@ func (j *Jobs) execute(ctx context.Context, c Caller, v *Verb, job state.Job) {
 		pmu      sync.Mutex
 		lines    []string
 		lastEdit time.Time
+		ended    bool // the result is being reported: no more progress edits
 	)
 	progress := func(format string, args ...any) {
-		line := fmt.Sprintf(format, args...)
+		// A line may quote an app's output: it must not close the code block.
+		line := strings.ReplaceAll(fmt.Sprintf(format, args...), "```", "'''")
 		pmu.Lock()
 		defer pmu.Unlock()
+		if ended {
+			return
+		}
 		lines = append(lines, line)
 		if len(lines) > 8 {
 			lines = lines[len(lines)-8:]
@@ -103,6 +188,9 @@ func (j *Jobs) execute(ctx context.Context, c Caller, v *Verb, job state.Job) {
 	}
 
 	result, runErr := j.runSafely(ctx, v, Invocation{Caller: c, Args: job.Args, Progress: progress, JobID: job.ID})
+	pmu.Lock()
+	ended = true
+	pmu.Unlock()
 	finished := j.deps.Now()
 	status, icon, outcome := state.JobSucceeded, ":white_check_mark:", "succeeded"
 	var errText string
@@ -124,12 +212,22 @@ func (j *Jobs) execute(ctx context.Context, c Caller, v *Verb, job state.Job) {
 	// Report on a context that outlives a shutdown's cancellation, briefly.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	j.edit(rctx, postID, fmt.Sprintf("%s %s %s in %s", icon, title, outcome, dur))
 	body := result
 	if errText != "" {
 		body = errText
 	}
-	j.post(rctx, job.ChannelID, fmt.Sprintf("%s **%s %s** (%s)\n%s", icon, title, outcome, dur, body))
+	report := fmt.Sprintf("%s **%s %s** (%s)\n%s", icon, title, outcome, dur, body)
+	if status == state.JobSucceeded && postID != "" {
+		// One post per job: the progress post becomes the result.
+		if j.edit(rctx, postID, report) {
+			log.Info("job done", "status", status, "duration", dur)
+			return
+		}
+	}
+	// A failure stays loud: the progress post says so briefly, and a new
+	// post, which notifies, says why.
+	j.edit(rctx, postID, fmt.Sprintf("%s %s %s in %s", icon, title, outcome, dur))
+	j.post(rctx, job.ChannelID, report)
 	log.Info("job done", "status", status, "duration", dur)
 }
 
@@ -154,13 +252,16 @@ func (j *Jobs) post(ctx context.Context, channelID, text string) string {
 	return id
 }
 
-func (j *Jobs) edit(ctx context.Context, postID, text string) {
+// edit replaces the text of a bot post and says whether it did.
+func (j *Jobs) edit(ctx context.Context, postID, text string) bool {
 	if j.deps.Chat == nil || postID == "" {
-		return
+		return false
 	}
 	if err := j.deps.Chat.Edit(ctx, postID, text); err != nil {
 		j.deps.Log.Warn("bot post edit failed", "post", postID, "err", err)
+		return false
 	}
+	return true
 }
 
 // Recover marks the jobs a previous run left running as interrupted and says
@@ -196,8 +297,8 @@ func (j *Jobs) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	j.mu.Lock()
-	for _, cancel := range j.cancels {
-		cancel()
+	for _, r := range j.running {
+		r.cancel()
 	}
 	j.mu.Unlock()
 	select {

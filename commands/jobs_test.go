@@ -19,7 +19,7 @@ func jobVerb(name string, fn func(ctx context.Context, inv Invocation) (string, 
 // postWith reports whether the chat has a post containing all of parts.
 func (e *env) postWith(parts ...string) func() bool {
 	return func() bool {
-		for _, p := range e.chat.Posts() {
+		for _, p := range e.chat.Shown() {
 			if contains(p.Text, parts...) {
 				return true
 			}
@@ -91,15 +91,16 @@ func TestJobProgressEditsOnePost(t *testing.T) {
 	e.handle(caller("ann"), "work")
 	e.chat.waitFor(t, "the result post", e.postWith("**job #1 `work` succeeded** (2.5s)\n3 containers up"))
 
+	// One post per job: the progress post becomes the result.
 	posts := e.chat.Posts()
-	if len(posts) != 2 || posts[0].Text != ":hourglass: job #1 `work` started by @ann" || posts[0].ChannelID != "chan1" {
-		t.Fatalf("posts = %+v, want the progress post, then the result", posts)
+	if len(posts) != 1 || posts[0].Text != ":hourglass: job #1 `work` started by @ann" || posts[0].ChannelID != "chan1" {
+		t.Fatalf("posts = %+v, want only the progress post", posts)
 	}
 	progressID := posts[0].ID
 	want := []chatEdit{
 		{progressID, ":hourglass: job #1 `work` started by @ann\n```\npulling images\n```"},
 		{progressID, ":hourglass: job #1 `work` started by @ann\n```\npulling images\ncreating volumes\nstarting containers\n```"},
-		{progressID, ":white_check_mark: job #1 `work` succeeded in 2.5s"},
+		{progressID, ":white_check_mark: **job #1 `work` succeeded** (2.5s)\n3 containers up"},
 	}
 	edits := e.chat.Edits()
 	if len(edits) != len(want) {
@@ -163,7 +164,7 @@ func TestJobFailures(t *testing.T) {
 			if !e.postWith(j.Error)() {
 				t.Errorf("posts %+v do not say %q", e.chat.Posts(), j.Error)
 			}
-			for _, p := range e.chat.Posts() {
+			for _, p := range e.chat.Shown() {
 				if tt.inLog != "" && strings.Contains(p.Text, tt.inLog) {
 					t.Errorf("a post shows the internal cause: %q", p.Text)
 				}

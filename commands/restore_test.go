@@ -281,13 +281,15 @@ func TestRecover(t *testing.T) {
 func TestOneDataJobPerApp(t *testing.T) {
 	b := &fakeBackups{}
 	e, m := restoreEnv(t, b)
-	release, err := e.router.deps.Apps.exclusive("wordpress")
+	release, err := e.router.deps.Apps.exclusive(0, "wordpress")
 	if err != nil {
 		t.Fatal(err)
 	}
-	confirmAll(t, e, m, caller("ann"), "restore wordpress")
-	if got := lastPost(t, e); !contains(got, "failed", "Another job is restoring, upgrading or drilling wordpress right now") || len(b.restores) != 0 {
-		t.Errorf("restore while another job holds the app = %q, restores %d", got, len(b.restores))
+	// Refused at once, before a prompt is posted.
+	prompts := len(e.chat.Prompts())
+	if got := e.handle(caller("ann"), "restore wordpress").Text; got != "wordpress is busy: the removal of data kept for undo is under way. Try again in a minute." ||
+		len(b.restores) != 0 || len(e.chat.Prompts()) != prompts {
+		t.Errorf("restore while the app is held = %q, restores %d, prompts %d", got, len(b.restores), len(e.chat.Prompts())-prompts)
 	}
 	release()
 	confirmAll(t, e, m, caller("ann"), "restore wordpress")

@@ -50,7 +50,11 @@ func NewRouter(root context.Context, deps Deps, extra ...*Verb) (*Router, error)
 		deps.ConfirmTTL = 10 * time.Minute
 	}
 	r := &Router{verbs: map[string]*Verb{}, deps: deps, rep: newReporter(deps.ErrorKinds)}
-	r.jobs = newJobs(root, deps, r.rep)
+	locks := newAppLocks()
+	if deps.Apps != nil {
+		locks = deps.Apps.lockTable()
+	}
+	r.jobs = newJobs(root, deps, r.rep, locks)
 	r.confirm = &confirmer{key: deps.ConfirmKey}
 	for _, v := range append(r.builtins(), extra...) {
 		if _, dup := r.verbs[v.Name]; dup {
@@ -150,12 +154,22 @@ func (r *Router) handle(ctx context.Context, req Request) (Reply, string, error)
 	if err := r.authorize(ctx, req.Caller, v); err != nil {
 		return Reply{}, "", err
 	}
+	if v.Permit != nil {
+		if err := v.Permit(ctx, req.Caller, args); err != nil {
+			return Reply{}, "", err
+		}
+	}
 	if v.Validate != nil {
 		if err := v.Validate(ctx, args); err != nil {
 			return Reply{}, "", err
 		}
 	}
 	if v.confirmations(args) > 0 && !req.Confirmed {
+		if v.Job { // no prompt for a job that would be refused
+			if err := r.jobs.admissible(req.Caller, v, args); err != nil {
+				return Reply{}, "", err
+			}
+		}
 		return r.askConfirmation(ctx, req.Caller, v, args, 1)
 	}
 	return r.run(ctx, req.Caller, v, args)
@@ -164,7 +178,7 @@ func (r *Router) handle(ctx context.Context, req Request) (Reply, string, error)
 // run starts v as a job or runs it at once.
 func (r *Router) run(ctx context.Context, c Caller, v *Verb, args []string) (Reply, string, error) {
 	if v.Job {
-		job, err := r.jobs.start(c, v, args)
+		job, err := r.jobs.start(ctx, c, v, args)
 		if err != nil {
 			return Reply{}, "", err
 		}

@@ -65,6 +65,23 @@ type Verb struct {
 	Redact func(args []string) []string
 	// Job verbs answer at once and run in the background.
 	Job bool
+	// Apps, when set, names the apps a job of this verb touches: it holds
+	// them from its acceptance to its end, and is refused while another job
+	// holds one of them.
+	Apps func(args []string) []string
+	// Admit, when set, takes what a job of this verb needs when it is
+	// accepted (an add's memory) or refuses it; release gives it back when
+	// the job ends.
+	Admit func(ctx context.Context, args []string) (release func(), err error)
+	// Single, when set, lets one job of this verb run at a time; it names
+	// the job in the refusal of a second ("A self-test").
+	Single string
+	// Permit, when set, refuses c what its Role allows in general (the chat
+	// app's removal from the chat, say); it runs before any confirmation.
+	Permit func(ctx context.Context, c Caller, args []string) error
+	// Changes marks a quick verb that changes state: its audit record is on
+	// disk before it runs. (A job's record is written with the job.)
+	Changes bool
 	// MinArgs and MaxArgs bound len(Args); MaxArgs < 0 means no bound.
 	MinArgs, MaxArgs int
 	Run              func(ctx context.Context, inv Invocation) (string, error)
@@ -106,6 +123,8 @@ type Reply struct {
 // builtins is the command table of the chat foundation; later capabilities
 // pass their verbs to NewRouter.
 func (r *Router) builtins() []*Verb {
+	selftest := r.selftestVerb()
+	selftest.Single = "A self-test" // open to everyone: one at a time, whoever starts it
 	verbs := []*Verb{
 		r.helpVerb(),
 		r.statusVerb(),
@@ -114,7 +133,7 @@ func (r *Router) builtins() []*Verb {
 		r.adminsAddVerb(),
 		r.adminsRemoveVerb(),
 		r.adminsListVerb(),
-		r.selftestVerb(),
+		selftest,
 		r.versionVerb(),
 	}
 	if a := r.deps.Apps; a != nil {

@@ -1,0 +1,328 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/toolbox-collective/toolbox/deploy/catalog"
+	"github.com/toolbox-collective/toolbox/state"
+)
+
+// blockingJob is a job verb that runs until release is closed.
+func blockingJob(name string, release <-chan struct{}) *Verb {
+	return jobVerb(name, func(ctx context.Context, _ Invocation) (string, error) {
+		select {
+		case <-release:
+			return "done", nil
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	})
+}
+
+// handleAll sends text from each caller at once and returns the replies.
+func handleAll(e *env, callers []Caller, text string) []Reply {
+	replies := make([]Reply, len(callers))
+	var wg sync.WaitGroup
+	for i, c := range callers {
+		wg.Go(func() { replies[i] = e.handle(c, text) })
+	}
+	wg.Wait()
+	return replies
+}
+
+func started(replies []Reply) (n int, refusals map[string]int) {
+	refusals = map[string]int{}
+	for _, r := range replies {
+		if r.JobID != 0 {
+			n++
+		} else {
+			refusals[r.Text]++
+		}
+	}
+	return n, refusals
+}
+
+// Issue 8: a plain member started 200 selftests in four seconds, all
+// running at once, 400 bot posts.
+func TestSelftestFloodRunsOne(t *testing.T) {
+	release := make(chan struct{})
+	e := newEnv(t, envOptions{checks: []Check{{Name: "slow", Run: func(ctx context.Context) (string, error) {
+		select {
+		case <-release:
+			return "fine", nil
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	}}}})
+	t.Cleanup(func() { close(release) })
+	member := caller("mallory")
+	callers := make([]Caller, 200)
+	for i := range callers {
+		callers[i] = member
+	}
+	n, refusals := started(handleAll(e, callers, "selftest"))
+	if want := "A self-test is already running: job #1. Its result will appear in its channel."; n != 1 || refusals[want] != 199 {
+		t.Errorf("200 selftests at once: %d started, refusals %v; want 1 started and 199 times %q", n, refusals, want)
+	}
+	if jobs, _ := e.store.RecentJobs(500); len(jobs) != 1 {
+		t.Errorf("%d jobs recorded, want 1", len(jobs))
+	}
+	// Another member is refused too: one self-test at a time, whoever starts it.
+	if got := e.handle(caller("bob"), "selftest"); got.JobID != 0 || !strings.Contains(got.Text, "already running: job #1") {
+		t.Errorf("selftest by another member = %+v, want refused", got)
+	}
+}
+
+func TestJobCap(t *testing.T) {
+	release := make(chan struct{})
+	e := newEnv(t, envOptions{limits: Limits{MaxRunningJobs: 3}, extra: []*Verb{blockingJob("work", release)}})
+	t.Cleanup(func() { close(release) })
+	for i, name := range []string{"ann", "bob", "carl"} {
+		if got := e.handle(caller(name), "work"); got.JobID != uint64(i+1) {
+			t.Fatalf("job %d by %s = %+v, want started", i+1, name, got)
+		}
+	}
+	got := e.handle(caller("dan"), "work")
+	want := "The toolbox already runs 3 jobs, the most it runs at once: job #1 `work`, job #2 `work`, job #3 `work`. Try again when one ends; `/toolbox jobs` shows them."
+	if got.JobID != 0 || got.Text != want || !got.Failed {
+		t.Errorf("a 4th job = %+v, want %q", got, want)
+	}
+	if rec := e.lastAudit(t); rec.Outcome != "error" || rec.UserName != "dan" {
+		t.Errorf("audit of the refusal = %+v", rec)
+	}
+	// The terminal (the operator, the nightly schedule) is never refused by the cap.
+	if got := e.handle(Caller{UserName: "operator", Terminal: true}, "work"); got.JobID != 4 {
+		t.Errorf("a job from the terminal beyond the cap = %+v, want started", got)
+	}
+}
+
+func TestJobCapFreesWhenAJobEnds(t *testing.T) {
+	e := newEnv(t, envOptions{limits: Limits{MaxRunningJobs: 1}, extra: []*Verb{jobVerb("quick", func(context.Context, Invocation) (string, error) { return "ok", nil })}})
+	for i := range 3 {
+		if got := e.handle(caller("ann"), "quick"); got.JobID == 0 {
+			t.Fatalf("quick job %d after the previous ended = %+v", i+1, got)
+		}
+		e.router.Jobs().Wait()
+	}
+}
+
+func TestJobRateLimitPerUser(t *testing.T) {
+	e := newEnv(t, envOptions{extra: []*Verb{jobVerb("quick", func(context.Context, Invocation) (string, error) { return "ok", nil })}})
+	ann := caller("ann")
+	e.addAdmin(t, "ann") // admins are limited too
+	for i := range DefaultJobStartsPerMinute {
+		if got := e.handle(ann, "quick"); got.JobID == 0 {
+			t.Fatalf("job %d of ann = %+v, want started", i+1, got)
+		}
+		e.router.Jobs().Wait()
+	}
+	want := "You have started 5 jobs in the last minute, the most each person may. Try again in 12 seconds."
+	if got := e.handle(ann, "quick"); got.JobID != 0 || got.Text != want {
+		t.Errorf("a 6th job within the minute = %+v, want %q", got, want)
+	}
+	if got := e.handle(caller("bob"), "quick"); got.JobID == 0 {
+		t.Errorf("bob, limited by ann's jobs: %+v", got)
+	}
+	e.router.Jobs().Wait()
+	e.clock.Add(12 * time.Second) // one token back
+	if got := e.handle(ann, "quick"); got.JobID == 0 {
+		t.Errorf("after 12 s = %+v, want started", got)
+	}
+	e.router.Jobs().Wait()
+	if got := e.handle(ann, "quick"); got.JobID != 0 {
+		t.Errorf("right after = %+v, want refused", got)
+	}
+	// Refusals cost nothing, and the terminal has no limit.
+	for range 10 {
+		if got := e.handle(Caller{UserName: "operator", Terminal: true}, "quick"); got.JobID == 0 {
+			t.Fatalf("terminal job refused: %+v", got)
+		}
+		e.router.Jobs().Wait()
+	}
+}
+
+func TestRateLimiterBounded(t *testing.T) {
+	c := newClock()
+	l := newRateLimiter(5, c.Now)
+	for i := range maxBuckets + 10 {
+		l.take(fmt.Sprint(i))
+	}
+	if len(l.buckets) > maxBuckets {
+		t.Errorf("%d buckets, want at most %d", len(l.buckets), maxBuckets)
+	}
+}
+
+// appsEnvBlocked is appsEnv whose deploys wait until the test ends.
+func appsEnvBlocked(t *testing.T, m *fakeEngine) *env {
+	t.Helper()
+	unblock := make(chan struct{})
+	m.DeployFn = func(string) error { <-unblock; return nil }
+	e, _ := appsEnv(t, m)
+	t.Cleanup(func() { close(unblock) })
+	return e
+}
+
+// Issue 8: `remove wordpress` was accepted while its `add` was still running.
+func TestOneJobPerApp(t *testing.T) {
+	m := &fakeEngine{total: 8 << 30}
+	e := appsEnvBlocked(t, m)
+	if err := e.store.PutApp(state.App{Name: "mediawiki", Catalog: "mediawiki", Status: statusRunning}); err != nil {
+		t.Fatal(err)
+	}
+	ann := caller("ann")
+	if got := e.handle(ann, "add mediawiki"); got.JobID != 1 {
+		t.Fatalf("add = %+v", got)
+	}
+	busy := "mediawiki is busy: job #1 `add mediawiki` holds it, and one job at a time may touch an app. Try again when it ends; `/toolbox jobs` shows it."
+	prompts := len(e.chat.Prompts())
+	for _, text := range []string{"add mediawiki", "remove mediawiki", "remove mediawiki --purge", "restart mediawiki", "upgrade mediawiki"} {
+		if got := e.handle(ann, text); got.JobID != 0 || got.Text != busy {
+			t.Errorf("%s during the add = %+v, want %q", text, got, busy)
+		}
+	}
+	if n := len(e.chat.Prompts()) - prompts; n != 0 {
+		t.Errorf("%d prompts posted for refused jobs", n)
+	}
+	// Another app is free.
+	if err := e.store.PutApp(state.App{Name: "wordpress", Catalog: "wordpress", Status: statusRunning}); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.handle(ann, "restart wordpress"); got.JobID == 0 {
+		t.Errorf("restart of another app = %+v, want started", got)
+	}
+}
+
+func TestOneJobPerAppAtTheClick(t *testing.T) {
+	m := &fakeEngine{total: 8 << 30}
+	e := appsEnvBlocked(t, m)
+	if err := e.store.PutApp(state.App{Name: "mediawiki", Catalog: "mediawiki", Status: statusRunning}); err != nil {
+		t.Fatal(err)
+	}
+	ann := caller("ann")
+	// The prompt is posted while the app is free; the add starts before the click.
+	if got := e.handle(ann, "remove mediawiki").Text; !strings.Contains(got, "needs a confirmation") {
+		t.Fatalf("remove = %q", got)
+	}
+	prompt := e.chat.Prompts()[0]
+	if got := e.handle(ann, "add mediawiki"); got.JobID != 1 {
+		t.Fatalf("add = %+v", got)
+	}
+	res := e.router.HandleClick(context.Background(), Click{Caller: ann, PostID: prompt.ID, Confirm: true, Token: prompt.Token})
+	if !strings.Contains(res.Update, "It failed: mediawiki is busy: job #1 `add mediawiki` holds it") {
+		t.Errorf("confirmed remove during the add = %+v", res)
+	}
+	if jobs, _ := e.store.RecentJobs(10); len(jobs) != 1 {
+		t.Errorf("jobs = %+v, want only the add", jobs)
+	}
+}
+
+// An app's hold ends with its job, and a job that holds the app since its
+// acceptance may take it again inside (restore, upgrade).
+func TestAppHoldEndsWithTheJob(t *testing.T) {
+	m := &fakeEngine{total: 8 << 30}
+	e, _ := appsEnv(t, m)
+	ann := caller("ann")
+	e.handle(ann, "add mediawiki")
+	e.router.Jobs().Wait()
+	if got := lastPost(t, e); !strings.Contains(got, "**mediawiki** is running") {
+		t.Fatalf("add = %q", got)
+	}
+	if n := confirmAll(t, e, m, ann, "upgrade mediawiki"); n != 1 {
+		t.Errorf("upgrade took %d confirmations", n)
+	}
+	if got := lastPost(t, e); !strings.Contains(got, "succeeded") {
+		t.Errorf("upgrade of a held app = %q", got)
+	}
+	if err := e.router.deps.Apps.lockTable().check("mediawiki"); err != nil {
+		t.Errorf("after its jobs: %v", err)
+	}
+}
+
+// Issue 8: on a machine with 1.2 GiB free, `add wordpress` twice plus `add
+// mattermost` were all accepted at once. Adds sent together: exactly the ones
+// that fit are accepted, whatever the order they arrive in.
+func TestConcurrentAddsReserveMemory(t *testing.T) {
+	for round := range 5 {
+		t.Run(fmt.Sprint(round), func(t *testing.T) {
+			const free = 1228 << 20 // 1.2 GiB
+			m := &fakeEngine{total: 2 << 30, reserved: 2<<30 - free}
+			e := appsEnvBlocked(t, m)
+			if err := e.store.SetSetting(settingName("wordpress", "ADMIN_EMAIL"), "ann@example.org"); err != nil {
+				t.Fatal(err)
+			}
+			texts := []string{"add wordpress", "add wordpress", "add mattermost", "add mediawiki", "add mediawiki", "add gitlab"}
+			replies := make([]Reply, len(texts))
+			var wg sync.WaitGroup
+			for i, text := range texts {
+				// Terminal callers: the rate limit is another test's.
+				wg.Go(func() { replies[i] = e.handle(Caller{UserName: "operator", Terminal: true}, text) })
+			}
+			wg.Wait()
+			cat := catalog.New(nil)
+			need := func(name string) int64 {
+				app, err := cat.Get(name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return app.Memory.Min
+			}
+			accepted := map[string]bool{}
+			var sum int64
+			for i, r := range replies {
+				name := strings.TrimPrefix(texts[i], "add ")
+				if r.JobID != 0 {
+					if accepted[name] {
+						t.Errorf("%s accepted twice", name)
+					}
+					accepted[name] = true
+					sum += need(name)
+				}
+			}
+			if sum > free {
+				t.Errorf("accepted %v: %d MiB, more than the %d MiB free", accepted, sum>>20, free>>20)
+			}
+			for i, r := range replies {
+				name := strings.TrimPrefix(texts[i], "add ")
+				switch {
+				case r.JobID != 0:
+				case accepted[name]:
+					if !strings.Contains(r.Text, name+" is busy: job #") {
+						t.Errorf("second %s = %q, want busy", texts[i], r.Text)
+					}
+				case need(name) <= free-sum:
+					t.Errorf("%s refused though it fits: %q (accepted %v)", name, r.Text, accepted)
+				case !strings.Contains(r.Text, name+" needs at least"):
+					t.Errorf("%s = %q, want refused for memory", texts[i], r.Text)
+				}
+			}
+			if len(accepted) == 0 {
+				t.Errorf("nothing accepted: %+v", replies)
+			}
+		})
+	}
+}
+
+// The reservation ends with the add: a failed add gives its memory back.
+func TestReservationReleasedWhenTheAddEnds(t *testing.T) {
+	m := &fakeEngine{total: 2 << 30, reserved: 1 << 30} // 1 GiB free
+	e, _ := appsEnv(t, m)
+	// mattermost (1 GiB) fits only alone; its add fails at the engine.
+	m.DeployFn = func(string) error { return fmt.Errorf("engine down") }
+	if got := e.handle(caller("ann"), "add mattermost"); got.JobID == 0 {
+		t.Fatalf("add = %+v", got)
+	}
+	e.router.Jobs().Wait()
+	m.DeployFn = nil
+	if got := e.handle(caller("ann"), "add mediawiki"); got.JobID == 0 {
+		t.Errorf("add after a failed add = %+v, want its memory free again", got)
+	}
+	e.router.Jobs().Wait()
+	if len(e.router.deps.Apps.reserved) != 0 {
+		t.Errorf("reservations left: %v", e.router.deps.Apps.reserved)
+	}
+}
