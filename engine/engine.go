@@ -8,8 +8,8 @@
 package engine
 
 import (
-	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -142,13 +142,29 @@ func (e *Engine) Logs(ctx context.Context, app, service string, lines int) (stri
 	return s.Engine.Logs(ctx, stack.ContainerName(app, service), lines)
 }
 
+// Bounds of what Exec reads of a verb's command (a post-install step): the
+// command runs in an app's container, which must not make the bot read or
+// hold as much as it likes.
+const (
+	maxExecRead   = 4 << 20 // stdout and stderr together
+	maxExecStdout = 1 << 20 // kept: the first bytes
+	maxExecStderr = 16 << 10
+	maxCheckRead  = 1 << 20 // a restore's check, which prints a count
+)
+
 func (e *Engine) Exec(ctx context.Context, app, service string, cmd []string) (string, error) {
 	s, err := e.connect(ctx)
 	if err != nil {
 		return "", err
 	}
-	var stdout, stderr bytes.Buffer
-	code, err := s.Engine.Exec(ctx, stack.ContainerName(app, service), cmd, &stdout, &stderr)
+	budget := newReadBudget(maxExecRead)
+	stdout := &capture{budget: budget, keep: maxExecStdout}
+	stderr := &capture{budget: budget, keep: maxExecStderr, last: true}
+	code, err := s.Engine.Exec(ctx, stack.ContainerName(app, service), cmd, stdout, stderr)
+	if errors.Is(err, errTooMuchOutput) {
+		return "", fmt.Errorf("%s in %s printed more than %s, so the toolbox stopped reading it (last lines: %s): %w",
+			strings.Join(cmd, " "), service, sizeText(maxExecRead), lastLines(stderr.String(), 5), err)
+	}
 	if err != nil {
 		return "", err
 	}
@@ -163,8 +179,15 @@ func lastLines(s string, n int) string {
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
-	return strings.Join(lines, " | ")
+	out := strings.Join(lines, " | ")
+	if len(out) > maxLastLines { // a line is as long as the command makes it
+		out = "…" + strings.ToValidUTF8(out[len(out)-maxLastLines:], "")
+	}
+	return out
 }
+
+// maxLastLines bounds what an error quotes of a command's output.
+const maxLastLines = 1000
 
 func (e *Engine) Memory(ctx context.Context) (int64, int64, error) {
 	s, err := e.connect(ctx)

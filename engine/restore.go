@@ -299,8 +299,10 @@ func (b *Backups) check(ctx context.Context, container string, d catalog.Dump) (
 	if err != nil {
 		return "", err
 	}
-	var stdout, stderr strings.Builder
-	code, err := s.Engine.Exec(ctx, container, d.Check, &limitedWriter{w: &stdout, n: 1 << 10}, &limitedWriter{w: &stderr, n: 4 << 10})
+	// A count is a line: what a check prints beyond a little is not read.
+	budget := newReadBudget(maxCheckRead)
+	stdout, stderr := &capture{budget: budget, keep: 1 << 10}, &capture{budget: budget, keep: 4 << 10, last: true}
+	code, err := s.Engine.Exec(ctx, container, d.Check, stdout, stderr)
 	if err != nil {
 		return "", fmt.Errorf("check %s: %w", d.File, err)
 	}

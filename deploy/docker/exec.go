@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -73,8 +74,38 @@ func (e *Engine) ExecInput(ctx context.Context, name string, cmd []string, in io
 	}
 }
 
+// MaxLogBytes bounds what Logs reads, whatever the number of lines asked: a
+// line is as long as the container makes it, and a container limited to 256
+// MiB of memory must not make the bot hold more than this.
+const MaxLogBytes = 1 << 20
+
+// LogsCut ends what Logs returns when it stopped reading at MaxLogBytes.
+const LogsCut = "\n[… more logs not read: the toolbox reads at most 1 MiB]"
+
+// errLogsCut stops the copy of the logs at MaxLogBytes.
+var errLogsCut = errors.New("logs cut")
+
+// cappedReader reads at most n bytes of r, then fails with errLogsCut.
+type cappedReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *cappedReader) Read(p []byte) (int, error) {
+	if c.n <= 0 {
+		return 0, errLogsCut
+	}
+	if int64(len(p)) > c.n {
+		p = p[:c.n]
+	}
+	k, err := c.r.Read(p)
+	c.n -= int64(k)
+	return k, err
+}
+
 // Logs returns the last tail lines (all when tail <= 0) of the container's
-// stdout and stderr, merged.
+// stdout and stderr, merged, reading at most MaxLogBytes of them (the
+// earliest of those lines, then LogsCut).
 func (e *Engine) Logs(ctx context.Context, name string, tail int) (string, error) {
 	cur, found, err := e.inspect(ctx, name)
 	if err != nil {
@@ -93,12 +124,17 @@ func (e *Engine) Logs(ctx context.Context, name string, tail int) (string, error
 	}
 	defer r.Close()
 	var buf bytes.Buffer
+	// The frame headers count too: the bound is on what is read.
+	in := &cappedReader{r: r, n: MaxLogBytes}
 	if cur.Config != nil && cur.Config.Tty {
-		_, err = io.Copy(&buf, r)
+		_, err = io.Copy(&buf, in)
 	} else {
-		_, err = stdcopy.StdCopy(&buf, &buf, r)
+		_, err = stdcopy.StdCopy(&buf, &buf, in)
 	}
-	if err != nil && !errors.Is(err, io.EOF) {
+	switch {
+	case errors.Is(err, errLogsCut):
+		return strings.ToValidUTF8(buf.String(), "") + LogsCut, nil
+	case err != nil && !errors.Is(err, io.EOF):
 		return buf.String(), fmt.Errorf("docker: logs of %q: %w", name, err)
 	}
 	return buf.String(), nil

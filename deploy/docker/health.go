@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
@@ -83,15 +84,24 @@ func lastHealthOutput(h *container.Health) string {
 	return fmt.Sprintf("check exited with code %d: %s", r.ExitCode, abbreviate(out, 300))
 }
 
-// logTail gives ": last logs: ..." for error messages, or "".
+// maxTailBytes is how much of a container's last logs an error carries:
+// enough to see why it stopped, little enough for a chat post and a log line.
+const maxTailBytes = 2000
+
+// logTail gives "; last logs: ..." for error messages, or "". The logs may
+// hold the app's secrets: the errors' readers, who know them, scrub them.
 func (e *Engine) logTail(ctx context.Context, name string) string {
 	logs, err := e.Logs(ctx, name, 10)
 	logs = strings.TrimSpace(logs)
 	if err != nil || logs == "" {
 		return ""
 	}
-	if len(logs) > 2000 {
-		logs = "…" + logs[len(logs)-2000:]
+	if len(logs) > maxTailBytes {
+		logs = logs[len(logs)-maxTailBytes:]
+		for len(logs) > 0 && !utf8.RuneStart(logs[0]) { // cut on a rune boundary
+			logs = logs[1:]
+		}
+		logs = "…" + logs
 	}
 	return "; last logs:\n" + logs
 }

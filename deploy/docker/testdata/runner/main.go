@@ -8,6 +8,8 @@
 //	runner sleep         write "ready" to stdout, then sleep until SIGTERM (exit 143)
 //	runner drain PATH    write "ready" to stdout, read stdin to its end, then create PATH (the process saw EOF)
 //	runner exists PATH   exit 0 if PATH exists, 3 if it does not, 1 on another error
+//	runner loud N [line] write N bytes to stdout and N to stderr, in 100-byte lines
+//	                     (one line each with "line"), then "last words" on both; exit 1
 package main
 
 import (
@@ -80,6 +82,21 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "runner:", err)
 			return 1
 		}
+	case "loud":
+		n, err := strconv.Atoi(args[1])
+		if err != nil {
+			fmt.Fprintln(stderr, "runner:", err)
+			return 2
+		}
+		oneLine := len(args) > 2 && args[2] == "line"
+		for _, w := range []io.Writer{stdout, stderr} {
+			if err := loud(w, n, oneLine); err != nil {
+				return 1 // the reader hung up: what the bounds want
+			}
+		}
+		fmt.Fprintln(stdout, "last words")
+		fmt.Fprintln(stderr, "last words")
+		return 1
 	case "sleep":
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 		defer stop()
@@ -89,4 +106,25 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stderr, "runner: unknown command", args[0])
 	return 2
+}
+
+// loud writes n bytes to w: lines of 100 bytes, or a single line, ending
+// with a newline.
+func loud(w io.Writer, n int, oneLine bool) error {
+	line := []byte(strings.Repeat("x", 99) + "\n")
+	if oneLine {
+		line[99] = 'x'
+	}
+	for n > 0 {
+		k := min(n, len(line))
+		chunk := line[:k]
+		if n == k { // the last chunk ends the line
+			chunk = append(append([]byte(nil), line[:k-1]...), '\n')
+		}
+		if _, err := w.Write(chunk); err != nil {
+			return err
+		}
+		n -= k
+	}
+	return nil
 }
