@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -324,5 +325,52 @@ func TestReservationReleasedWhenTheAddEnds(t *testing.T) {
 	e.router.Jobs().Wait()
 	if len(e.router.deps.Apps.reserved) != 0 {
 		t.Errorf("reservations left: %v", e.router.deps.Apps.reserved)
+	}
+}
+
+// Issue 8: `remove mattermost --purge` was accepted from the chat.
+func TestChatAppIsProtected(t *testing.T) {
+	m := &fakeEngine{total: 8 << 30}
+	e, _ := appsEnv(t, m)
+	e.router.deps.Apps.ChatApp = "mattermost"
+	if err := e.store.PutApp(state.App{Name: "mattermost", Catalog: "mattermost", Status: statusRunning}); err != nil {
+		t.Fatal(err)
+	}
+	e.dir.IsSystemAdminFn = func(context.Context, string) (bool, error) { return true, nil } // even a system admin
+	refused := "mattermost is the chat the toolbox lives in: it cannot be removed from the chat. " +
+		"On the machine's terminal, `toolbox do --yes remove mattermost --chat` can, if that is really meant."
+	for _, text := range []string{"remove mattermost", "remove mattermost --purge", "remove mattermost --purge --chat", "remove mattermost --chat"} {
+		if got := e.handle(caller("ann"), text); got.Text != refused || !got.Failed {
+			t.Errorf("%s from the chat = %+v, want %q", text, got, refused)
+		}
+		if rec := e.lastAudit(t); rec.Outcome != "refused" {
+			t.Errorf("audit of %s = %q, want refused", text, rec.Outcome)
+		}
+	}
+	if n := len(e.chat.Prompts()); n != 0 {
+		t.Errorf("%d prompts posted", n)
+	}
+	term := func(text string) Reply {
+		return e.router.Handle(context.Background(), Request{Caller: Caller{UserName: "operator", Terminal: true}, Text: text, Confirmed: true})
+	}
+	// The terminal's --yes is not enough: --chat is its own confirmation.
+	if got := term("remove mattermost --purge").Text; !strings.Contains(got, "confirm it with `--chat`: `toolbox do --yes remove mattermost --purge --chat`") {
+		t.Errorf("remove from the terminal without --chat = %q", got)
+	}
+	if got := term("remove wordpress --chat").Text; got != "`--chat` confirms the removal of the chat app (mattermost) only." {
+		t.Errorf("--chat on another app = %q", got)
+	}
+	if got := term("remove mattermost --chat --chat").Text; got != "Usage: `/toolbox remove <app> [--purge]`" {
+		t.Errorf("--chat twice = %q", got)
+	}
+	if calls := m.calls.changes(); len(calls) != 0 {
+		t.Errorf("the engine was asked %q", calls)
+	}
+	if got := term("remove mattermost --purge --chat"); got.JobID == 0 {
+		t.Fatalf("remove from the terminal with --chat = %+v", got)
+	}
+	e.router.Jobs().Wait()
+	if got := m.calls.changes(); !slices.Contains(got, "remove mattermost purge=true") {
+		t.Errorf("calls = %q, want the chat removed", got)
 	}
 }

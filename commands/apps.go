@@ -132,7 +132,7 @@ func (a *AppDeps) catalogApp(name string) (catalog.App, error) {
 		for i, x := range all {
 			known[i] = x.Name
 		}
-		return catalog.App{}, Errorf(NotFound, "There is no app `%s` in the catalog. It has: %s. `/toolbox catalog` says what each needs.", name, strings.Join(known, ", "))
+		return catalog.App{}, Errorf(NotFound, "There is no app %s in the catalog. It has: %s. `/toolbox catalog` says what each needs.", code(name), strings.Join(known, ", "))
 	}
 	return app, err
 }
@@ -144,7 +144,7 @@ func (a *AppDeps) installed(name string) (state.App, error) {
 	}
 	rec, err := a.Store.App(name)
 	if errors.Is(err, state.ErrNotFound) {
-		return state.App{}, Errorf(NotFound, "`%s` is not installed. `/toolbox status` lists what is.", name)
+		return state.App{}, Errorf(NotFound, "%s is not installed. `/toolbox status` lists what is.", code(name))
 	}
 	return rec, err
 }

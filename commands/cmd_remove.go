@@ -6,15 +6,22 @@ import (
 	"slices"
 )
 
-const purgeFlag = "--purge"
+const (
+	purgeFlag = "--purge"
+	// chatFlag is the terminal's own confirmation that it means to remove
+	// the chat app, which the chat itself may never do.
+	chatFlag = "--chat"
+)
 
 func (a *AppDeps) removeVerb(r *Router) *Verb {
 	purging := func(args []string) bool { return slices.Contains(args, purgeFlag) }
 	return &Verb{
-		Name: "remove", Args: "<app> [--purge]", MinArgs: 1, MaxArgs: 2, Role: Admin, Job: true, Apps: firstApp,
+		Name: "remove", Args: "<app> [--purge]", MinArgs: 1, MaxArgs: 3, Role: Admin, Job: true, Apps: firstApp,
 		Summary: "stop and remove an app; its data is kept unless --purge",
 		Help: "Without --purge, the app's volumes and secrets stay, so `/toolbox add <app>` brings it back with its data. " +
-			"With --purge, its data is deleted for good: that asks for two confirmations.",
+			"With --purge, its data is deleted for good: that asks for two confirmations. " +
+			"The chat the toolbox lives in is never removed from the chat: only on the machine's terminal, with `--chat` as its own confirmation.",
+		Permit: a.mayRemove,
 		ConfirmationsFor: func(args []string) int {
 			if purging(args) {
 				return 2
@@ -28,8 +35,14 @@ func (a *AppDeps) removeVerb(r *Router) *Verb {
 			return fmt.Sprintf("%s will be stopped and removed; its data is kept.", args[0])
 		},
 		Validate: func(_ context.Context, args []string) error {
-			if len(args) == 2 && args[1] != purgeFlag {
-				return Errorf(Invalid, "Usage: `/toolbox remove <app> [--purge]`")
+			flags := args[1:]
+			for i, f := range flags {
+				if (f != purgeFlag && f != chatFlag) || slices.Contains(flags[:i], f) {
+					return Errorf(Invalid, "Usage: `/toolbox remove <app> [--purge]`")
+				}
+			}
+			if slices.Contains(flags, chatFlag) && args[0] != a.chatApp() {
+				return Errorf(Invalid, "`--chat` confirms the removal of the chat app (%s) only.", a.chatApp())
 			}
 			_, err := a.installed(args[0])
 			return err
@@ -82,4 +95,35 @@ func (a *AppDeps) removeVerb(r *Router) *Verb {
 			return fmt.Sprintf("**%s** is removed and its data deleted.", name), nil
 		},
 	}
+}
+
+// chatApp is the app the bot lives in (AppDeps.ChatApp), mattermost unless set.
+func (a *AppDeps) chatApp() string {
+	if a.ChatApp != "" {
+		return a.ChatApp
+	}
+	return "mattermost"
+}
+
+// mayRemove refuses to remove the chat app from the chat: it would cut the
+// branch the toolbox sits on, and whoever asks could not undo it from there.
+// The terminal may, with --chat as its own confirmation.
+func (a *AppDeps) mayRemove(_ context.Context, c Caller, args []string) error {
+	chat := a.chatApp()
+	if args[0] != chat {
+		return nil
+	}
+	if !c.Terminal {
+		return Errorf(Forbidden, "%s is the chat the toolbox lives in: it cannot be removed from the chat. "+
+			"On the machine's terminal, `toolbox do --yes remove %s --chat` can, if that is really meant.", chat, chat)
+	}
+	if !slices.Contains(args[1:], chatFlag) {
+		purge := ""
+		if slices.Contains(args, purgeFlag) {
+			purge = " " + purgeFlag
+		}
+		return Errorf(Invalid, "%s is the chat the toolbox lives in: removing it stops the chat for everyone, and the bot with it. "+
+			"If that is really meant, confirm it with `--chat`: `toolbox do --yes remove %s%s --chat`.", chat, chat, purge)
+	}
+	return nil
 }

@@ -52,7 +52,7 @@ func validSnapshotArg(s string) error {
 		ok = ok && (c >= '0' && c <= '9' || c >= 'a' && c <= 'f')
 	}
 	if !ok {
-		return Errorf(Invalid, "`%s` is not a snapshot: give `latest` or an ID from `/toolbox backups` (8 hexadecimal digits or more).", truncate(s, 70))
+		return Errorf(Invalid, "%s is not a snapshot: give `latest` or an ID from `/toolbox backups` (8 hexadecimal digits or more).", code(truncate(s, 70)))
 	}
 	return nil
 }
@@ -101,7 +101,7 @@ func (a *AppDeps) restoreVerb(r *Router) *Verb {
 		Describe: func(args []string) string {
 			which := "its latest backup"
 			if len(args) == 2 && args[1] != "latest" {
-				which = "the backup `" + args[1] + "`"
+				which = "the backup " + code(args[1])
 			}
 			return fmt.Sprintf("The data of %s will be replaced by %s. It is checked in a copy first, then %s stops for a moment. "+
 				"Its current data is kept for 7 days: `/toolbox restore undo %s` brings it back.", args[0], which, args[0], args[0])

@@ -89,7 +89,7 @@ func (r *Router) askConfirmation(ctx context.Context, c Caller, v *Verb, args []
 	if err != nil {
 		return Reply{}, "", err
 	}
-	what := "`/toolbox " + strings.TrimSpace(v.Name+" "+quoteArgs(args)) + "`"
+	what := code("/toolbox " + strings.TrimSpace(v.Name+" "+quoteArgs(args)))
 	if v.Describe != nil {
 		what += ": " + v.Describe(args)
 	}
@@ -139,7 +139,12 @@ type ClickResult struct {
 // HandleClick checks a click on a confirmation button and, if it holds, runs the verb.
 func (r *Router) HandleClick(ctx context.Context, click Click) ClickResult {
 	start := r.deps.Now()
-	res, outcome, err := r.handleClick(ctx, click)
+	action := "cancel"
+	if click.Confirm {
+		action = "confirm"
+	}
+	trail := r.newTrail(click.Caller, state.AuditClick, action+" on post "+click.PostID, start)
+	res, outcome, err := r.handleClick(ctx, click, trail)
 	if err != nil {
 		rep := r.rep.report(ctx, r.deps.Log, "click failed", err, "user", click.Caller.UserName, "post", click.PostID)
 		res.Ephemeral = rep.Text
@@ -148,11 +153,7 @@ func (r *Router) HandleClick(ctx context.Context, click Click) ClickResult {
 			outcome = "error " + rep.Ref
 		}
 	}
-	action := "cancel"
-	if click.Confirm {
-		action = "confirm"
-	}
-	r.audit(click.Caller, state.AuditClick, action+" on post "+click.PostID, outcome, start)
+	r.finishAudit(trail, outcome)
 	return res
 }
 
@@ -161,7 +162,7 @@ func firstLine(s string) string {
 	return truncate(line, 120)
 }
 
-func (r *Router) handleClick(ctx context.Context, click Click) (ClickResult, string, error) {
+func (r *Router) handleClick(ctx context.Context, click Click, trail *auditTrail) (ClickResult, string, error) {
 	p, err := r.confirm.verify(click.Token)
 	if err != nil {
 		return ClickResult{}, "", &Error{Kind: Forbidden, Message: "This button is not valid.", Err: err}
@@ -207,7 +208,7 @@ func (r *Router) handleClick(ctx context.Context, click Click) (ClickResult, str
 	if !first {
 		return ClickResult{}, "", Errorf(Conflict, "This confirmation was already answered.")
 	}
-	command := "`/toolbox " + strings.TrimSpace(v.Name+" "+quoteArgs(p.Args)) + "`"
+	command := code("/toolbox " + strings.TrimSpace(v.Name+" "+quoteArgs(p.Args)))
 	at := now.UTC().Format("15:04")
 	who := click.Caller.mention()
 	if !click.Confirm {
@@ -223,7 +224,7 @@ func (r *Router) handleClick(ctx context.Context, click Click) (ClickResult, str
 			Ephemeral: reply.Text,
 		}, fmt.Sprintf("confirmed %d of %d", p.Step, total), nil
 	}
-	reply, outcome, err := r.run(ctx, click.Caller, v, p.Args)
+	reply, outcome, err := r.run(ctx, click.Caller, v, p.Args, trail)
 	update := fmt.Sprintf("%s: confirmed by %s at %s UTC.", command, who, at)
 	if err != nil {
 		rep := r.rep.report(ctx, r.deps.Log, "confirmed command failed", err, "verb", v.Name, "user", click.Caller.UserName)

@@ -33,12 +33,15 @@ type Deps struct {
 
 // Store is the part of the state the verbs use.
 type Store interface {
-	CreateJob(j state.Job) (state.Job, error)
+	// StartJob records a job and its audit record in one durable transaction.
+	StartJob(j state.Job, rec state.AuditRecord) (state.Job, uint64, error)
 	UpdateJob(id uint64, fn func(*state.Job) error) (state.Job, error)
 	RecentJobs(n int) ([]state.Job, error)
 	ActiveJobs() ([]state.Job, error)
 	InterruptRunning(reason string) ([]state.Job, error)
 	AppendAudit(r state.AuditRecord) error
+	AppendAuditDurable(r state.AuditRecord) (uint64, error)
+	SetAuditOutcome(id uint64, outcome string) error
 	RecentAudit(n int) ([]state.AuditRecord, error)
 	AddAdmin(a state.Admin) error
 	RemoveAdmin(userID string) error

@@ -219,6 +219,7 @@ type envOptions struct {
 	errorKinds          []ErrorKind
 	limits              Limits
 	checks              []Check
+	store               func(*state.Store) Store // wraps the real store, to watch or fail it
 }
 
 func newEnv(t *testing.T, opts envOptions) *env {
@@ -233,6 +234,9 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	deps := Deps{
 		Store: st, Log: slog.New(slog.NewTextHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug})), Now: e.clock.Now, Version: "test",
 		ConfirmKey: testKey, ConfirmTTL: opts.ttl, ErrorKinds: opts.errorKinds, Limits: opts.limits, Checks: opts.checks,
+	}
+	if opts.store != nil {
+		deps.Store = opts.store(st)
 	}
 	if !opts.noChat {
 		deps.Chat = e.chat
@@ -471,4 +475,48 @@ func (p *fakeProxy) route(app string) string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.routes[app]
+}
+
+// watchedStore is the real store that logs, in order, the writes of audit
+// records and jobs and the admins' changes, in the call log of its test; its
+// function fields, when set, answer instead.
+type watchedStore struct {
+	*state.Store
+	calls                *callLog
+	AppendAuditDurableFn func(r state.AuditRecord) (uint64, error)
+}
+
+var _ Store = (*watchedStore)(nil)
+
+func (s *watchedStore) AppendAudit(r state.AuditRecord) error {
+	s.calls.add("audit %s: %s", r.Text, r.Outcome)
+	return s.Store.AppendAudit(r)
+}
+
+func (s *watchedStore) AppendAuditDurable(r state.AuditRecord) (uint64, error) {
+	s.calls.add("durable audit %s: %s", r.Text, r.Outcome)
+	if s.AppendAuditDurableFn != nil {
+		return s.AppendAuditDurableFn(r)
+	}
+	return s.Store.AppendAuditDurable(r)
+}
+
+func (s *watchedStore) SetAuditOutcome(id uint64, outcome string) error {
+	s.calls.add("audit outcome: %s", outcome)
+	return s.Store.SetAuditOutcome(id, outcome)
+}
+
+func (s *watchedStore) StartJob(j state.Job, r state.AuditRecord) (state.Job, uint64, error) {
+	s.calls.add("start job %s with audit %s", j.Verb, r.Text)
+	return s.Store.StartJob(j, r)
+}
+
+func (s *watchedStore) AddAdmin(a state.Admin) error {
+	s.calls.add("add admin %s", a.UserName)
+	return s.Store.AddAdmin(a)
+}
+
+func (s *watchedStore) RemoveAdmin(id string) error {
+	s.calls.add("remove admin %s", id)
+	return s.Store.RemoveAdmin(id)
 }

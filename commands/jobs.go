@@ -86,7 +86,7 @@ func (j *Jobs) withinLimits(c Caller, v *Verb) error {
 // start admits the job, records it durably, then runs it in a goroutine.
 // What the job holds (its apps, the memory an add reserves) is taken here,
 // at its acceptance, and given back when it ends.
-func (j *Jobs) start(ctx context.Context, c Caller, v *Verb, args []string) (state.Job, error) {
+func (j *Jobs) start(ctx context.Context, c Caller, v *Verb, args []string, trail *auditTrail) (state.Job, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if err := j.withinLimits(c, v); err != nil {
@@ -110,14 +110,18 @@ func (j *Jobs) start(ctx context.Context, c Caller, v *Verb, args []string) (sta
 		}
 	}
 	release := func() { releaseAdmit(); releaseApps() }
-	job, err := j.deps.Store.CreateJob(state.Job{
+	// The job and its audit record reach the disk together, before it runs.
+	rec := trail.rec
+	rec.Outcome = "" // "started job #<id>"
+	job, recID, err := j.deps.Store.StartJob(state.Job{
 		Verb: v.Name, Args: args, UserID: c.UserID, UserName: c.UserName, ChannelID: c.ChannelID,
 		Status: state.JobQueued, Created: j.deps.Now(),
-	})
+	}, rec)
 	if err != nil {
 		release()
-		return state.Job{}, fmt.Errorf("record job: %w", err)
+		return state.Job{}, &Error{Kind: Unavailable, Message: "I could not record the job, so it did not start. Try again in a moment.", Err: err}
 	}
+	trail.id, trail.written = recID, fmt.Sprintf("started job #%d", job.ID)
 	title := j.title(job)
 	j.locks.retitle(appHolder{job: job.ID, title: title}, apps...)
 	if !c.Terminal {
@@ -143,7 +147,7 @@ func (j *Jobs) start(ctx context.Context, c Caller, v *Verb, args []string) (sta
 }
 
 func (j *Jobs) title(job state.Job) string {
-	return fmt.Sprintf("job #%d `%s`", job.ID, strings.TrimSpace(job.Verb+" "+quoteArgs(job.Args)))
+	return fmt.Sprintf("job #%d %s", job.ID, code(strings.TrimSpace(job.Verb+" "+quoteArgs(job.Args))))
 }
 
 func (j *Jobs) execute(ctx context.Context, c Caller, v *Verb, job state.Job) {

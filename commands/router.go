@@ -73,10 +73,12 @@ func (r *Router) Jobs() *Jobs { return r.jobs }
 // Drain makes the router refuse new commands politely; running jobs go on.
 func (r *Router) Drain() { r.draining.Store(true); r.jobs.drain() }
 
-// Handle runs one command and records it in the audit log.
+// Handle runs one command and records it in the audit log: a command that
+// changes state, on disk before it acts.
 func (r *Router) Handle(ctx context.Context, req Request) Reply {
 	start := r.deps.Now()
-	reply, outcome, err := r.handle(ctx, req)
+	trail := r.newTrail(req.Caller, kindOf(req.Caller), r.redacted(req.Text), start)
+	reply, outcome, err := r.handle(ctx, req, trail)
 	if err != nil {
 		rep := r.rep.report(ctx, r.deps.Log, "command failed", err, "text", r.redacted(req.Text), "user", req.Caller.UserName)
 		reply = Reply{Text: rep.Text, Failed: true}
@@ -90,7 +92,7 @@ func (r *Router) Handle(ctx context.Context, req Request) Reply {
 			outcome = "error " + rep.Ref
 		}
 	}
-	r.audit(req.Caller, kindOf(req.Caller), r.redacted(req.Text), outcome, start)
+	r.finishAudit(trail, outcome)
 	return reply
 }
 
@@ -123,17 +125,53 @@ func kindOf(c Caller) string {
 	return state.AuditCommand
 }
 
-func (r *Router) audit(c Caller, kind, text, outcome string, start time.Time) {
-	rec := state.AuditRecord{
+// auditTrail is the audit record of one command or click, as it goes: written
+// durably before the command acts if it changes state (with its job, for a
+// job), else once, group-committed, when its outcome is known.
+type auditTrail struct {
+	rec     state.AuditRecord
+	id      uint64 // the record's ID once written (0: not yet)
+	written string // the outcome written with it
+}
+
+func (r *Router) newTrail(c Caller, kind, text string, start time.Time) *auditTrail {
+	return &auditTrail{rec: state.AuditRecord{
 		Time: start, UserID: c.UserID, UserName: c.UserName, ChannelID: c.ChannelID,
-		ChannelName: c.ChannelName, Kind: kind, Text: truncate(text, 512), Outcome: outcome,
+		ChannelName: c.ChannelName, Kind: kind, Text: truncate(text, 512),
+	}}
+}
+
+// auditBefore writes the trail's record durably, before the command acts:
+// if it cannot, the command must not run.
+func (r *Router) auditBefore(t *auditTrail) error {
+	rec := t.rec
+	rec.Outcome = "running"
+	id, err := r.deps.Store.AppendAuditDurable(rec)
+	if err != nil {
+		return &Error{Kind: Unavailable, Message: "I could not write the audit log, so I did nothing. Try again in a moment.", Err: err}
 	}
-	if err := r.deps.Store.AppendAudit(rec); err != nil {
-		r.deps.Log.Error("audit record lost", "err", err, "text", rec.Text, "user", c.UserName)
+	t.id, t.written = id, rec.Outcome
+	return nil
+}
+
+// finishAudit records the outcome: the whole record if none was written
+// yet, else its outcome if it changed.
+func (r *Router) finishAudit(t *auditTrail, outcome string) {
+	var err error
+	switch {
+	case t.id == 0:
+		rec := t.rec
+		rec.Outcome = outcome
+		err = r.deps.Store.AppendAudit(rec)
+	case outcome != t.written:
+		err = r.deps.Store.SetAuditOutcome(t.id, outcome)
+	}
+	if err != nil {
+		r.deps.Log.Error("audit record lost", "err", err, "text", t.rec.Text, "user", t.rec.UserName, "outcome", outcome)
 	}
 }
 
-func (r *Router) handle(ctx context.Context, req Request) (Reply, string, error) {
+func (r *Router) handle(ctx context.Context, req Request, trail *auditTrail) (Reply, string, error) {
 	if r.draining.Load() {
 		return Reply{}, "refused: draining", Errorf(Unavailable, "The toolbox is restarting. Try again in a minute.")
 	}
@@ -172,18 +210,24 @@ func (r *Router) handle(ctx context.Context, req Request) (Reply, string, error)
 		}
 		return r.askConfirmation(ctx, req.Caller, v, args, 1)
 	}
-	return r.run(ctx, req.Caller, v, args)
+	return r.run(ctx, req.Caller, v, args, trail)
 }
 
-// run starts v as a job or runs it at once.
-func (r *Router) run(ctx context.Context, c Caller, v *Verb, args []string) (Reply, string, error) {
+// run starts v as a job or runs it at once, its audit record on disk first
+// when it changes state.
+func (r *Router) run(ctx context.Context, c Caller, v *Verb, args []string, trail *auditTrail) (Reply, string, error) {
 	if v.Job {
-		job, err := r.jobs.start(ctx, c, v, args)
+		job, err := r.jobs.start(ctx, c, v, args, trail)
 		if err != nil {
 			return Reply{}, "", err
 		}
 		text := fmt.Sprintf("Started job #%d (`%s`). Progress and the result will appear in this channel.", job.ID, v.Name)
 		return Reply{Text: text, JobID: job.ID}, fmt.Sprintf("started job #%d", job.ID), nil
+	}
+	if v.changes(args) {
+		if err := r.auditBefore(trail); err != nil {
+			return Reply{}, "", err
+		}
 	}
 	out, err := r.jobs.runSafely(ctx, v, Invocation{Caller: c, Args: args, Progress: func(string, ...any) {}})
 	if err != nil {
@@ -204,9 +248,9 @@ func (r *Router) lookup(words []string) (*Verb, []string, error) {
 		return v, words[1:], nil
 	}
 	if group := r.group(first); len(group) > 0 {
-		return nil, nil, Errorf(Invalid, "`%s` needs one of: %s. Try `/toolbox help %s`.", first, joinNames(group, first), first)
+		return nil, nil, Errorf(Invalid, "%s needs one of: %s. Try `/toolbox help %s`.", code(first), joinNames(group, first), first)
 	}
-	msg := fmt.Sprintf("I don't know `%s`.", truncate(words[0], 40))
+	msg := fmt.Sprintf("I don't know %s.", code(truncate(words[0], 40)))
 	if s := r.suggest(first); s != "" {
 		msg += fmt.Sprintf(" Did you mean `%s`?", s)
 	}

@@ -61,7 +61,7 @@ func TestHandleReplies(t *testing.T) {
 		},
 		{
 			name: "help for a two-word verb", caller: caller("ann"), text: "help admins remove",
-			want: "`/toolbox admins remove <@user>`: take someone off the toolbox admins list.\n" +
+			want: "`/toolbox admins remove <@user>`: take someone off the toolbox admins list (Mattermost system admins only).\n" +
 				"Who may run it: toolbox admins. It asks for a confirmation first.",
 			wantOutcome: "ok",
 		},
@@ -73,9 +73,9 @@ func TestHandleReplies(t *testing.T) {
 		{
 			name: "help for a group", caller: caller("ann"), text: "help admins",
 			wantParts: []string{
-				"`/toolbox admins add <@user>`: let someone run the admin verbs.",
+				"`/toolbox admins add <@user>`: let someone run the admin verbs (Mattermost system admins only).",
 				"\n\n`/toolbox admins list`: show who may run the admin verbs.",
-				"\n\n`/toolbox admins remove <@user>`: take someone off the toolbox admins list.",
+				"\n\n`/toolbox admins remove <@user>`: take someone off the toolbox admins list (Mattermost system admins only).",
 			},
 			wantOutcome: "ok",
 		},
@@ -282,30 +282,69 @@ func TestDrainRefusesPolitely(t *testing.T) {
 	}
 }
 
+// Issue 8: a member of the toolbox admins list (not a Mattermost system
+// admin) could change the list, `admins add` asked no confirmation, and
+// `admins remove @channel` made the bot post "@channel will no longer be able…".
 func TestAdminsVerbs(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	e := &confirmEnv{env: newEnv(t, envOptions{})}
 	e.addAdmin(t, "ann")
+	e.dir.IsSystemAdminFn = func(_ context.Context, id string) (bool, error) { return id == "id-root", nil }
 	e.dir.UserByNameFn = func(_ context.Context, name string) (User, error) {
 		if name == "bob" {
 			return User{ID: "id-bob", Name: "bob"}, nil
 		}
 		return User{}, Errorf(NotFound, "There is no user @%s here.", name)
 	}
+	root := caller("root")
+	// On the list is not enough.
+	for _, text := range []string{"admins add @bob", "admins remove @ann"} {
+		if got, want := e.handle(caller("ann"), text).Text, "Only Mattermost system admins may change the toolbox admins list; being on it is not enough."; got != want {
+			t.Errorf("Handle(%q) by a listed admin = %q, want %q", text, got, want)
+		}
+	}
+	// A system admin confirms.
+	token := e.ask(t, root, "admins add @bob")
+	if p := e.chat.Prompts()[0]; !strings.Contains(p.Text, "`@bob` will be able to run the admin verbs") {
+		t.Errorf("prompt = %q", p.Text)
+	}
+	if res := e.click(t, root, true, token); !strings.HasSuffix(res.Update, "\n@bob is now a toolbox admin.") {
+		t.Errorf("confirmed admins add = %+v", res)
+	}
+	// Users are resolved before a prompt is posted: mistakes are answered at once.
+	prompts := len(e.chat.Prompts())
 	steps := []struct{ text, want string }{
-		{"admins add @bob", "@bob is now a toolbox admin."},
-		{"admins add BOB", "@bob is already a toolbox admin."},
-		{"admins add @ghost", "There is no user @ghost here."},
+		{"admins add BOB", "`@bob` is already a toolbox admin."},
+		{"admins add @ghost", "There is no user `@ghost` here."},
 		{"admins add 'not a name'", "`not a name` is not a user name."},
-		{"admins remove @bob", "This needs a confirmation: use the buttons on the message I just posted."},
+		{"admins remove @ghost", "There is no user `@ghost` here."},
+		{"admins remove @channel", "There is no user `@channel` here."},
+		{"admins remove @here", "There is no user `@here` here."},
 	}
 	for _, s := range steps {
-		if got := e.handle(caller("ann"), s.text).Text; got != s.want {
+		if got := e.handle(root, s.text).Text; got != s.want {
 			t.Errorf("Handle(%q) = %q, want %q", s.text, got, s.want)
 		}
 	}
+	if n := len(e.chat.Prompts()) - prompts; n != 0 {
+		t.Errorf("%d prompts posted for mistakes", n)
+	}
+	for _, p := range e.chat.Prompts() {
+		if strings.Contains(strings.ReplaceAll(p.Text, "`@", ""), "@channel") {
+			t.Errorf("a prompt mentions @channel: %q", p.Text)
+		}
+	}
 	got := e.handle(caller("bob"), "admins list").Text
-	if !contains(got, "Toolbox admins are the Mattermost system admins, and:", "- @bob, added by @ann on 2026-03-01") {
-		t.Errorf("admins list = %q, want bob added by ann", got)
+	if !contains(got, "Toolbox admins are the Mattermost system admins, and:", "- `@bob`, added by `@root` on 2026-03-01") {
+		t.Errorf("admins list = %q, want bob added by root", got)
+	}
+	token = e.ask(t, root, "admins remove @bob")
+	if res := e.click(t, root, true, token); !strings.HasSuffix(res.Update, "\n`@bob` is no longer a toolbox admin.") {
+		t.Errorf("confirmed admins remove = %+v", res)
+	}
+	// The terminal may, with --yes.
+	term := Caller{UserName: "operator", Terminal: true}
+	if got := e.router.Handle(context.Background(), Request{Caller: term, Text: "admins add @bob", Confirmed: true}).Text; got != "@bob is now a toolbox admin." {
+		t.Errorf("admins add from the terminal = %q", got)
 	}
 }
 
@@ -317,7 +356,7 @@ func TestNeedsConfirmation(t *testing.T) {
 	}{
 		{"admins remove @bob", true},
 		{"ADMINS Remove @bob", true},
-		{"admins add @bob", false},
+		{"admins add @bob", true},
 		{"status", false},
 		{"", false},
 		{`"`, false},

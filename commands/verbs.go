@@ -79,9 +79,10 @@ type Verb struct {
 	// Permit, when set, refuses c what its Role allows in general (the chat
 	// app's removal from the chat, say); it runs before any confirmation.
 	Permit func(ctx context.Context, c Caller, args []string) error
-	// Changes marks a quick verb that changes state: its audit record is on
-	// disk before it runs. (A job's record is written with the job.)
-	Changes bool
+	// Changes, when set, says whether a quick verb changes state with these
+	// arguments: its audit record is then on disk before it runs (see
+	// changing). A job's record is written with the job.
+	Changes func(args []string) bool
 	// MinArgs and MaxArgs bound len(Args); MaxArgs < 0 means no bound.
 	MinArgs, MaxArgs int
 	Run              func(ctx context.Context, inv Invocation) (string, error)
@@ -94,6 +95,27 @@ func (v *Verb) confirmations(args []string) int {
 		return v.ConfirmationsFor(args)
 	}
 	return v.Confirmations
+}
+
+// changes says whether running v with args changes state (see Verb.Changes).
+func (v *Verb) changes(args []string) bool {
+	return !v.Job && v.Changes != nil && v.Changes(args)
+}
+
+// always is Verb.Changes for the verbs that change state whatever their arguments.
+func always([]string) bool { return true }
+
+// withArgs is Verb.Changes for the verbs that show a setting without
+// arguments and change it with some.
+func withArgs(args []string) bool { return len(args) > 0 }
+
+// changing is Verb.Changes of the built-in quick verbs that change state,
+// in one place.
+func changing() map[string]func([]string) bool {
+	return map[string]func([]string) bool{
+		"admins add": always, "admins remove": always, "set": always,
+		"backup keep": withArgs, "backup schedule": withArgs,
+	}
 }
 
 func (v *Verb) usage() string {
@@ -146,6 +168,12 @@ func (r *Router) builtins() []*Verb {
 			if a.Schedules != nil {
 				verbs = append(verbs, a.backupScheduleVerb(r, a.Schedules))
 			}
+		}
+	}
+	marks := changing()
+	for _, v := range verbs {
+		if v.Changes == nil {
+			v.Changes = marks[v.Name]
 		}
 	}
 	return verbs

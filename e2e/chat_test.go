@@ -105,6 +105,22 @@ func TestChatFoundation(t *testing.T) {
 		return nil
 	}
 
+	// confirmed runs text as the admin (a system admin) and confirms its prompt.
+	confirmed := func(text string) {
+		t.Helper()
+		if got := run(admin, text); !strings.Contains(got, "needs a confirmation") {
+			t.Fatalf("%s = %q, want a confirmation", text, got)
+		}
+		var prompt *model.Post
+		eventually(t, 10*time.Second, "the prompt of "+text, func() bool {
+			prompt = findPost("asked for `/toolbox " + text + "`")
+			return prompt != nil
+		})
+		if _, err := admin.DoPostAction(ctx, prompt.Id, "confirm"); err != nil {
+			t.Fatalf("confirm %s: %v", text, err)
+		}
+	}
+
 	t.Run("help", func(t *testing.T) {
 		got := run(admin, "help")
 		for _, want := range []string{"/toolbox status", "/toolbox selftest", "/toolbox admins remove"} {
@@ -169,8 +185,20 @@ func TestChatFoundation(t *testing.T) {
 	})
 
 	t.Run("confirmation", func(t *testing.T) {
-		if got := run(admin, "admins add @member"); !strings.Contains(got, "@member is now a toolbox admin") {
-			t.Fatalf("admins add = %q", got)
+		// admins add asks a system admin's confirmation, and the user is
+		// looked up first: no prompt for someone who does not exist, nor
+		// for @channel, which the bot must never post as a mention.
+		for _, text := range []string{"admins add @nobody", "admins remove @channel"} {
+			if got := run(admin, text); !strings.Contains(got, "There is no user `@") {
+				t.Errorf("%s = %q, want no such user", text, got)
+			}
+		}
+		if p := findPost("@channel"); p != nil && !strings.Contains(p.Message, "`@channel`") {
+			t.Errorf("the bot posted a mention of @channel: %q", p.Message)
+		}
+		confirmed("admins add @member")
+		if got := run(admin, "admins list"); !strings.Contains(got, "`@member`") {
+			t.Fatalf("admins list after the add = %q", got)
 		}
 		if got := run(admin, "admins remove @member"); !strings.Contains(got, "needs a confirmation") {
 			t.Fatalf("admins remove = %q", got)
@@ -183,7 +211,7 @@ func TestChatFoundation(t *testing.T) {
 		if _, err := memberClient.DoPostAction(ctx, prompt.Id, "confirm"); err != nil {
 			t.Fatalf("member click: %v", err)
 		}
-		if got := run(memberClient, "admins list"); !strings.Contains(got, "@member") {
+		if got := run(memberClient, "admins list"); !strings.Contains(got, "`@member`") {
 			t.Fatalf("the wrong user's click removed the admin:\n%s", got)
 		}
 		if p, _, _ := admin.GetPost(ctx, prompt.Id, ""); p.Message != prompt.Message {
@@ -197,7 +225,7 @@ func TestChatFoundation(t *testing.T) {
 		if err != nil || !strings.Contains(p.Message, "confirmed by @admin") || len(p.Attachments()) != 0 {
 			t.Fatalf("prompt after confirmation = %q with %d attachments (err %v)", p.Message, len(p.Attachments()), err)
 		}
-		if got := run(admin, "admins list"); strings.Contains(got, "@member") {
+		if got := run(admin, "admins list"); strings.Contains(got, "`@member`") {
 			t.Fatalf("member still an admin after the confirmation:\n%s", got)
 		}
 		// The buttons are gone: a second click cannot reach the bot.
@@ -207,7 +235,7 @@ func TestChatFoundation(t *testing.T) {
 	})
 
 	t.Run("expired confirmation", func(t *testing.T) {
-		run(admin, "admins add @member")
+		confirmed("admins add @member")
 		run(admin, "admins remove member")
 		var prompt *model.Post
 		eventually(t, 10*time.Second, "the prompt", func() bool {
@@ -222,7 +250,7 @@ func TestChatFoundation(t *testing.T) {
 		if !strings.Contains(p.Message, "expired") {
 			t.Errorf("prompt after an expired click = %q", p.Message)
 		}
-		if got := run(admin, "admins list"); !strings.Contains(got, "@member") {
+		if got := run(admin, "admins list"); !strings.Contains(got, "`@member`") {
 			t.Errorf("an expired confirmation removed the admin:\n%s", got)
 		}
 	})
