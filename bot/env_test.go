@@ -54,12 +54,12 @@ func (c *fakeChat) Prompts() []testPrompt {
 	return append([]testPrompt(nil), c.prompts...)
 }
 
-// fakeDirectory knows the users in its map; none is a system admin.
+// fakeDirectory knows the users in its map; id-root is the one system admin.
 type fakeDirectory struct{ users map[string]string } // name -> id
 
 var _ commands.Directory = (*fakeDirectory)(nil)
 
-func (d *fakeDirectory) IsSystemAdmin(context.Context, string) (bool, error) { return false, nil }
+func (d *fakeDirectory) IsSystemAdmin(_ context.Context, id string) (bool, error) { return id == "id-root", nil }
 
 func (d *fakeDirectory) UserByName(_ context.Context, name string) (commands.User, error) {
 	id, ok := d.users[name]

@@ -246,7 +246,8 @@ func TestConfirmationThroughTheEndpoints(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	req := httptest.NewRequest(http.MethodPost, CommandPath, strings.NewReader(commandForm("ann", "admins remove @bob").Encode()))
+	// Only a system admin may change the admins list.
+	req := httptest.NewRequest(http.MethodPost, CommandPath, strings.NewReader(commandForm("root", "admins remove @bob").Encode()))
 	req.Header.Set("Content-Type", formType)
 	rec := httptest.NewRecorder()
 	e.handler.ServeHTTP(rec, req)
@@ -258,7 +259,7 @@ func TestConfirmationThroughTheEndpoints(t *testing.T) {
 		t.Fatalf("prompts = %+v, want one", prompts)
 	}
 	click := model.PostActionIntegrationRequest{
-		UserId: "id-ann", UserName: "ann", ChannelId: "chan1", ChannelName: "toolbox", TeamId: testTeamID, PostId: "post1",
+		UserId: "id-root", UserName: "root", ChannelId: "chan1", ChannelName: "toolbox", TeamId: testTeamID, PostId: "post1",
 		Context: map[string]any{contextToken: prompts[0].Token, contextAction: "confirm"},
 	}
 	rec = postAction(t, e.handler, "application/json", actionBody(t, click))
@@ -276,7 +277,7 @@ func TestConfirmationThroughTheEndpoints(t *testing.T) {
 	if err := json.Unmarshal(raw["update"], &update); err != nil {
 		t.Fatalf("update: %v in %s", err, rec.Body.String())
 	}
-	if !strings.Contains(update.Message, "confirmed by @ann") || !strings.Contains(update.Message, "@bob is no longer a toolbox admin.") {
+	if !strings.Contains(update.Message, "confirmed by @root") || !strings.Contains(update.Message, "`@bob` is no longer a toolbox admin.") {
 		t.Errorf("update message = %q, want confirmed and done", update.Message)
 	}
 	if update.Props == nil || len(update.Props) != 0 {
