@@ -59,7 +59,9 @@ type fakeDirectory struct{ users map[string]string } // name -> id
 
 var _ commands.Directory = (*fakeDirectory)(nil)
 
-func (d *fakeDirectory) IsSystemAdmin(_ context.Context, id string) (bool, error) { return id == "id-root", nil }
+func (d *fakeDirectory) IsSystemAdmin(_ context.Context, id string) (bool, error) {
+	return id == "id-root", nil
+}
 
 func (d *fakeDirectory) UserByName(_ context.Context, name string) (commands.User, error) {
 	id, ok := d.users[name]
