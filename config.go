@@ -180,6 +180,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if err := c.LogLevel.UnmarshalText([]byte(get("TOOLBOX_LOG_LEVEL", "info"))); err != nil {
 		problems = append(problems, "TOOLBOX_LOG_LEVEL must be debug, info, warn or error")
 	}
+	problems = append(problems, checkValues(c)...)
 	if len(problems) > 0 {
 		return c, errors.New("configuration: " + strings.Join(problems, "; "))
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/toolbox-collective/toolbox/commands"
 	"github.com/toolbox-collective/toolbox/deploy/backup"
 	"github.com/toolbox-collective/toolbox/engine"
+	"github.com/toolbox-collective/toolbox/internal/names"
 	"github.com/toolbox-collective/toolbox/schedule"
 	"github.com/toolbox-collective/toolbox/state"
 )
@@ -197,4 +199,97 @@ func TestSavedBackupSettings(t *testing.T) {
 	if got := savedBackupSettings(st, log); !got.Keep.IsZero() || !strings.Contains(logs.String(), "does not read") {
 		t.Errorf("a kept retention that does not read = %+v; log:\n%s", got, logs.String())
 	}
+}
+
+// TestLoadConfigRefusesUnsafeValues: the values that end up in the apps'
+// configuration (the base domain in WordPress's PHP, GitLab's Ruby), in
+// Compose files and container specs (networks, volumes, images), in Caddy's
+// configuration or in Mattermost's names are refused, each with its reason,
+// before anything is done with them.
+func TestLoadConfigRefusesUnsafeValues(t *testing.T) {
+	for _, tc := range []struct{ key, value, want string }{
+		{"TOOLBOX_BASE_DOMAIN", "'); system('id'); //", "give the host name alone"},
+		{"TOOLBOX_BASE_DOMAIN", "example.org'); x('", "use lowercase letters, digits and dashes"},
+		{"TOOLBOX_BASE_DOMAIN", "203.0.113.7", "203.0.113.7.sslip.io"},
+		{"TOOLBOX_BASE_DOMAIN", "example..org", "empty label"},
+		{"TOOLBOX_NETWORK", "toolbox net", "Docker name"},
+		{"TOOLBOX_BOT_NETWORK", "-bot", "Docker name"},
+		{"TOOLBOX_BACKUP_VOLUME", "../etc", "Docker name"},
+		{"TOOLBOX_TEAM", "Our Collective", "Mattermost team name"},
+		{"TOOLBOX_TEAM", "admins", "Mattermost team name"},
+		{"TOOLBOX_CHANNEL", "tool box", "Mattermost channel name"},
+		{"TOOLBOX_MM_ADMIN_USER", "channel", "Mattermost user name"},
+		{"TOOLBOX_MM_ADMIN_USER", "Admin@example", "Mattermost user name"},
+		{"TOOLBOX_ACME_EMAIL", "ops@example.org\", \"x\": \"", "e-mail address"},
+		{"TOOLBOX_ACME_EMAIL", "Ops <ops@example.org>", "e-mail address"},
+		{"TOOLBOX_CADDY_IMAGE", "caddy:2 --privileged", "image reference"},
+		{"TOOLBOX_RESTIC_IMAGE", "restic/Restic", "image reference"},
+		{"TOOLBOX_IMAGE", "toolbox:", "image reference"},
+	} {
+		t.Run(tc.key+"="+tc.value, func(t *testing.T) {
+			_, err := loadConfig(envOf(map[string]string{tc.key: tc.value}))
+			if err == nil || !strings.Contains(err.Error(), tc.key) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("loadConfig(%s=%q) = %v, want an error naming %s and saying %q", tc.key, tc.value, err, tc.key, tc.want)
+			}
+		})
+	}
+	good := map[string]string{
+		"TOOLBOX_BASE_DOMAIN": "203.0.113.7.sslip.io", "TOOLBOX_NETWORK": "tb_net.1", "TOOLBOX_BOT_NETWORK": "toolbox-bot",
+		"TOOLBOX_BACKUP_VOLUME": "toolbox-backups", "TOOLBOX_TEAM": "our-collective", "TOOLBOX_CHANNEL": "ops__bots",
+		"TOOLBOX_MM_ADMIN_USER": "first.admin", "TOOLBOX_ACME_EMAIL": "ops+acme@example.org",
+		"TOOLBOX_CADDY_IMAGE": "caddy:2.11.9", "TOOLBOX_RESTIC_IMAGE": "registry.example.org:5000/restic/restic@sha256:" + strings.Repeat("ab", 32),
+		"TOOLBOX_IMAGE": "ghcr.io/toolbox-collective/toolbox:1.2",
+	}
+	if _, err := loadConfig(envOf(good)); err != nil {
+		t.Errorf("loadConfig(%v) = %v, want nil", good, err)
+	}
+}
+
+// TestUpAndServeRefuseAnUnsafeBaseDomain: both read the configuration
+// before they touch the engine or the state.
+func TestUpAndServeRefuseAnUnsafeBaseDomain(t *testing.T) {
+	statePath := filepath.Join(t.TempDir(), "toolbox.db")
+	env := envOf(map[string]string{
+		"TOOLBOX_BASE_DOMAIN": "'); system('id'); //", "TOOLBOX_STATE": statePath, "TOOLBOX_LISTEN": "127.0.0.1:0",
+		"DOCKER_HOST": "unix:///nonexistent/docker.sock",
+	})
+	for _, verb := range []string{"up", "serve", "recover"} {
+		var out strings.Builder
+		// Bounded: a serve that accepted the configuration would run on.
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		err := run(ctx, []string{verb}, env, strings.NewReader(""), &out, &out)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), "TOOLBOX_BASE_DOMAIN") || !strings.Contains(err.Error(), "is not a base domain") {
+			t.Errorf("toolbox %s with an unsafe base domain = %v, want the configuration refused", verb, err)
+		}
+		if strings.Contains(out.String(), "docker") {
+			t.Errorf("toolbox %s went on to the engine: %s", verb, out.String())
+		}
+	}
+	if _, err := os.Stat(statePath); !os.IsNotExist(err) {
+		t.Errorf("serve created the state before refusing the configuration: %v", err)
+	}
+}
+
+// FuzzLoadConfigBaseDomain: whatever the environment gives, a base domain
+// the configuration accepts makes an app name and the chat's name that the
+// domain rule accepts, so nothing else can reach the apps' configuration.
+func FuzzLoadConfigBaseDomain(f *testing.F) {
+	for _, s := range []string{"localhost", "Example.ORG", "'); system('id'); //", " 203.0.113.7 ", "a.b\n", "xn--bcher-kva.example"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, base string) {
+		c, err := loadConfig(envOf(map[string]string{"TOOLBOX_BASE_DOMAIN": base}))
+		if err != nil {
+			if !strings.Contains(err.Error(), "TOOLBOX_BASE_DOMAIN") {
+				t.Errorf("loadConfig(TOOLBOX_BASE_DOMAIN=%q) = %v, an error that does not name the variable", base, err)
+			}
+			return
+		}
+		for _, name := range []string{"chat." + c.BaseDomain, strings.Repeat("w", names.MaxApp) + "." + c.BaseDomain} {
+			if err := names.Domain(name); err != nil {
+				t.Errorf("loadConfig accepted TOOLBOX_BASE_DOMAIN=%q, whose name %s is refused: %v", base, name, err)
+			}
+		}
+	})
 }
