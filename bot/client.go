@@ -1,10 +1,16 @@
 package bot
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,6 +43,7 @@ const roleCacheTTL = time.Minute
 var (
 	_ commands.Chat      = (*Client)(nil)
 	_ commands.Directory = (*Client)(nil)
+	_ commands.Whisperer = (*Client)(nil)
 )
 
 // NewClient returns a client for the Mattermost at siteURL with the bot's token.
@@ -135,4 +142,45 @@ func (c *Client) Check(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("mattermost did not answer: %w", err)
 	}
 	return fmt.Sprintf("answers at %s as @%s", c.api.URL, me.Username), nil
+}
+
+// commandHookPath is the path of a slash command's response URL; the id is
+// Mattermost's 26-character one.
+var commandHookPath = regexp.MustCompile(`^/hooks/commands/[a-z0-9]{26}$`)
+
+// Whisper sends text to the person who typed a slash command, shown to them
+// only, through the command's response URL. The URL is Mattermost's public
+// address; the post goes to the same path at the address the bot reaches
+// Mattermost by, so that nothing else can be made to receive it.
+func (c *Client) Whisper(ctx context.Context, responseURL, text string) error {
+	u, err := url.Parse(responseURL)
+	if err != nil || !commandHookPath.MatchString(u.Path) || u.RawQuery != "" {
+		return fmt.Errorf("mattermost: %q is not a slash command's response URL", abbreviate(responseURL, 100))
+	}
+	body, err := json.Marshal(&model.CommandResponse{ResponseType: model.CommandResponseTypeEphemeral, Text: text})
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(c.api.URL, "/")+u.Path, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("mattermost: reply to a command: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.api.HTTPClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("mattermost: reply to a command: %w", err)
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("mattermost: reply to a command: %s: %s", resp.Status, bytes.TrimSpace(msg))
+	}
+	return nil
+}
+
+func abbreviate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "…"
 }

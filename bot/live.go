@@ -82,6 +82,7 @@ type Live struct {
 var (
 	_ commands.Chat      = (*Live)(nil)
 	_ commands.Directory = (*Live)(nil)
+	_ commands.Whisperer = (*Live)(nil)
 )
 
 var errNoChat = errors.New("mattermost is not set up yet")
@@ -149,6 +150,13 @@ func (l *Live) UserByName(ctx context.Context, name string) (commands.User, erro
 		return c.UserByName(ctx, name)
 	}
 	return commands.User{}, commands.Errorf(commands.Unavailable, "Mattermost is not set up yet, so I cannot look up @%s.", name)
+}
+
+func (l *Live) Whisper(ctx context.Context, responseURL, text string) error {
+	if c := l.client.Load(); c != nil {
+		return c.Whisper(ctx, responseURL, text)
+	}
+	return errNoChat
 }
 
 // Check is selftest's Mattermost line.

@@ -138,6 +138,7 @@ func (h *Handler) serveCommand(w http.ResponseWriter, r *http.Request) {
 	caller := commands.Caller{
 		UserID: form.Get("user_id"), UserName: form.Get("user_name"),
 		ChannelID: form.Get("channel_id"), ChannelName: form.Get("channel_name"), TeamID: form.Get("team_id"),
+		ResponseURL: form.Get("response_url"),
 	}
 	if caller.UserID == "" || caller.ChannelID == "" {
 		http.Error(w, "user_id and channel_id are required", http.StatusBadRequest)

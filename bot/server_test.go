@@ -66,7 +66,7 @@ func TestCommandEndpoint(t *testing.T) {
 		{name: "10 KB text", contentType: formType, body: with(valid, "text", strings.Repeat("x", 10<<10)).Encode(), wantStatus: http.StatusOK, wantText: "The command text is too long (10240 bytes; at most 4096)."},
 		{name: "invalid UTF-8", contentType: formType, body: with(valid, "text", "status \xff").Encode(), wantStatus: http.StatusOK, wantText: "The command text is not valid UTF-8."},
 		{name: "unknown verb", contentType: formType, body: with(valid, "text", "stauts").Encode(), wantStatus: http.StatusOK, wantText: "Did you mean `status`?"},
-		{name: "help for an empty verb", contentType: formType, body: with(valid, "text", "help ''").Encode(), wantStatus: http.StatusOK, wantText: "There is no verb ``."},
+		{name: "help for an empty verb", contentType: formType, body: with(valid, "text", "help ''").Encode(), wantStatus: http.StatusOK, wantText: "There is no verb `''`."},
 		{name: "admin verb by a member", contentType: formType, body: with(valid, "text", "audit").Encode(), wantStatus: http.StatusOK, wantText: "Only toolbox admins may run `audit`"},
 		{
 			name: "missing optional fields", contentType: formType,

@@ -58,7 +58,28 @@ type fakeChat struct {
 	posts   []chatPost
 	edits   []chatEdit
 	prompts []chatPrompt
-	changed chan struct{}
+	// whispers are the texts sent to one person, by response URL.
+	whispers map[string][]string
+	changed  chan struct{}
+}
+
+var _ Whisperer = (*fakeChat)(nil)
+
+func (c *fakeChat) Whisper(_ context.Context, responseURL, text string) error {
+	c.mu.Lock()
+	if c.whispers == nil {
+		c.whispers = map[string][]string{}
+	}
+	c.whispers[responseURL] = append(c.whispers[responseURL], text)
+	c.mu.Unlock()
+	c.signal()
+	return nil
+}
+
+func (c *fakeChat) Whispers(responseURL string) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.whispers[responseURL]...)
 }
 
 var _ Chat = (*fakeChat)(nil)

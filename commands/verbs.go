@@ -28,6 +28,9 @@ type Caller struct {
 	TeamID                 string
 	// Terminal is the local operator using `toolbox do`: an admin, with no chat.
 	Terminal bool
+	// ResponseURL is where the chat takes later replies for this caller's
+	// eyes only (a slash command's response_url); "" elsewhere.
+	ResponseURL string
 }
 
 func (c Caller) mention() string {
