@@ -39,29 +39,131 @@ func main() {
 	}
 }
 
+// subcommand is one verb of the command line: its synopsis and help, shown by
+// `toolbox help` and by its own --help, and what it runs.
+type subcommand struct {
+	name     string
+	synopsis string // the arguments, after "toolbox <name>"
+	help     string // what it does, one or more lines
+	run      func(ctx context.Context, p *program, args []string) error
+}
+
+// program is what every subcommand may use: the configuration, read once,
+// and the process's streams.
+type program struct {
+	cfg            config
+	log            *slog.Logger
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+// subcommands are the command line, in the order `toolbox help` lists them.
+func subcommands() []subcommand {
+	return []subcommand{
+		{"up", "[--build-images]", "deploy the proxy, the bot and Mattermost on the local Docker engine, and set them up;\n" +
+			"--build-images builds here the images no registry gives", func(ctx context.Context, p *program, args []string) error {
+			return upCommand(ctx, p, "up", args)
+		}},
+		{"images", "build [--env] [--replace] [name...]", "build the images up and the tests need from Go modules and Debian's packages\n" +
+			"(names: " + strings.Join(images.Names(), ", ") + "; --env prints where the tests find them)", func(ctx context.Context, p *program, args []string) error {
+			return imagesCommand(ctx, p.cfg, args, p.stdout, p.stderr)
+		}},
+		{"down", "[--yes] [--purge]", "remove them (and the apps); --purge deletes their data too", downCommand},
+		{"serve", "", "run the bot's HTTP server (Mattermost calls it)", func(ctx context.Context, p *program, _ []string) error {
+			return serve(ctx, p.cfg, p.log)
+		}},
+		{"healthcheck", "", "exit 0 when the server of this configuration answers (the bot container's health check)", func(ctx context.Context, p *program, _ []string) error {
+			return healthcheck(ctx, p.cfg)
+		}},
+		{"do", `[--yes] "<text>"`, "run a /toolbox command from this terminal, as the operator", func(ctx context.Context, p *program, args []string) error {
+			return doCommand(ctx, p.cfg, p.log, args, p.stdin, p.stdout)
+		}},
+		{"mattermost", "bootstrap", "set up the admin, team, channel, bot and /toolbox command", func(ctx context.Context, p *program, args []string) error {
+			if len(args) != 1 || args[0] != "bootstrap" {
+				return errors.New("usage: toolbox mattermost bootstrap")
+			}
+			return bootstrapCommand(ctx, p.cfg, p.log, p.stdout)
+		}},
+		{"backup", "key", "show the backup repository's password (here only, never in the chat)", func(ctx context.Context, p *program, args []string) error {
+			if len(args) != 1 || args[0] != "key" {
+				return errors.New("usage: toolbox backup key")
+			}
+			return doCommand(ctx, p.cfg, p.log, []string{"backup key"}, p.stdin, p.stdout)
+		}},
+		{"recover", "[--build-images]", "on a new machine, up from the backups alone: the state, Mattermost and every app\n" +
+			"with its data (TOOLBOX_BACKUP_PASSWORD and the repository's settings needed)", func(ctx context.Context, p *program, args []string) error {
+			return upCommand(ctx, p, "recover", args)
+		}},
+		{"state", "backup FILE | recover", "backup FILE: write a consistent copy of the state to FILE;\n" +
+			"recover: fetch the newest state from the backup repository, when there is none here", func(ctx context.Context, p *program, args []string) error {
+			switch {
+			case len(args) == 2 && args[0] == "backup":
+				return stateBackup(ctx, p.cfg, args[1], p.stdout)
+			case len(args) == 1 && args[0] == "recover":
+				return stateRecover(ctx, p.cfg, p.stdout)
+			}
+			return errors.New("usage: toolbox state backup FILE | toolbox state recover")
+		}},
+		{"proxy", "init|ca", "prepare Caddy's config, or print its local CA (TOOLBOX_PROXY_ADMIN)", func(ctx context.Context, p *program, args []string) error {
+			if len(args) != 1 || (args[0] != "init" && args[0] != "ca") {
+				return errors.New("usage: toolbox proxy init|ca")
+			}
+			return proxyCommand(ctx, p.cfg, args[0], p.stdout)
+		}},
+		{"version", "", "print the version", func(_ context.Context, p *program, _ []string) error {
+			fmt.Fprintln(p.stdout, "toolbox", version)
+			return nil
+		}},
+		{"help", "[command]", "print this help, or a command's", nil}, // run handles it: it needs no configuration
+	}
+}
+
+func lookup(name string) (subcommand, bool) {
+	for _, c := range subcommands() {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return subcommand{}, false
+}
+
 func usage() string {
-	return `toolbox runs a collective's tools from its Mattermost.
+	var b strings.Builder
+	b.WriteString("toolbox runs a collective's tools from its Mattermost.\n\nUsage:\n")
+	for _, c := range subcommands() {
+		line := strings.TrimSpace("toolbox " + c.name + " " + c.synopsis)
+		if len(line) > 38 {
+			fmt.Fprintf(&b, "  %s\n", line)
+			line = ""
+		}
+		for h := range strings.Lines(c.help) {
+			fmt.Fprintf(&b, "  %-38s %s", line, strings.TrimSuffix(h, "\n")+"\n")
+			line = ""
+		}
+	}
+	b.WriteString("\nConfiguration is read from the environment; see README.md.\n")
+	return b.String()
+}
 
-Usage:
-  toolbox up [--build-images]        deploy the proxy, the bot and Mattermost on the local Docker engine, and set them up;
-                                     --build-images builds here the images no registry gives
-  toolbox images build [--env] [--replace] [name...]
-                                     build the images up and the tests need from Go modules and Debian's packages
-                                     (names: ` + strings.Join(images.Names(), ", ") + `; --env prints where the tests find them)
-  toolbox down [--yes] [--purge]     remove them (and the apps); --purge deletes their data too
-  toolbox serve                      run the bot's HTTP server (Mattermost calls it)
-  toolbox do [--yes] "<text>"        run a /toolbox command from this terminal, as the operator
-  toolbox mattermost bootstrap       set up the admin, team, channel, bot and /toolbox command
-  toolbox backup key                 show the backup repository's password (here only, never in the chat)
-  toolbox recover [--build-images]   on a new machine, up from the backups alone: the state, Mattermost and every app
-                                     with its data (TOOLBOX_BACKUP_PASSWORD and the repository's settings needed)
-  toolbox state backup FILE          write a consistent copy of the state to FILE
-  toolbox state recover              fetch the newest state from the backup repository, when there is none here
-  toolbox proxy init|ca              prepare Caddy's config, or print its local CA (TOOLBOX_PROXY_ADMIN)
-  toolbox version                    print the version
+// commandUsage is one subcommand's --help.
+func commandUsage(c subcommand) string {
+	return fmt.Sprintf("Usage: %s\n\n%s\n\nConfiguration is read from the environment; see README.md.\n",
+		strings.TrimSpace("toolbox "+c.name+" "+c.synopsis), c.help)
+}
 
-Configuration is read from the environment; see README.md.
-`
+// asksHelp says whether args (a subcommand's) ask for its usage. It is read
+// before the configuration, so that --help works before anything is set up,
+// and does nothing else.
+func asksHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
 }
 
 // run is the whole program, testable: main only adds the process around it.
@@ -70,72 +172,65 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		fmt.Fprint(stderr, usage())
 		return flag.ErrHelp
 	}
+	name := args[0]
+	if name == "-h" || name == "--help" || name == "-help" || name == "help" {
+		if len(args) == 1 || name != "help" {
+			fmt.Fprint(stdout, usage())
+			return nil
+		}
+		about := args[1]
+		if asksHelp(args[1:]) {
+			about = "help"
+		}
+		c, ok := lookup(about)
+		if !ok {
+			fmt.Fprint(stderr, usage())
+			return fmt.Errorf("unknown command %q", about)
+		}
+		fmt.Fprint(stdout, commandUsage(c))
+		return nil
+	}
+	c, ok := lookup(name)
+	if !ok {
+		fmt.Fprint(stderr, usage())
+		return fmt.Errorf("unknown command %q", name)
+	}
+	if asksHelp(args[1:]) {
+		fmt.Fprint(stdout, commandUsage(c))
+		return nil
+	}
 	cfg, err := loadConfig(getenv)
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	switch args[0] {
-	case "up", "recover":
-		fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
-		fs.SetOutput(stderr)
-		build := fs.Bool("build-images", false, "build on this machine the images no registry can give")
-		if err := fs.Parse(args[1:]); err != nil {
-			return err
-		}
-		hc := cfg.host()
-		hc.BuildImages, hc.Recover = *build, args[0] == "recover"
-		if hc.Recover && cfg.BackupPassword == "" {
-			return errors.New("toolbox recover needs TOOLBOX_BACKUP_PASSWORD, the backup repository's password (as `toolbox backup key` showed it), and the repository's settings (TOOLBOX_BACKUP_REPOSITORY and its credentials) when it is not on this machine")
-		}
-		return host.Up(ctx, hc, log, stdout)
-	case "down":
-		fs := flag.NewFlagSet("down", flag.ContinueOnError)
-		fs.SetOutput(stderr)
-		yes := fs.Bool("yes", false, "do not ask for confirmation")
-		purge := fs.Bool("purge", false, "delete the data volumes too")
-		if err := fs.Parse(args[1:]); err != nil {
-			return err
-		}
-		return host.Down(ctx, cfg.host(), stdin, stdout, *yes, *purge)
-	case "images":
-		return imagesCommand(ctx, cfg, args[1:], stdout, stderr)
-	case "healthcheck":
-		return healthcheck(ctx, cfg)
-	case "serve":
-		return serve(ctx, cfg, log)
-	case "do":
-		return doCommand(ctx, cfg, log, args[1:], stdin, stdout)
-	case "mattermost":
-		if len(args) < 2 || args[1] != "bootstrap" {
-			return errors.New("usage: toolbox mattermost bootstrap")
-		}
-		return bootstrapCommand(ctx, cfg, log, stdout)
-	case "backup":
-		if len(args) != 2 || args[1] != "key" {
-			return errors.New("usage: toolbox backup key")
-		}
-		return doCommand(ctx, cfg, log, []string{"backup key"}, stdin, stdout)
-	case "state":
-		switch {
-		case len(args) == 3 && args[1] == "backup":
-			return stateBackup(ctx, cfg, args[2], stdout)
-		case len(args) == 2 && args[1] == "recover":
-			return stateRecover(ctx, cfg, stdout)
-		}
-		return errors.New("usage: toolbox state backup FILE | toolbox state recover")
-	case "proxy":
-		if len(args) != 2 || (args[1] != "init" && args[1] != "ca") {
-			return errors.New("usage: toolbox proxy init|ca")
-		}
-		return proxyCommand(ctx, cfg, args[1], stdout)
-	case "version":
-		fmt.Fprintln(stdout, "toolbox", version)
-		return nil
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage())
-		return nil
+	p := &program{cfg: cfg, stdin: stdin, stdout: stdout, stderr: stderr,
+		log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))}
+	return c.run(ctx, p, args[1:])
+}
+
+// upCommand is `toolbox up`, and `toolbox recover`, which is up from the backups.
+func upCommand(ctx context.Context, p *program, name string, args []string) error {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(p.stderr)
+	build := fs.Bool("build-images", false, "build on this machine the images no registry can give")
+	if err := fs.Parse(args); err != nil {
+		return err
 	}
-	fmt.Fprint(stderr, usage())
-	return fmt.Errorf("unknown command %q", args[0])
+	hc := p.cfg.host()
+	hc.BuildImages, hc.Recover = *build, name == "recover"
+	if hc.Recover && p.cfg.BackupPassword == "" {
+		return errors.New("toolbox recover needs TOOLBOX_BACKUP_PASSWORD, the backup repository's password (as `toolbox backup key` showed it), and the repository's settings (TOOLBOX_BACKUP_REPOSITORY and its credentials) when it is not on this machine")
+	}
+	return host.Up(ctx, hc, p.log, p.stdout)
+}
+
+func downCommand(ctx context.Context, p *program, args []string) error {
+	fs := flag.NewFlagSet("down", flag.ContinueOnError)
+	fs.SetOutput(p.stderr)
+	yes := fs.Bool("yes", false, "do not ask for confirmation")
+	purge := fs.Bool("purge", false, "delete the data volumes too")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	return host.Down(ctx, p.cfg.host(), p.stdin, p.stdout, *yes, *purge)
 }
