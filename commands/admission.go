@@ -90,6 +90,12 @@ func (l *rateLimiter) wait(user string) time.Duration {
 // take uses one of user's tokens; call it after wait said 0.
 func (l *rateLimiter) take(user string) { l.refill(user).tokens-- }
 
+// refund gives back a token taken for a job that did not start.
+func (l *rateLimiter) refund(user string) {
+	b := l.refill(user)
+	b.tokens = min(float64(l.perMinute), b.tokens+1)
+}
+
 func (l *rateLimiter) forgetFull(now time.Time) {
 	for user, b := range l.buckets {
 		if b.tokens+now.Sub(b.at).Minutes()*float64(l.perMinute) >= float64(l.perMinute) {
@@ -108,7 +114,7 @@ type appLocks struct {
 }
 
 // appHolder is who holds an app: a job (its number and title), or work
-// outside jobs (job 0).
+// outside jobs or not yet recorded (job 0, and a clause that says what).
 type appHolder struct {
 	job   uint64
 	title string
@@ -174,7 +180,7 @@ func (l *appLocks) retitle(h appHolder, apps ...string) {
 
 func errAppBusy(app string, h appHolder) error {
 	if h.job == 0 {
-		return Errorf(Conflict, "%s is busy: %s is under way. Try again in a minute.", app, h.title)
+		return Errorf(Conflict, "%s is busy: %s. Try again in a minute.", app, h.title)
 	}
 	return Errorf(Conflict, "%s is busy: %s holds it, and one job at a time may touch an app. Try again when it ends; `/toolbox jobs` shows it.", app, h.title)
 }
@@ -206,7 +212,11 @@ func capRefusal(limit int, running map[uint64]runningJob) error {
 		limit, runningList(running))
 }
 
-// singleRefusal is the answer to a second job of a verb that runs once at a time.
+// singleRefusal is the answer to a second job of a verb that runs once at
+// a time (id 0: the first is being recorded).
 func singleRefusal(what string, id uint64) error {
+	if id == 0 {
+		return Errorf(Conflict, "%s is being started right now. Its result will appear in its channel.", what)
+	}
 	return Errorf(Conflict, "%s is already running: job #%d. Its result will appear in its channel.", what, id)
 }

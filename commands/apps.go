@@ -165,7 +165,7 @@ func (a *AppDeps) installedApp(name string) (state.App, catalog.App, error) {
 func (a *AppDeps) exclusive(job uint64, app string) (release func(), err error) {
 	h := appHolder{job: job, title: fmt.Sprintf("job #%d", job)}
 	if job == 0 {
-		h.title = "the removal of data kept for undo"
+		h.title = "the data it kept for undo is being removed"
 	}
 	return a.lockTable().claim(h, app)
 }

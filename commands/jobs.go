@@ -20,12 +20,17 @@ type Jobs struct {
 	deps    Deps
 	rep     *reporter
 	wg      sync.WaitGroup
-	mu      sync.Mutex // guards what follows, and serializes admissions
+	mu      sync.Mutex // guards what follows
 	running map[uint64]runningJob
-	done    map[uint64]chan struct{} // closed when the job has recorded its outcome
-	closed  bool
-	rate    *rateLimiter
-	locks   *appLocks
+	// starting are the jobs admitted and not yet recorded: they count in the
+	// limits, while the state records them without holding mu.
+	starting  map[uint64]string // slot → verb
+	nextSlot  uint64
+	done      map[uint64]chan struct{} // closed when the job has recorded its outcome
+	closed    bool
+	cancelled bool // Shutdown has cancelled the running jobs
+	rate      *rateLimiter
+	locks     *appLocks
 	// progressEvery throttles edits of the progress post.
 	progressEvery time.Duration
 }
@@ -39,7 +44,7 @@ type runningJob struct {
 
 func newJobs(root context.Context, deps Deps, rep *reporter, locks *appLocks) *Jobs {
 	return &Jobs{
-		root: root, deps: deps, rep: rep, running: map[uint64]runningJob{}, done: map[uint64]chan struct{}{},
+		root: root, deps: deps, rep: rep, running: map[uint64]runningJob{}, starting: map[uint64]string{}, done: map[uint64]chan struct{}{},
 		rate: newRateLimiter(deps.Limits.perMinute(), deps.Now), locks: locks, progressEvery: time.Second,
 	}
 }
@@ -70,6 +75,11 @@ func (j *Jobs) withinLimits(c Caller, v *Verb) error {
 				return singleRefusal(v.Single, id)
 			}
 		}
+		for _, verb := range j.starting {
+			if verb == v.Name {
+				return singleRefusal(v.Single, 0)
+			}
+		}
 	}
 	if c.Terminal {
 		return nil
@@ -77,39 +87,64 @@ func (j *Jobs) withinLimits(c Caller, v *Verb) error {
 	if wait := j.rate.wait(c.UserID); wait > 0 {
 		return rateRefusal(j.rate.perMinute, wait)
 	}
-	if limit := j.deps.Limits.maxRunning(); len(j.running) >= limit {
+	if limit := j.deps.Limits.maxRunning(); len(j.running)+len(j.starting) >= limit {
 		return capRefusal(limit, j.running)
 	}
 	return nil
 }
 
 // start admits the job, records it durably, then runs it in a goroutine.
-// What the job holds (its apps, the memory an add reserves) is taken here,
-// at its acceptance, and given back when it ends.
-func (j *Jobs) start(ctx context.Context, c Caller, v *Verb, args []string, trail *auditTrail) (state.Job, error) {
+// What the job holds (its place in the limits, its apps, the memory an add
+// reserves) is taken here, at its acceptance, and given back when it ends.
+// Only the admission holds j.mu: the durable write does not, so that a
+// refusal is answered at once while other jobs are being recorded.
+func (j *Jobs) start(ctx context.Context, c Caller, v *Verb, args []string, trail *auditTrail) (_ state.Job, err error) {
 	j.mu.Lock()
-	defer j.mu.Unlock()
 	if err := j.withinLimits(c, v); err != nil {
+		j.mu.Unlock()
 		return state.Job{}, err
 	}
+	// The job's place in the limits from its admission to its record.
+	j.nextSlot++
+	slot := j.nextSlot
+	j.starting[slot] = v.Name
+	if !c.Terminal {
+		j.rate.take(c.UserID)
+	}
+	// Added while not closed, under mu: Shutdown's Wait counts this job.
+	j.wg.Add(1)
+	j.mu.Unlock()
+	release := func() {}
+	defer func() {
+		if err != nil { // not started: its place and its token back
+			release()
+			j.mu.Lock()
+			delete(j.starting, slot)
+			if !c.Terminal {
+				j.rate.refund(c.UserID)
+			}
+			j.mu.Unlock()
+			j.wg.Done()
+		}
+	}()
+
 	var apps []string
 	if v.Apps != nil {
 		apps = v.Apps(args)
 	}
-	// Held under a placeholder until the job has its number: admissions are
-	// serialized by j.mu, and work outside jobs only reads the title.
-	releaseApps, err := j.locks.claim(appHolder{title: "a job being started"}, apps...)
+	// Held under a placeholder until the job has its number.
+	releaseApps, err := j.locks.claim(appHolder{title: "another job on it is being started"}, apps...)
 	if err != nil {
 		return state.Job{}, err
 	}
-	releaseAdmit := func() {}
+	release = releaseApps
 	if v.Admit != nil {
-		if releaseAdmit, err = v.Admit(ctx, args); err != nil {
-			releaseApps()
+		releaseAdmit, err := v.Admit(ctx, args)
+		if err != nil {
 			return state.Job{}, err
 		}
+		release = func() { releaseAdmit(); releaseApps() }
 	}
-	release := func() { releaseAdmit(); releaseApps() }
 	// The job and its audit record reach the disk together, before it runs.
 	rec := trail.rec
 	rec.Outcome = "" // "started job #<id>"
@@ -118,20 +153,23 @@ func (j *Jobs) start(ctx context.Context, c Caller, v *Verb, args []string, trai
 		Status: state.JobQueued, Created: j.deps.Now(),
 	}, rec)
 	if err != nil {
-		release()
 		return state.Job{}, &Error{Kind: Unavailable, Message: "I could not record the job, so it did not start. Try again in a moment.", Err: err}
 	}
 	trail.id, trail.written = recID, fmt.Sprintf("started job #%d", job.ID)
 	title := j.title(job)
 	j.locks.retitle(appHolder{job: job.ID, title: title}, apps...)
-	if !c.Terminal {
-		j.rate.take(c.UserID)
-	}
-	ctx, cancel := context.WithCancel(j.root)
-	j.running[job.ID] = runningJob{verb: v.Name, title: title, cancel: cancel}
+	jctx, cancel := context.WithCancel(j.root)
 	finished := make(chan struct{})
+	j.mu.Lock()
+	delete(j.starting, slot)
+	j.running[job.ID] = runningJob{verb: v.Name, title: title, cancel: cancel}
 	j.done[job.ID] = finished
-	j.wg.Go(func() {
+	if j.cancelled { // Shutdown's grace ended while it was recorded
+		cancel()
+	}
+	j.mu.Unlock()
+	go func() {
+		defer j.wg.Done()
 		defer func() {
 			release()
 			j.mu.Lock()
@@ -141,8 +179,8 @@ func (j *Jobs) start(ctx context.Context, c Caller, v *Verb, args []string, trai
 			close(finished)
 			cancel()
 		}()
-		j.execute(ctx, c, v, job)
-	})
+		j.execute(jctx, c, v, job)
+	}()
 	return job, nil
 }
 
@@ -301,6 +339,7 @@ func (j *Jobs) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	j.mu.Lock()
+	j.cancelled = true
 	for _, r := range j.running {
 		r.cancel()
 	}

@@ -287,7 +287,7 @@ func TestOneDataJobPerApp(t *testing.T) {
 	}
 	// Refused at once, before a prompt is posted.
 	prompts := len(e.chat.Prompts())
-	if got := e.handle(caller("ann"), "restore wordpress").Text; got != "wordpress is busy: the removal of data kept for undo is under way. Try again in a minute." ||
+	if got := e.handle(caller("ann"), "restore wordpress").Text; got != "wordpress is busy: the data it kept for undo is being removed. Try again in a minute." ||
 		len(b.restores) != 0 || len(e.chat.Prompts()) != prompts {
 		t.Errorf("restore while the app is held = %q, restores %d, prompts %d", got, len(b.restores), len(e.chat.Prompts())-prompts)
 	}
