@@ -95,7 +95,7 @@ func TestJobCap(t *testing.T) {
 	if got.JobID != 0 || got.Text != want || !got.Failed {
 		t.Errorf("a 4th job = %+v, want %q", got, want)
 	}
-	if rec := e.lastAudit(t); rec.Outcome != "error" || rec.UserName != "dan" {
+	if rec := e.lastAudit(t); rec.Outcome != "refused" || rec.UserName != "dan" {
 		t.Errorf("audit of the refusal = %+v", rec)
 	}
 	// The terminal (the operator, the nightly schedule) is never refused by the cap.

@@ -259,17 +259,19 @@ func (j *Jobs) execute(ctx context.Context, c Caller, v *Verb, job state.Job) {
 		body = errText
 	}
 	report := fmt.Sprintf("%s **%s %s** (%s)\n%s", icon, title, outcome, dur, body)
-	if status == state.JobSucceeded && postID != "" {
-		// One post per job: the progress post becomes the result.
-		if j.edit(rctx, postID, report) {
-			log.Info("job done", "status", status, "duration", dur)
-			return
+	switch {
+	case status == state.JobSucceeded:
+		// One post per job: the progress post becomes the result. If it is
+		// gone (a restore of the chat itself), the result is posted anew.
+		if !j.edit(rctx, postID, report) {
+			j.post(rctx, job.ChannelID, report)
 		}
+	default:
+		// A failure stays loud: the progress post says so briefly, and a
+		// new post, which notifies, says why.
+		j.edit(rctx, postID, fmt.Sprintf("%s %s %s in %s", icon, title, outcome, dur))
+		j.post(rctx, job.ChannelID, report)
 	}
-	// A failure stays loud: the progress post says so briefly, and a new
-	// post, which notifies, says why.
-	j.edit(rctx, postID, fmt.Sprintf("%s %s %s in %s", icon, title, outcome, dur))
-	j.post(rctx, job.ChannelID, report)
 	log.Info("job done", "status", status, "duration", dur)
 }
 

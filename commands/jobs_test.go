@@ -335,3 +335,35 @@ func TestJobsAndStatusVerbs(t *testing.T) {
 		t.Errorf("jobs = %q, want a row %q", got, want)
 	}
 }
+
+// Issue 8: every job made two posts, the progress post and a result post
+// saying the same. A success is one post, edited; a failure stays loud.
+func TestOnePostPerJob(t *testing.T) {
+	t.Run("success", func(t *testing.T) {
+		e := newEnv(t, envOptions{extra: []*Verb{jobVerb("work", func(context.Context, Invocation) (string, error) { return "all good", nil })}})
+		e.handle(caller("ann"), "work")
+		e.router.Jobs().Wait()
+		if shown := e.chat.Shown(); len(shown) != 1 || shown[0].Text != ":white_check_mark: **job #1 `work` succeeded** (0s)\nall good" {
+			t.Errorf("channel shows %+v, want one post with the result", shown)
+		}
+	})
+	t.Run("failure", func(t *testing.T) {
+		e := newEnv(t, envOptions{extra: []*Verb{jobVerb("work", func(context.Context, Invocation) (string, error) { return "", Errorf(Conflict, "The disk is full.") })}})
+		e.handle(caller("ann"), "work")
+		e.router.Jobs().Wait()
+		shown := e.chat.Shown()
+		if len(shown) != 2 || shown[0].Text != ":x: job #1 `work` failed in 0s" || shown[1].Text != ":x: **job #1 `work` failed** (0s)\nThe disk is full." {
+			t.Errorf("channel shows %+v, want the progress post marked failed and a new post saying why", shown)
+		}
+	})
+	t.Run("progress post gone", func(t *testing.T) {
+		e := newEnv(t, envOptions{extra: []*Verb{jobVerb("work", func(context.Context, Invocation) (string, error) { return "all good", nil })}})
+		e.chat.EditFn = func(context.Context, string, string) error { return errors.New("mattermost: 404 post not found") }
+		e.handle(caller("ann"), "work")
+		e.router.Jobs().Wait()
+		posts := e.chat.Posts()
+		if len(posts) != 2 || posts[1].Text != ":white_check_mark: **job #1 `work` succeeded** (0s)\nall good" {
+			t.Errorf("posts = %+v, want the result posted anew", posts)
+		}
+	})
+}

@@ -218,6 +218,9 @@ func (r *Router) handle(ctx context.Context, req Request, trail *auditTrail) (Re
 func (r *Router) run(ctx context.Context, c Caller, v *Verb, args []string, trail *auditTrail) (Reply, string, error) {
 	if v.Job {
 		job, err := r.jobs.start(ctx, c, v, args, trail)
+		if KindOf(err) == Conflict { // a limit, or a busy app: said, not failed
+			return Reply{}, "refused", err
+		}
 		if err != nil {
 			return Reply{}, "", err
 		}
