@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/toolbox-collective/toolbox/commands"
 	"github.com/toolbox-collective/toolbox/deploy/backup"
 	"github.com/toolbox-collective/toolbox/host"
 	"github.com/toolbox-collective/toolbox/host/images"
@@ -56,6 +57,10 @@ type config struct {
 	DrillSchedule    schedule.Spec           // TOOLBOX_DRILL_SCHEDULE: when every app's latest backup is restored into a scratch copy and checked ("weekly sunday 05:00")
 	TimeZone         *time.Location          // TOOLBOX_TIME_ZONE: the zone schedules are written in (default the machine's)
 	timeZoneName     string                  // as given, passed on by up
+
+	// JobLimits bound what the chat can start at once: TOOLBOX_MAX_JOBS and
+	// TOOLBOX_JOB_STARTS_PER_MINUTE (each user's).
+	JobLimits commands.Limits
 }
 
 // backupEnvKeys are the variables restic's backends read (OpenStack Swift,
@@ -157,6 +162,20 @@ func loadConfig(getenv func(string) string) (config, error) {
 		problems = append(problems, "TOOLBOX_CONFIRM_TTL is not a positive duration like 10m")
 	}
 	c.ConfirmTTL = ttl
+	for _, l := range []struct {
+		key string
+		def int
+		dst *int
+	}{
+		{"TOOLBOX_MAX_JOBS", commands.DefaultMaxRunningJobs, &c.JobLimits.MaxRunningJobs},
+		{"TOOLBOX_JOB_STARTS_PER_MINUTE", commands.DefaultJobStartsPerMinute, &c.JobLimits.JobStartsPerMinute},
+	} {
+		n, err := strconv.Atoi(get(l.key, strconv.Itoa(l.def)))
+		if err != nil || n < 1 || n > 1000 {
+			problems = append(problems, l.key+" is not a whole number from 1 to 1000")
+		}
+		*l.dst = n
+	}
 	keep, err := backup.ParsePolicy(get("TOOLBOX_BACKUP_KEEP", "daily 7 weekly 4 monthly 6"))
 	if err != nil {
 		problems = append(problems, "TOOLBOX_BACKUP_KEEP: "+err.Error())

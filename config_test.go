@@ -293,3 +293,20 @@ func FuzzLoadConfigBaseDomain(f *testing.F) {
 		}
 	})
 }
+
+func TestLoadConfigJobLimits(t *testing.T) {
+	c, err := loadConfig(envOf(nil))
+	if err != nil || c.JobLimits != (commands.Limits{MaxRunningJobs: 4, JobStartsPerMinute: 5}) {
+		t.Errorf("default job limits = %+v, %v", c.JobLimits, err)
+	}
+	c, err = loadConfig(envOf(map[string]string{"TOOLBOX_MAX_JOBS": "2", "TOOLBOX_JOB_STARTS_PER_MINUTE": "10"}))
+	if err != nil || c.JobLimits != (commands.Limits{MaxRunningJobs: 2, JobStartsPerMinute: 10}) {
+		t.Errorf("job limits = %+v, %v; want 2 and 10", c.JobLimits, err)
+	}
+	for _, bad := range []string{"0", "-1", "many", "100000"} {
+		_, err := loadConfig(envOf(map[string]string{"TOOLBOX_MAX_JOBS": bad, "TOOLBOX_JOB_STARTS_PER_MINUTE": bad}))
+		if err == nil || !strings.Contains(err.Error(), "TOOLBOX_MAX_JOBS is not a whole number") || !strings.Contains(err.Error(), "TOOLBOX_JOB_STARTS_PER_MINUTE is not") {
+			t.Errorf("job limits %q: %v, want both refused", bad, err)
+		}
+	}
+}

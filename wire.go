@@ -168,7 +168,7 @@ func newRouterWith(root context.Context, cfg config, log *slog.Logger, st *state
 	apps.Schedules = sc
 	router, err := commands.NewRouter(root, commands.Deps{
 		Store: st, Chat: chat, Directory: dir, Checks: checks, Log: log, Version: version, Apps: apps,
-		ConfirmKey: []byte(key.Reveal()), ConfirmTTL: cfg.ConfirmTTL, ErrorKinds: errorKinds(),
+		ConfirmKey: []byte(key.Reveal()), ConfirmTTL: cfg.ConfirmTTL, ErrorKinds: errorKinds(), Limits: cfg.JobLimits,
 	})
 	if err != nil {
 		return nil, err
