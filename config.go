@@ -13,6 +13,7 @@ import (
 
 	"github.com/toolbox-collective/toolbox/commands"
 	"github.com/toolbox-collective/toolbox/deploy/backup"
+	"github.com/toolbox-collective/toolbox/deploy/docker"
 	"github.com/toolbox-collective/toolbox/host"
 	"github.com/toolbox-collective/toolbox/host/images"
 	"github.com/toolbox-collective/toolbox/schedule"
@@ -30,6 +31,7 @@ type config struct {
 	AdminUser     string        // TOOLBOX_MM_ADMIN_USER
 	AdminPassword state.Secret  // TOOLBOX_MM_ADMIN_PASSWORD
 	DockerHost    string        // DOCKER_HOST
+	SSH           sshConfig     // TOOLBOX_SSH_*: for a DOCKER_HOST of ssh://
 	BaseDomain    string        // TOOLBOX_BASE_DOMAIN: apps added without a domain get <app>.<base>
 	CatalogDir    string        // TOOLBOX_CATALOG_DIR: the collective's own catalog entries
 	Network       string        // TOOLBOX_NETWORK: the Docker network of the proxy and the apps' entries
@@ -200,16 +202,22 @@ func loadConfig(getenv func(string) string) (config, error) {
 		problems = append(problems, "TOOLBOX_LOG_LEVEL must be debug, info, warn or error")
 	}
 	problems = append(problems, checkValues(c)...)
+	var sshProblems []string
+	c.SSH, sshProblems = loadSSH(c.DockerHost, getenv)
+	problems = append(problems, sshProblems...)
 	if len(problems) > 0 {
 		return c, errors.New("configuration: " + strings.Join(problems, "; "))
 	}
 	return c, nil
 }
 
+// docker is how the engine is reached.
+func (c config) docker() docker.Config { return c.SSH.docker(c.DockerHost) }
+
 // host is the part of the configuration that up and down use.
 func (c config) host() host.Config {
 	return host.Config{
-		DockerHost: c.DockerHost, Network: c.Network, BaseDomain: c.BaseDomain, Local: c.Local,
+		DockerHost: c.DockerHost, SSH: c.docker(), Network: c.Network, BaseDomain: c.BaseDomain, Local: c.Local,
 		ACMEEmail: c.ACMEEmail, PublicIP: c.PublicIP, HTTPPort: c.HTTPPort, HTTPSPort: c.HTTPSPort,
 		CatalogDir: c.CatalogDir, BotImage: c.Image, CaddyImage: c.CaddyImage, Version: version,
 		CacheDir: c.CacheDir, TeamName: c.TeamName, ChannelName: c.ChannelName, AdminUser: c.AdminUser,

@@ -24,7 +24,7 @@ func imagesCommand(ctx context.Context, cfg config, args []string, stdout, stder
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	e, err := docker.Connect(ctx, docker.Config{Host: cfg.DockerHost})
+	e, err := docker.Connect(ctx, cfg.docker())
 	if err != nil {
 		return err
 	}

@@ -22,7 +22,7 @@ import (
 
 func newEngine(cfg config) *engine.Engine {
 	return engine.New(engine.Config{
-		Docker: docker.Config{Host: cfg.DockerHost}, SharedNetwork: cfg.Network,
+		Docker: cfg.docker(), SharedNetwork: cfg.Network,
 		ChatApp: host.ChatApp, ChatNetwork: cfg.BotNetwork,
 	})
 }

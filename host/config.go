@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/toolbox-collective/toolbox/deploy/docker"
 	"github.com/toolbox-collective/toolbox/state"
 )
 
@@ -11,6 +12,9 @@ import (
 // configuration, filled by main.
 type Config struct {
 	DockerHost string // the engine: up runs on its machine, through its unix socket
+	// SSH holds what a DockerHost of ssh:// needs: the fields SSH* of
+	// docker.Config (its Host is DockerHost's).
+	SSH        docker.Config
 	Network    string // the proxy's and the apps' entry services' network
 	BaseDomain string // the chat is chat.<BaseDomain>
 	Local      bool   // Caddy's own CA instead of ACME
@@ -48,4 +52,11 @@ type Config struct {
 	TeamName, ChannelName, AdminUser string
 	ConfirmTTL, ShutdownGrace        time.Duration
 	LogLevel                         slog.Level
+}
+
+// engine is how up and down reach the engine.
+func (c Config) engine() docker.Config {
+	d := c.SSH
+	d.Host = c.DockerHost
+	return d
 }

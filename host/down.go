@@ -16,7 +16,7 @@ import (
 // Down removes the toolbox and its apps from the engine, after a
 // confirmation on the terminal unless yes; volumes stay unless purge.
 func Down(ctx context.Context, cfg Config, stdin io.Reader, stdout io.Writer, yes, purge bool) error {
-	e, err := docker.Connect(ctx, docker.Config{Host: cfg.DockerHost})
+	e, err := docker.Connect(ctx, cfg.engine())
 	if err != nil {
 		return err
 	}

@@ -50,7 +50,7 @@ func ownLabels() map[string]string {
 // container, Mattermost through the bot, and the bootstrap. Run again, it
 // says what exists and changes nothing.
 func Up(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) error {
-	e, err := docker.Connect(ctx, docker.Config{Host: cfg.DockerHost})
+	e, err := docker.Connect(ctx, cfg.engine())
 	if err != nil {
 		return err
 	}

@@ -40,11 +40,18 @@ type Config struct {
 	// "unix:///path", "tcp://host:port" (TLS from DOCKER_CERT_PATH and
 	// DOCKER_TLS_VERIFY when set) or "ssh://user@host[:port][/socket/path]".
 	Host string
-	// SSHKeyFile is the private key for ssh:// hosts; empty uses the agent at
-	// SSH_AUTH_SOCK.
+	// SSHKey is the private key for ssh:// hosts (PEM, unencrypted); it wins
+	// over SSHKeyFile. With neither, the agent at SSH_AUTH_SOCK is asked.
+	SSHKey []byte
+	// SSHKeyFile is a file holding that key.
 	SSHKeyFile string
-	// SSHKnownHosts pins the ssh:// host key: one or more known_hosts lines
-	// (or authorized_keys-style "type base64" lines). Required for ssh://.
+	// SSHKnownHostsFile is a known_hosts file, read as OpenSSH reads it (host
+	// patterns, hashed names, @revoked): the ssh:// host's key must be listed
+	// there for its name and port.
+	SSHKnownHostsFile string
+	// SSHKnownHosts pins the ssh:// host key whatever its name: one or more
+	// known_hosts lines (or authorized_keys-style "type base64" lines).
+	// ssh:// needs this or SSHKnownHostsFile: there is no trust on first use.
 	SSHKnownHosts string
 }
 

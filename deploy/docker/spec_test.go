@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -133,17 +134,17 @@ func TestPullError(t *testing.T) {
 
 func TestPinnedHostKey(t *testing.T) {
 	for _, in := range []string{"", "# only a comment\n"} {
-		if _, err := pinnedHostKey(in); err == nil || !strings.Contains(err.Error(), "refusing") {
-			t.Errorf("pinnedHostKey(%q) = %v, want a refusal", in, err)
+		if _, _, err := hostKeyCheck("vm.example.org:22", Config{SSHKnownHosts: in}); err == nil || !strings.Contains(err.Error(), "refusing") {
+			t.Errorf("hostKeyCheck(%q) = %v, want a refusal", in, err)
 		}
 	}
-	if _, err := pinnedHostKey("example.org ssh-ed25519 not-base64"); err == nil {
-		t.Error("pinnedHostKey(garbage) = nil error, want one")
+	if _, _, err := hostKeyCheck("vm.example.org:22", Config{SSHKnownHosts: "example.org ssh-ed25519 not-base64"}); err == nil {
+		t.Error("hostKeyCheck(garbage) = nil error, want one")
 	}
 	const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
 	for _, in := range []string{key, "[vm.example.org]:2222 " + key + " comment", "|1|c2FsdA==|aGFzaA== " + key} {
-		if _, err := pinnedHostKey(in); err != nil {
-			t.Errorf("pinnedHostKey(%q) = %v, want it accepted", in, err)
+		if _, algorithms, err := hostKeyCheck("vm.example.org:22", Config{SSHKnownHosts: in}); err != nil || !slices.Equal(algorithms, []string{"ssh-ed25519"}) {
+			t.Errorf("hostKeyCheck(%q) = %v, %v; want it accepted for ssh-ed25519", in, algorithms, err)
 		}
 	}
 }

@@ -3,18 +3,21 @@ package docker
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"os"
 	"os/user"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
+	"golang.org/x/crypto/ssh/knownhosts"
 )
 
 const defaultRemoteSocket = "/var/run/docker.sock"
@@ -107,6 +110,28 @@ func (t *sshTunnel) Close() error {
 	return nil
 }
 
+// CheckSSH checks, without connecting, what an ssh:// engine needs: the
+// host's address, a key pinned for it and the private key, when given,
+// that reads. Connect checks the same; this says it at start-up.
+func CheckSSH(cfg Config) error {
+	tg, err := parseSSHTarget(cfg.Host)
+	if err != nil {
+		return err
+	}
+	if _, _, err := hostKeyCheck(tg.addr, cfg); err != nil {
+		return err
+	}
+	if len(cfg.SSHKey) == 0 && cfg.SSHKeyFile == "" {
+		return nil // the agent, asked when connecting
+	}
+	_, closeAuth, err := sshAuth(cfg)
+	if err != nil {
+		return err
+	}
+	closeAuth()
+	return nil
+}
+
 type sshTarget struct {
 	addr   string // host:port
 	user   string
@@ -119,8 +144,11 @@ func parseSSHTarget(host string) (sshTarget, error) {
 	if err != nil {
 		return sshTarget{}, fmt.Errorf("parse %q: %w", host, err)
 	}
-	if u.Hostname() == "" {
-		return sshTarget{}, fmt.Errorf("no host name in %q", host)
+	if u.Scheme != "ssh" || u.Hostname() == "" {
+		return sshTarget{}, fmt.Errorf("no host name in %q: want ssh://user@host[:port][/socket/path]", host)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User.String() != u.User.Username() {
+		return sshTarget{}, fmt.Errorf("%q holds more than ssh://user@host[:port][/socket/path] (a password, a query or a fragment)", host)
 	}
 	t := sshTarget{addr: u.Host, user: u.User.Username(), socket: defaultRemoteSocket}
 	if u.Port() == "" {
@@ -140,13 +168,13 @@ func parseSSHTarget(host string) (sshTarget, error) {
 }
 
 // dialSSH opens an SSH connection to the target, checking its host key
-// against the pinned one.
+// against the pinned ones.
 func dialSSH(ctx context.Context, tg sshTarget, cfg Config) (*ssh.Client, error) {
-	hostKey, err := pinnedHostKey(cfg.SSHKnownHosts)
+	hostKey, algorithms, err := hostKeyCheck(tg.addr, cfg)
 	if err != nil {
 		return nil, err
 	}
-	auth, closeAuth, err := sshAuth(cfg.SSHKeyFile)
+	auth, closeAuth, err := sshAuth(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -154,9 +182,12 @@ func dialSSH(ctx context.Context, tg sshTarget, cfg Config) (*ssh.Client, error)
 
 	conf := &ssh.ClientConfig{
 		User:            tg.user,
-		Auth:            auth,
+		Auth:            auth.methods,
 		HostKeyCallback: hostKey,
-		Timeout:         connectTimeout,
+		// Only the algorithms of the pinned keys: else the server may show a
+		// key of another type, which no pin could match.
+		HostKeyAlgorithms: algorithms,
+		Timeout:           connectTimeout,
 	}
 	d := &net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}
 	conn, err := d.DialContext(ctx, "tcp", tg.addr)
@@ -176,16 +207,85 @@ func dialSSH(ctx context.Context, tg sshTarget, cfg Config) (*ssh.Client, error)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
+		if strings.Contains(err.Error(), "unable to authenticate") {
+			return nil, fmt.Errorf("ssh to %s: the server refused %s for the user %s (is its public key in that user's authorized_keys there?): %w", tg.addr, auth.what, tg.user, err)
+		}
 		return nil, fmt.Errorf("ssh to %s: %w", tg.addr, err)
 	}
 	_ = conn.SetDeadline(time.Time{})
 	return ssh.NewClient(c, chans, reqs), nil
 }
 
-// pinnedHostKey accepts only the keys listed in known (known_hosts lines, or
-// plain "type base64 [comment]" public key lines). Host patterns in
-// known_hosts lines are not matched: the pin is given for this host.
-func pinnedHostKey(known string) (ssh.HostKeyCallback, error) {
+// hostKeyCheck accepts the keys pinned for addr: those of cfg.SSHKnownHosts
+// whatever the name, and those cfg.SSHKnownHostsFile lists for addr. It also
+// returns the host key algorithms of those keys, to ask the server for.
+func hostKeyCheck(addr string, cfg Config) (ssh.HostKeyCallback, []string, error) {
+	pinned, err := pinnedKeys(cfg.SSHKnownHosts)
+	if err != nil {
+		return nil, nil, err
+	}
+	var inFile ssh.HostKeyCallback
+	if cfg.SSHKnownHostsFile != "" {
+		if inFile, err = knownhosts.New(cfg.SSHKnownHostsFile); err != nil {
+			return nil, nil, fmt.Errorf("ssh known hosts: %w", err)
+		}
+		// The file's keys for addr, as its callback reports them for a key
+		// that cannot be among them.
+		probe, err := ssh.NewPublicKey(ed25519.PublicKey(make([]byte, ed25519.PublicKeySize)))
+		if err != nil {
+			return nil, nil, err
+		}
+		var ke *knownhosts.KeyError
+		if err := inFile(addr, &net.TCPAddr{}, probe); errors.As(err, &ke) {
+			for _, k := range ke.Want {
+				pinned = append(pinned, k.Key)
+			}
+		}
+	}
+	if len(pinned) == 0 {
+		if cfg.SSHKnownHostsFile != "" {
+			return nil, nil, fmt.Errorf("%s is not in the known hosts file %s, refusing to connect to an unverified host: add its key (ssh-keyscan -p PORT HOST, checked against the host's own ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub)", knownhosts.Normalize(addr), cfg.SSHKnownHostsFile)
+		}
+		return nil, nil, errors.New("no pinned ssh host key given (a known hosts file or the key itself), refusing to connect to an unverified host")
+	}
+	var algorithms []string
+	for _, k := range pinned {
+		for _, a := range hostKeyAlgorithms(k.Type()) {
+			if !slices.Contains(algorithms, a) {
+				algorithms = append(algorithms, a)
+			}
+		}
+	}
+	check := func(hostname string, remote net.Addr, key ssh.PublicKey) error {
+		for _, k := range pinned {
+			if k.Type() == key.Type() && bytes.Equal(k.Marshal(), key.Marshal()) {
+				if inFile != nil {
+					var revoked *knownhosts.RevokedError
+					if err := inFile(hostname, remote, key); errors.As(err, &revoked) {
+						return fmt.Errorf("ssh host key of %s (%s %s) is revoked in %s", hostname, key.Type(), ssh.FingerprintSHA256(key), cfg.SSHKnownHostsFile)
+					}
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("ssh host key of %s (%s %s) does not match the pinned key", hostname, key.Type(), ssh.FingerprintSHA256(key))
+	}
+	return check, algorithms, nil
+}
+
+// hostKeyAlgorithms are the signature algorithms a host key of keyType
+// signs with, best first (RSA without SHA-1).
+func hostKeyAlgorithms(keyType string) []string {
+	if keyType == ssh.KeyAlgoRSA {
+		return []string{ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256}
+	}
+	return []string{keyType}
+}
+
+// pinnedKeys reads known (known_hosts lines, or plain "type base64
+// [comment]" public key lines). Host patterns in known_hosts lines are not
+// matched: these pins are given for this host.
+func pinnedKeys(known string) ([]ssh.PublicKey, error) {
 	var keys []ssh.PublicKey
 	for line := range strings.Lines(known) {
 		line = strings.TrimSpace(line)
@@ -202,45 +302,47 @@ func pinnedHostKey(known string) (ssh.HostKeyCallback, error) {
 		}
 		keys = append(keys, k)
 	}
-	if len(keys) == 0 {
-		return nil, errors.New("no pinned ssh host key given (SSHKnownHosts), refusing to connect to an unverified host")
-	}
-	return func(hostname string, _ net.Addr, key ssh.PublicKey) error {
-		for _, k := range keys {
-			if k.Type() == key.Type() && bytes.Equal(k.Marshal(), key.Marshal()) {
-				return nil
-			}
-		}
-		return fmt.Errorf("ssh host key of %s (%s %s) does not match the pinned key", hostname, key.Type(), ssh.FingerprintSHA256(key))
-	}, nil
+	return keys, nil
 }
 
-func sshAuth(keyFile string) ([]ssh.AuthMethod, func(), error) {
-	if keyFile != "" {
-		pem, err := os.ReadFile(keyFile)
-		if err != nil {
-			return nil, nil, fmt.Errorf("ssh key: %w", err)
+type sshAuthMethods struct {
+	methods []ssh.AuthMethod
+	what    string // for messages: "the key SHA256:…", "the agent's keys"
+}
+
+func sshAuth(cfg Config) (sshAuthMethods, func(), error) {
+	pem, source := cfg.SSHKey, "the ssh key given"
+	if len(pem) == 0 && cfg.SSHKeyFile != "" {
+		var err error
+		if pem, err = os.ReadFile(cfg.SSHKeyFile); err != nil {
+			return sshAuthMethods{}, nil, fmt.Errorf("ssh key: %w", err)
 		}
+		source = "ssh key " + cfg.SSHKeyFile
+	}
+	if len(pem) > 0 {
 		signer, err := ssh.ParsePrivateKey(pem)
 		if err != nil {
 			var missing *ssh.PassphraseMissingError
 			if errors.As(err, &missing) {
-				return nil, nil, fmt.Errorf("ssh key %s is protected by a passphrase; use an unencrypted key or an ssh agent", keyFile)
+				return sshAuthMethods{}, nil, fmt.Errorf("%s is protected by a passphrase; use an unencrypted key or an ssh agent", source)
 			}
-			return nil, nil, fmt.Errorf("ssh key %s: %w", keyFile, err)
+			return sshAuthMethods{}, nil, fmt.Errorf("%s: %w", source, err)
 		}
-		return []ssh.AuthMethod{ssh.PublicKeys(signer)}, func() {}, nil
+		return sshAuthMethods{
+			methods: []ssh.AuthMethod{ssh.PublicKeys(signer)},
+			what:    "the key " + ssh.FingerprintSHA256(signer.PublicKey()),
+		}, func() {}, nil
 	}
 	sock := os.Getenv("SSH_AUTH_SOCK")
 	if sock == "" {
-		return nil, nil, errors.New("no ssh key file given and no ssh agent (SSH_AUTH_SOCK) to ask")
+		return sshAuthMethods{}, nil, errors.New("no ssh key given and no ssh agent (SSH_AUTH_SOCK) to ask")
 	}
 	conn, err := net.Dial("unix", sock)
 	if err != nil {
-		return nil, nil, fmt.Errorf("ssh agent: %w", err)
+		return sshAuthMethods{}, nil, fmt.Errorf("ssh agent: %w", err)
 	}
 	ag := agent.NewClient(conn)
-	return []ssh.AuthMethod{ssh.PublicKeysCallback(ag.Signers)}, func() { _ = conn.Close() }, nil
+	return sshAuthMethods{methods: []ssh.AuthMethod{ssh.PublicKeysCallback(ag.Signers)}, what: "the ssh agent's keys"}, func() { _ = conn.Close() }, nil
 }
 
 func abbreviate(s string, n int) string {

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+// TestLoadConfigSSH: DOCKER_HOST=ssh:// takes its known hosts and key from the
+// environment, checked at start-up: the engine is reached with them, and
+// what is missing or unsafe is listed.
+func TestLoadConfigSSH(t *testing.T) {
+	dir := t.TempDir()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM := pem.EncodeToMemory(block)
+	write := func(name string, data []byte, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	keyFile := write("id_ed25519", keyPEM, 0o600)
+	openKey := write("id_open", keyPEM, 0o644)
+	garbage := write("id_garbage", []byte("not a key\n"), 0o600)
+	hostPub, _, _ := ed25519.GenerateKey(rand.Reader)
+	hostKey, _ := ssh.NewPublicKey(hostPub)
+	known := write("known_hosts", []byte(knownhosts.Line([]string{"[vm.example.org]:2222"}, hostKey)+"\n"), 0o644)
+	const host = "ssh://deploy@vm.example.org:2222"
+	base := map[string]string{"DOCKER_HOST": host, "TOOLBOX_SSH_KNOWN_HOSTS": known, "TOOLBOX_SSH_KEY": keyFile}
+	with := func(changes map[string]string) map[string]string {
+		env := map[string]string{}
+		for k, v := range base {
+			env[k] = v
+		}
+		for k, v := range changes {
+			env[k] = v
+		}
+		return env
+	}
+
+	for name, env := range map[string]map[string]string{
+		"a key file":                base,
+		"the key itself":            with(map[string]string{"TOOLBOX_SSH_KEY": string(keyPEM)}),
+		"the key on one line":       with(map[string]string{"TOOLBOX_SSH_KEY": strings.ReplaceAll(strings.TrimSpace(string(keyPEM)), "\n", `\n`)}),
+		"the host key itself":       with(map[string]string{"TOOLBOX_SSH_KNOWN_HOSTS": "", "TOOLBOX_SSH_HOST_KEY": strings.TrimSpace(string(ssh.MarshalAuthorizedKey(hostKey)))}),
+		"an agent instead of a key": with(map[string]string{"TOOLBOX_SSH_KEY": "", "SSH_AUTH_SOCK": filepath.Join(dir, "agent.sock")}),
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, err := loadConfig(envOf(env))
+			if err != nil {
+				t.Fatalf("loadConfig = %v", err)
+			}
+			d := c.docker()
+			if inline := strings.HasPrefix(env["TOOLBOX_SSH_KEY"], "-----BEGIN"); d.Host != host || (inline && !strings.Contains(string(d.SSHKey), "OPENSSH PRIVATE KEY-----\n")) || (!inline && d.SSHKeyFile != env["TOOLBOX_SSH_KEY"]) ||
+				d.SSHKnownHostsFile != env["TOOLBOX_SSH_KNOWN_HOSTS"] || d.SSHKnownHosts != env["TOOLBOX_SSH_HOST_KEY"] {
+				t.Errorf("the engine's configuration = %+v", d)
+			}
+			if h := c.host(); h.SSH.SSHKnownHostsFile != d.SSHKnownHostsFile || string(h.SSH.SSHKey) != string(d.SSHKey) || h.SSH.SSHKeyFile != d.SSHKeyFile {
+				t.Errorf("up and down do not get the SSH settings: %+v", h.SSH)
+			}
+			if strings.Contains(sprint(c), "PRIVATE KEY") {
+				t.Errorf("the configuration prints the private key: %s", sprint(c))
+			}
+		})
+	}
+
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"no key and no agent", with(map[string]string{"TOOLBOX_SSH_KEY": ""}), "needs TOOLBOX_SSH_KEY (a private key file, or the key itself) or an ssh agent"},
+		{"a key others can read", with(map[string]string{"TOOLBOX_SSH_KEY": openKey}), "can be read by others (mode 0644): chmod 600 it"},
+		{"a key file that is not there", with(map[string]string{"TOOLBOX_SSH_KEY": filepath.Join(dir, "nope")}), "TOOLBOX_SSH_KEY"},
+		{"a key that does not read", with(map[string]string{"TOOLBOX_SSH_KEY": garbage}), "ssh key " + garbage},
+		{"no known hosts file", with(map[string]string{"TOOLBOX_SSH_KNOWN_HOSTS": filepath.Join(dir, "nope")}), "no trust on first use"},
+		{"a host the known hosts do not list", with(map[string]string{"DOCKER_HOST": "ssh://deploy@other.example.org"}), "other.example.org is not in the known hosts file"},
+		{"a host key line that does not read", with(map[string]string{"TOOLBOX_SSH_KNOWN_HOSTS": "", "TOOLBOX_SSH_HOST_KEY": "ssh-ed25519 nope"}), "neither a known_hosts line nor a public key"},
+		{"a password in the address", with(map[string]string{"DOCKER_HOST": "ssh://deploy:hunter2@vm.example.org:2222"}), "a password"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := loadConfig(envOf(tc.env))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("loadConfig = %v, want it to say %q", err, tc.want)
+			}
+		})
+	}
+
+	// Not ssh://: the SSH settings are not read at all.
+	if c, err := loadConfig(envOf(map[string]string{"DOCKER_HOST": "unix:///run/docker.sock", "TOOLBOX_SSH_KEY": openKey})); err != nil || len(c.docker().SSHKey) != 0 {
+		t.Errorf("with a unix socket: %+v, %v", c.docker(), err)
+	}
+}
