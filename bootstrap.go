@@ -34,7 +34,7 @@ func bootstrapCommand(ctx context.Context, cfg config, log *slog.Logger, stdout 
 		}
 		res = r
 	} else {
-		st, err := state.Open(cfg.StatePath, state.Options{})
+		st, err := state.Open(cfg.StatePath, cfg.stateOptions())
 		if err != nil {
 			return err
 		}

@@ -23,6 +23,7 @@ import (
 // config is everything read from the environment, validated once.
 type config struct {
 	StatePath     string        // TOOLBOX_STATE
+	StateKey      []byte        // TOOLBOX_STATE_KEY (base64): the key of the state's secrets, instead of the key file beside the state
 	Listen        string        // TOOLBOX_LISTEN
 	MattermostURL string        // TOOLBOX_MATTERMOST_URL (else what the bootstrap recorded)
 	BotURL        string        // TOOLBOX_BOT_URL: the bot as Mattermost reaches it
@@ -112,6 +113,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 		}
 	}
 	var problems []string
+	if k := getenv(state.EnvKey); k != "" {
+		key, err := state.ParseKey(k)
+		if err != nil {
+			problems = append(problems, state.EnvKey+": "+err.Error())
+		}
+		c.StateKey = key
+	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		problems = append(problems, fmt.Sprintf("TOOLBOX_LISTEN=%q is not host:port", c.Listen))
 	}
@@ -214,6 +222,16 @@ func loadConfig(getenv func(string) string) (config, error) {
 // docker is how the engine is reached.
 func (c config) docker() docker.Config { return c.SSH.docker(c.DockerHost) }
 
+func stateKeyText(k []byte) string {
+	if k == nil {
+		return ""
+	}
+	return state.EncodeKey(k)
+}
+
+// stateOptions open the state with the configured key (else its key file).
+func (c config) stateOptions() state.Options { return state.Options{Key: c.StateKey} }
+
 // host is the part of the configuration that up and down use.
 func (c config) host() host.Config {
 	return host.Config{
@@ -224,5 +242,6 @@ func (c config) host() host.Config {
 		ConfirmTTL: c.ConfirmTTL, ShutdownGrace: c.ShutdownGrace, LogLevel: c.LogLevel,
 		BackupSchedule: c.BackupSchedule.String(), DrillSchedule: c.DrillSchedule.String(), TimeZone: c.timeZoneName, BackupKeep: c.BackupKeep.String(),
 		BackupRepository: c.BackupRepository, BackupVolume: c.BackupVolume, BackupPassword: c.BackupPassword, BackupEnv: c.BackupEnv, ResticImage: c.ResticImage,
+		StateKey: state.Secret(stateKeyText(c.StateKey)),
 	}
 }

@@ -37,7 +37,7 @@ func doCommand(ctx context.Context, cfg config, log *slog.Logger, args []string,
 		}
 		return nil
 	}
-	st, err := state.Open(cfg.StatePath, state.Options{})
+	st, err := state.Open(cfg.StatePath, cfg.stateOptions())
 	if err != nil {
 		return err
 	}
@@ -68,7 +68,7 @@ func stateBackup(ctx context.Context, cfg config, path string, stdout io.Writer)
 		n, err = control.NewClient(sock).BackupState(ctx, path)
 	} else {
 		var st *state.Store
-		if st, err = state.Open(cfg.StatePath, state.Options{}); err != nil {
+		if st, err = state.Open(cfg.StatePath, cfg.stateOptions()); err != nil {
 			return err
 		}
 		n, err = st.BackupFile(path)
@@ -80,5 +80,55 @@ func stateBackup(ctx context.Context, cfg config, path string, stdout io.Writer)
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %d bytes of state to %s\n", n, path)
+	return nil
+}
+
+// stateRotateKey is `toolbox state rotate-key`: through the running server,
+// which holds the state's lock, or on the state directly.
+func stateRotateKey(ctx context.Context, cfg config, stdout io.Writer) error {
+	var (
+		id  string
+		err error
+	)
+	if sock := controlSocket(cfg); control.Running(sock) {
+		id, err = control.NewClient(sock).RotateKey(ctx)
+	} else {
+		var st *state.Store
+		if st, err = state.Open(cfg.StatePath, cfg.stateOptions()); err != nil {
+			return err
+		}
+		id, err = st.RotateKey()
+		if cerr := st.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "the state's secrets are sealed with a new key (id %s), in %s; the old key opens them no more, and the next backup carries the new one\n",
+		id, state.KeyPath(cfg.StatePath))
+	return nil
+}
+
+// forgetAdminPassword is `toolbox mattermost forget-admin-password`, which up
+// runs once it has shown the first admin's password.
+func forgetAdminPassword(ctx context.Context, cfg config, stdout io.Writer) error {
+	var err error
+	if sock := controlSocket(cfg); control.Running(sock) {
+		err = control.NewClient(sock).ForgetAdminPassword(ctx)
+	} else {
+		var st *state.Store
+		if st, err = state.Open(cfg.StatePath, cfg.stateOptions()); err != nil {
+			return err
+		}
+		err = st.DeleteSecret(bot.SecretAdminPassword)
+		if cerr := st.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "the first admin's password is no longer kept: a later bootstrap that needs it asks for TOOLBOX_MM_ADMIN_PASSWORD\n")
 	return nil
 }

@@ -78,11 +78,15 @@ func subcommands() []subcommand {
 		{"do", `[--yes] "<text>"`, "run a /toolbox command from this terminal, as the operator", func(ctx context.Context, p *program, args []string) error {
 			return doCommand(ctx, p.cfg, p.log, args, p.stdin, p.stdout)
 		}},
-		{"mattermost", "bootstrap", "set up the admin, team, channel, bot and /toolbox command", func(ctx context.Context, p *program, args []string) error {
-			if len(args) != 1 || args[0] != "bootstrap" {
-				return errors.New("usage: toolbox mattermost bootstrap")
+		{"mattermost", "bootstrap | forget-admin-password", "bootstrap: set up the admin, team, channel, bot and /toolbox command;\n" +
+			"forget-admin-password: delete the first admin's password from the state once it was shown (up does it)", func(ctx context.Context, p *program, args []string) error {
+			switch {
+			case len(args) == 1 && args[0] == "bootstrap":
+				return bootstrapCommand(ctx, p.cfg, p.log, p.stdout)
+			case len(args) == 1 && args[0] == "forget-admin-password":
+				return forgetAdminPassword(ctx, p.cfg, p.stdout)
 			}
-			return bootstrapCommand(ctx, p.cfg, p.log, p.stdout)
+			return errors.New("usage: toolbox mattermost bootstrap | toolbox mattermost forget-admin-password")
 		}},
 		{"backup", "key", "show the backup repository's password (here only, never in the chat)", func(ctx context.Context, p *program, args []string) error {
 			if len(args) != 1 || args[0] != "key" {
@@ -94,15 +98,18 @@ func subcommands() []subcommand {
 			"with its data (TOOLBOX_BACKUP_PASSWORD and the repository's settings needed)", func(ctx context.Context, p *program, args []string) error {
 			return upCommand(ctx, p, "recover", args)
 		}},
-		{"state", "backup FILE | recover", "backup FILE: write a consistent copy of the state to FILE;\n" +
-			"recover: fetch the newest state from the backup repository, when there is none here", func(ctx context.Context, p *program, args []string) error {
+		{"state", "backup FILE | recover | rotate-key", "backup FILE: write a consistent copy of the state to FILE (its secrets stay sealed);\n" +
+			"recover: fetch the newest state and its key from the backup repository, when there is none here;\n" +
+			"rotate-key: seal the state's secrets with a new key (the key file beside the state)", func(ctx context.Context, p *program, args []string) error {
 			switch {
 			case len(args) == 2 && args[0] == "backup":
 				return stateBackup(ctx, p.cfg, args[1], p.stdout)
 			case len(args) == 1 && args[0] == "recover":
 				return stateRecover(ctx, p.cfg, p.stdout)
+			case len(args) == 1 && args[0] == "rotate-key":
+				return stateRotateKey(ctx, p.cfg, p.stdout)
 			}
-			return errors.New("usage: toolbox state backup FILE | toolbox state recover")
+			return errors.New("usage: toolbox state backup FILE | toolbox state recover | toolbox state rotate-key")
 		}},
 		{"proxy", "init|ca", "prepare Caddy's config, or print its local CA (TOOLBOX_PROXY_ADMIN)", func(ctx context.Context, p *program, args []string) error {
 			if len(args) != 1 || (args[0] != "init" && args[0] != "ca") {

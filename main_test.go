@@ -133,6 +133,18 @@ func TestProgram(t *testing.T) {
 	if err := run(context.Background(), []string{"state", "backup", filepath.Join(t.TempDir(), "copy.db")}, getenv, nil, &out, io.Discard); err != nil {
 		t.Errorf("toolbox state backup while serving: %v", err)
 	}
+	keyBefore, _ := os.ReadFile(state.KeyPath(statePath))
+	out.Reset()
+	if err := run(context.Background(), []string{"state", "rotate-key"}, getenv, nil, &out, io.Discard); err != nil || !strings.Contains(out.String(), "new key") {
+		t.Errorf("toolbox state rotate-key while serving: %v\n%s", err, out.String())
+	}
+	if keyAfter, _ := os.ReadFile(state.KeyPath(statePath)); len(keyAfter) == 0 || bytes.Equal(keyAfter, keyBefore) {
+		t.Errorf("after rotate-key the key file holds %q, was %q: want a new key", keyAfter, keyBefore)
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"mattermost", "forget-admin-password"}, getenv, nil, &out, io.Discard); err != nil {
+		t.Errorf("toolbox mattermost forget-admin-password while serving: %v\n%s", err, out.String())
+	}
 
 	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -149,6 +161,9 @@ func TestProgram(t *testing.T) {
 	st, err = state.Open(statePath, state.Options{})
 	if err != nil {
 		t.Fatalf("the state after the stop: %v", err)
+	}
+	if tok, err := st.Secret(bot.SecretCommandToken); err != nil || tok.Reveal() != commandToken {
+		t.Errorf("the command token after the key rotation: %v", err)
 	}
 	st.Close()
 	if _, err := os.Stat(controlSocket(config{StatePath: statePath})); !os.IsNotExist(err) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -46,8 +47,31 @@ func stateRecover(ctx context.Context, cfg config, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("fetch the state from the backup repository: %w", err)
 	}
+	// The repository's copy carries its key (state.BackupWithKey): it goes
+	// back into the key file, out of the state file. An older copy has none
+	// (its secrets are in clear, sealed when it opens) and gets a new key.
+	key, err := state.TakeBundledKey(tmp.Name())
+	if err != nil {
+		return err
+	}
+	switch {
+	case cfg.StateKey != nil:
+		if key != nil && !bytes.Equal(key, cfg.StateKey) {
+			return fmt.Errorf("the state in the backup repository is encrypted with another key than %s: unset it (the key comes back with the state), or set it to the key of that state", state.EnvKey)
+		}
+		key = cfg.StateKey
+	case key == nil:
+		if key, err = state.NewKey(); err != nil {
+			return err
+		}
+		fallthrough
+	default:
+		if err := state.WriteKeyFile(state.KeyPath(cfg.StatePath), key); err != nil {
+			return err
+		}
+	}
 	// Only a state that opens takes the place of none.
-	st, err := state.Open(tmp.Name(), state.Options{})
+	st, err := state.Open(tmp.Name(), state.Options{Key: key})
 	if err != nil {
 		return fmt.Errorf("the state fetched from the backup repository does not open: %w", err)
 	}

@@ -22,7 +22,7 @@ import (
 // then drains: HTTP first keeps answering politely while running jobs get
 // their grace time, then HTTP stops, then bbolt closes.
 func serve(ctx context.Context, cfg config, log *slog.Logger) error {
-	st, err := state.Open(cfg.StatePath, state.Options{})
+	st, err := state.Open(cfg.StatePath, cfg.stateOptions())
 	if err != nil {
 		return err
 	}

@@ -50,7 +50,7 @@ func newAppDeps(cfg config, log *slog.Logger, st *state.Store, m *engine.Engine)
 			key, err := st.EnsureSecret(backupKeySecret, func() (state.Secret, error) { return state.NewRandomSecret(32) })
 			return key.Reveal(), err
 		},
-		State: st.Backup,
+		State: st.BackupWithKey, // the repository is encrypted: `toolbox recover` gets the key back with the state
 	})
 	if cfg.ProxyAdmin != "" {
 		apps.Proxy = newProxy(cfg)

@@ -32,7 +32,12 @@ type BootstrapStore interface {
 	Secret(name string) (state.Secret, error)
 	SetSecret(name string, v state.Secret) error
 	SetSetting(key, value string) error
+	Settings(keys ...string) (map[string]string, error)
 }
+
+// ErrAdminPasswordGone: the bootstrap must log in as the admin, and the
+// first admin's password is no longer kept (up showed it once, then forgot it).
+var ErrAdminPasswordGone = errors.New("the first admin's password is no longer kept (toolbox up showed it once)")
 
 // BootstrapConfig says what to set up on a Mattermost server.
 type BootstrapConfig struct {
@@ -108,6 +113,20 @@ func Bootstrap(ctx context.Context, cfg BootstrapConfig, store BootstrapStore) (
 		return BootstrapResult{}, errors.New("bootstrap: the Mattermost URL and the bot URL are required")
 	}
 	b := &bootstrapper{cfg: cfg, store: store}
+	if cfg.AdminPassword == "" {
+		// Once up has shown the first admin's password, the state forgets
+		// it: a rerun on a Mattermost that is set up as recorded needs no
+		// admin, and anything else asks for one.
+		if _, err := store.Secret(SecretAdminPassword); errors.Is(err, state.ErrNotFound) {
+			done, err := b.setUpAsRecorded(ctx)
+			if err != nil {
+				return BootstrapResult{}, fmt.Errorf("bootstrap %s: %w", cfg.SiteURL, err)
+			}
+			if done {
+				return b.res, nil
+			}
+		}
+	}
 	b.admin = model.NewAPIv4Client(cfg.SiteURL)
 	b.admin.HTTPClient = &http.Client{Timeout: 30 * time.Second}
 	steps := []func(context.Context) error{b.loginAdmin, b.ensureTeam, b.ensureChannel, b.ensureBot, b.ensureBotToken, b.ensureCommand, b.saveSettings}
@@ -118,6 +137,65 @@ func Bootstrap(ctx context.Context, cfg BootstrapConfig, store BootstrapStore) (
 		}
 	}
 	return b.res, nil
+}
+
+// setUpAsRecorded reports whether an earlier bootstrap's records (settings
+// and tokens) still describe this Mattermost, checked with the bot's own
+// token: then there is nothing to do, and no admin is needed. No records
+// at all is a first bootstrap (false, nil). Records that no longer hold
+// need an admin, whose password is gone: ErrAdminPasswordGone, saying what
+// to set.
+func (b *bootstrapper) setUpAsRecorded(ctx context.Context) (bool, error) {
+	set, err := b.store.Settings(SettingSiteURL, SettingBotURL, SettingTeamID, SettingChannelID, SettingBotUserID)
+	if err != nil {
+		return false, err
+	}
+	token, err := b.store.Secret(SecretBotToken)
+	if errors.Is(err, state.ErrNotFound) && set[SettingTeamID] == "" && set[SettingBotUserID] == "" {
+		return false, nil // never bootstrapped: the first admin is created now
+	}
+	if err != nil && !errors.Is(err, state.ErrNotFound) {
+		return false, err
+	}
+	why := b.recordedDiffers(ctx, set, token)
+	if why == "" {
+		b.res.AdminUsername = b.cfg.AdminUsername
+		b.res.TeamID, b.res.ChannelID, b.res.BotUserID = set[SettingTeamID], set[SettingChannelID], set[SettingBotUserID]
+		return true, nil
+	}
+	return false, fmt.Errorf("%w, and %s: set TOOLBOX_MM_ADMIN_PASSWORD to the password of %s (or TOOLBOX_MM_ADMIN_USER and TOOLBOX_MM_ADMIN_PASSWORD to another system admin's)",
+		ErrAdminPasswordGone, why, b.cfg.AdminUsername)
+}
+
+// recordedDiffers says why the records do not describe this Mattermost, or "".
+func (b *bootstrapper) recordedDiffers(ctx context.Context, set map[string]string, token state.Secret) string {
+	switch {
+	case token == "":
+		return "the bot has no token yet"
+	case set[SettingSiteURL] != b.cfg.SiteURL || set[SettingBotURL] != b.cfg.BotURL:
+		return "the addresses of Mattermost or of the bot changed"
+	case set[SettingTeamID] == "" || set[SettingChannelID] == "" || set[SettingBotUserID] == "":
+		return "an earlier bootstrap did not finish"
+	}
+	if _, err := b.store.Secret(SecretCommandToken); err != nil {
+		return "the /" + commandTrigger + " command is not recorded"
+	}
+	api := model.NewAPIv4Client(b.cfg.SiteURL)
+	api.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+	api.SetToken(token.Reveal())
+	me, _, err := api.GetMe(ctx, "")
+	if err != nil || me.Id != set[SettingBotUserID] {
+		return "the bot's token no longer logs it in"
+	}
+	team, _, err := api.GetTeam(ctx, set[SettingTeamID], "")
+	if err != nil || team.Name != b.cfg.TeamName {
+		return "the team " + b.cfg.TeamName + " is not the one recorded"
+	}
+	ch, _, err := api.GetChannel(ctx, set[SettingChannelID])
+	if err != nil || ch.Name != b.cfg.ChannelName || ch.TeamId != team.Id || ch.DeleteAt != 0 {
+		return "the channel " + b.cfg.ChannelName + " is not the one recorded"
+	}
+	return ""
 }
 
 type bootstrapper struct {

@@ -77,6 +77,32 @@ func (c *Client) Bootstrap(ctx context.Context) (bot.BootstrapResult, error) {
 	return bot.BootstrapResult{Changes: reply.Changes, AdminUsername: reply.AdminUsername, AdminPassword: state.Secret(reply.AdminPassword)}, nil
 }
 
+// RotateKey has the running server seal the state's secrets with a new key
+// (state.Store.RotateKey) and returns the new key's id.
+func (c *Client) RotateKey(ctx context.Context) (string, error) {
+	var reply keyReply
+	if err := c.call(ctx, http.MethodPost, "/state/rotate-key", nil, &reply); err != nil {
+		return "", err
+	}
+	if reply.Error != "" {
+		return "", errors.New(reply.Error)
+	}
+	return reply.KeyID, nil
+}
+
+// ForgetAdminPassword has the running server delete the first admin's
+// password from the state, once it has been shown.
+func (c *Client) ForgetAdminPassword(ctx context.Context) error {
+	var reply keyReply
+	if err := c.call(ctx, http.MethodPost, "/mattermost/forget-admin-password", nil, &reply); err != nil {
+		return err
+	}
+	if reply.Error != "" {
+		return errors.New(reply.Error)
+	}
+	return nil
+}
+
 // BackupState writes a hot copy of the running server's state to path,
 // atomically: a temporary file of mode 0600 beside it, checked to be a whole
 // state before it is renamed over path.
@@ -109,7 +135,8 @@ func (c *Client) BackupState(ctx context.Context, path string) (int64, error) {
 	if err == nil {
 		// A cut-off stream would leave a torn file: check it is a whole state.
 		var st *state.Store
-		if st, err = state.Open(tmp, state.Options{}); err == nil {
+		// Its key stays beside the live state: a copy opens without it.
+		if st, err = state.Open(tmp, state.Options{WithoutKey: true}); err == nil {
 			err = errors.Join(st.Check(), st.Close())
 		}
 	}

@@ -23,6 +23,10 @@ type Router interface {
 type Store interface {
 	Job(id uint64) (state.Job, error)
 	Backup(w io.Writer) (int64, error)
+	// RotateKey and DeleteSecret change the state only the server may
+	// open (it holds the file's lock).
+	RotateKey() (string, error)
+	DeleteSecret(name string) error
 }
 
 // Server answers the control socket for a running toolbox.
@@ -43,6 +47,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /do", s.do)
 	mux.HandleFunc("POST /bootstrap", s.bootstrap)
 	mux.HandleFunc("GET /state/backup", s.backup)
+	mux.HandleFunc("POST /state/rotate-key", s.rotateKey)
+	mux.HandleFunc("POST /mattermost/forget-admin-password", s.forgetAdminPassword)
 	return mux
 }
 
@@ -75,6 +81,27 @@ func (s *Server) backup(w http.ResponseWriter, _ *http.Request) {
 		s.Log.Error("state backup through the control socket failed", "err", err)
 		panic(http.ErrAbortHandler) // cut the stream: the client must not take it for whole
 	}
+}
+
+func (s *Server) rotateKey(w http.ResponseWriter, _ *http.Request) {
+	id, err := s.Store.RotateKey()
+	reply := keyReply{KeyID: id}
+	if err != nil {
+		s.Log.Error("state key rotation failed", "err", err)
+		reply.Error = err.Error()
+	} else {
+		s.Log.Info("state key rotated", "key_id", id)
+	}
+	writeJSON(w, reply)
+}
+
+func (s *Server) forgetAdminPassword(w http.ResponseWriter, _ *http.Request) {
+	var reply keyReply
+	if err := s.Store.DeleteSecret(bot.SecretAdminPassword); err != nil {
+		s.Log.Error("forgetting the first admin's password failed", "err", err)
+		reply.Error = err.Error()
+	}
+	writeJSON(w, reply)
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

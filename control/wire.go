@@ -22,3 +22,10 @@ type bootstrapReply struct {
 	AdminPassword string   `json:"admin_password,omitempty"`
 	Error         string   `json:"error,omitempty"`
 }
+
+// keyReply answers the state's key rotation (the new key's id, never the
+// key) and the forgetting of the first admin's password.
+type keyReply struct {
+	KeyID string `json:"key_id,omitempty"`
+	Error string `json:"error,omitempty"`
+}

@@ -48,6 +48,10 @@ type Config struct {
 	BackupEnv        map[string]state.Secret
 	ResticImage      string
 
+	// StateKey is TOOLBOX_STATE_KEY as given (base64), passed on to the bot;
+	// empty: the key file beside the bot's state, in its volume.
+	StateKey state.Secret
+
 	// Passed on to the bot in its container.
 	TeamName, ChannelName, AdminUser string
 	ConfirmTTL, ShutdownGrace        time.Duration

@@ -100,6 +100,11 @@ func Up(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) err
 	}
 	fmt.Fprintf(stdout, "\n%s\n", strings.TrimSpace(out))
 	if strings.Contains(out, "First admin:") {
+		// Shown: the state keeps it no longer (a later bootstrap that needs
+		// it asks for TOOLBOX_MM_ADMIN_PASSWORD).
+		if out, err := botExec(ctx, e, "mattermost", "forget-admin-password"); err != nil {
+			return fmt.Errorf("forget the first admin's password: %w\n%s", err, out)
+		}
 		// The first bootstrap: the backup key is shown once too, here only.
 		key, err := botExec(ctx, e, "do", "backup key")
 		if err != nil {
@@ -365,6 +370,7 @@ func botSpec(cfg Config, image string) (docker.ContainerSpec, error) {
 		"TOOLBOX_TIME_ZONE":         cfg.TimeZone,
 		"TOOLBOX_BACKUP_PASSWORD":   cfg.BackupPassword.Reveal(),
 		"TOOLBOX_BACKUP_VOLUME":     cfg.BackupVolume,
+		"TOOLBOX_STATE_KEY":         cfg.StateKey.Reveal(),
 	} {
 		if value != "" {
 			env[key] = value

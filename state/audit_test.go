@@ -33,7 +33,7 @@ func copyOnDisk(t *testing.T, s *Store) *Store {
 	if err := dst.Close(); err != nil {
 		t.Fatal(err)
 	}
-	c, err := Open(path, Options{})
+	c, err := Open(path, Options{Key: s.key})
 	if err != nil {
 		t.Fatalf("Open(copy): %v", err)
 	}

@@ -5,6 +5,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
 )
 
 // AppendAudit queues the record for a group commit; CreateJob commits with
@@ -68,4 +71,53 @@ func openBench(b *testing.B) *Store {
 	}
 	b.Cleanup(func() { s.Close() })
 	return s
+}
+
+// ActiveJobs with 51,000 jobs in the history, 3 of them active: "index"
+// reads the active index (today's ActiveJobs), "scan" decodes every job (how
+// ActiveJobs worked before the index). Report index/scan as a ratio:
+//
+//	go test -run '^$' -bench ActiveJobs ./state/
+func BenchmarkActiveJobs(b *testing.B) {
+	s := openBench(b)
+	const total = 51_000
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		for i := range total {
+			st := JobSucceeded
+			if i%17_000 == 0 {
+				st = JobRunning
+			}
+			if _, err := createJob(tx, Job{Verb: "selftest", UserID: "u1", Status: st, Result: "all checks passed", Created: time.Now()}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("index", func(b *testing.B) {
+		for b.Loop() {
+			if jobs, err := s.ActiveJobs(); err != nil || len(jobs) != 3 {
+				b.Fatalf("ActiveJobs = %d, %v", len(jobs), err)
+			}
+		}
+	})
+	b.Run("scan", func(b *testing.B) {
+		for b.Loop() {
+			var jobs []Job
+			err := s.db.View(func(tx *bbolt.Tx) error {
+				return tx.Bucket([]byte(bucketJobs)).ForEach(func(k, v []byte) error {
+					j, err := decode[Job](v)
+					if err == nil && j.Status.active() {
+						jobs = append(jobs, j)
+					}
+					return err
+				})
+			})
+			if err != nil || len(jobs) != 3 {
+				b.Fatalf("scan = %d, %v", len(jobs), err)
+			}
+		}
+	})
 }

@@ -26,6 +26,10 @@ func TestMain(m *testing.M) {
 		killChild(path)
 		return
 	}
+	if path := os.Getenv(rotateChildEnv); path != "" {
+		rotateChild(path)
+		return
+	}
 	os.Exit(m.Run())
 }
 

@@ -59,24 +59,91 @@ func NewRandomSecret(nbytes int) (Secret, error) {
 	return Secret(base64.RawURLEncoding.EncodeToString(buf)), nil
 }
 
-// secretRecord is how a secret is stored: Secret itself marshals redacted.
+// secretRecord is how a secret is stored: sealed with the state key
+// (keyring.seal, the name as additional data). Value is the clear value of a
+// version-1 file, sealed by Open's migration.
 type secretRecord struct {
-	Value string    `json:"value"`
-	Set   time.Time `json:"set,omitzero"`
+	Sealed string    `json:"sealed,omitempty"`
+	Value  string    `json:"value,omitempty"`
+	Set    time.Time `json:"set,omitzero"`
+}
+
+var errNoKey = fmt.Errorf("%w: the state was opened without its key", ErrKey)
+
+// sealClearSecrets seals every secret still in clear and returns how many.
+func sealClearSecrets(tx *bbolt.Tx, keys *keyring) (int, error) {
+	b := tx.Bucket([]byte(bucketSecrets))
+	type clear struct {
+		name []byte
+		rec  secretRecord
+	}
+	var found []clear
+	if err := b.ForEach(func(k, v []byte) error {
+		rec, err := decode[secretRecord](v)
+		if err != nil {
+			return fmt.Errorf("secret %q: %w", k, err)
+		}
+		if rec.Sealed == "" {
+			found = append(found, clear{bytes.Clone(k), rec})
+		}
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	for _, c := range found { // no writes while ForEach walks
+		sealed, err := keys.seal(string(c.name), c.rec.Value)
+		if err != nil {
+			return 0, err
+		}
+		if err := put(b, c.name, secretRecord{Sealed: sealed, Set: c.rec.Set}); err != nil {
+			return 0, err
+		}
+	}
+	return len(found), nil
+}
+
+// readSecret opens the secret called name in b; hold keysMu for reading.
+func (s *Store) readSecret(b *bbolt.Bucket, name string) (Secret, error) {
+	rec, err := get[secretRecord](b, []byte(name))
+	if err != nil {
+		return "", err
+	}
+	if s.keys == nil {
+		return "", errNoKey
+	}
+	if rec.Sealed == "" {
+		return Secret(rec.Value), nil
+	}
+	v, err := s.keys.open(name, rec.Sealed)
+	return Secret(v), err
+}
+
+// writeSecret seals v under name in b; hold keysMu for reading.
+func (s *Store) writeSecret(b *bbolt.Bucket, name string, v Secret) error {
+	if s.keys == nil {
+		return errNoKey
+	}
+	sealed, err := s.keys.seal(name, v.Reveal())
+	if err != nil {
+		return err
+	}
+	return put(b, []byte(name), secretRecord{Sealed: sealed, Set: s.stamp()})
 }
 
 // Secret returns the secret called name, or ErrNotFound.
 func (s *Store) Secret(name string) (Secret, error) {
-	var rec secretRecord
+	s.keysMu.RLock()
+	defer s.keysMu.RUnlock()
+	var v Secret
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		var err error
-		rec, err = get[secretRecord](tx.Bucket([]byte(bucketSecrets)), []byte(name))
+		v, err = s.readSecret(tx.Bucket([]byte(bucketSecrets)), name)
 		return err
 	})
 	if err != nil {
 		return "", fmt.Errorf("state: secret %q: %w", name, err)
 	}
-	return Secret(rec.Value), nil
+	return v, nil
 }
 
 // SetSecret stores v under name, durably, replacing any previous value.
@@ -84,8 +151,10 @@ func (s *Store) SetSecret(name string, v Secret) error {
 	if name == "" || v == "" {
 		return fmt.Errorf("state: set secret %q: empty name or value", name)
 	}
+	s.keysMu.RLock()
+	defer s.keysMu.RUnlock()
 	err := s.db.Update(func(tx *bbolt.Tx) error {
-		return put(tx.Bucket([]byte(bucketSecrets)), []byte(name), secretRecord{Value: v.Reveal(), Set: s.stamp()})
+		return s.writeSecret(tx.Bucket([]byte(bucketSecrets)), name, v)
 	})
 	if err != nil {
 		return fmt.Errorf("state: set secret %q: %w", name, err)
@@ -101,14 +170,13 @@ func (s *Store) EnsureSecret(name string, generate func() (Secret, error)) (Secr
 	if name == "" {
 		return "", errors.New("state: ensure secret: empty name")
 	}
+	s.keysMu.RLock()
+	defer s.keysMu.RUnlock()
 	var v Secret
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte(bucketSecrets))
-		rec, err := get[secretRecord](b, []byte(name))
-		if err == nil {
-			v = Secret(rec.Value)
-			return nil
-		}
+		var err error
+		v, err = s.readSecret(b, name)
 		if !errors.Is(err, ErrNotFound) {
 			return err
 		}
@@ -118,12 +186,23 @@ func (s *Store) EnsureSecret(name string, generate func() (Secret, error)) (Secr
 		if v == "" {
 			return errors.New("generate: empty value")
 		}
-		return put(b, []byte(name), secretRecord{Value: v.Reveal(), Set: s.stamp()})
+		return s.writeSecret(b, name, v)
 	})
 	if err != nil {
 		return "", fmt.Errorf("state: ensure secret %q: %w", name, err)
 	}
 	return v, nil
+}
+
+// DeleteSecret removes the secret called name; a missing one is no error.
+func (s *Store) DeleteSecret(name string) error {
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		return tx.Bucket([]byte(bucketSecrets)).Delete([]byte(name))
+	})
+	if err != nil {
+		return fmt.Errorf("state: delete secret %q: %w", name, err)
+	}
+	return nil
 }
 
 // DeleteSecrets removes every secret whose name starts with prefix (an app's

@@ -17,14 +17,18 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
 )
 
 // SchemaVersion is the layout of the buckets and records this code reads and
-// writes. Open refuses a file holding any other version.
-const SchemaVersion = 1
+// writes. Open migrates version 1 (secrets in clear, no index of active
+// jobs) and refuses any other. Version 2 encrypts the secrets: a toolbox
+// that speaks only version 1 must refuse the file rather than take the
+// sealed values for secrets.
+const SchemaVersion = 2
 
 // Bucket names. Every bucket is created by Open.
 const (
@@ -45,6 +49,14 @@ const (
 const (
 	keySchema = "schema"
 	keyProbe  = "probe"
+	// keyCheckKey identifies the key of the secrets (keyCheck).
+	keyCheckKey = "key_check"
+	// keyScrub marks a file whose free pages may still hold secrets in
+	// clear (a migration from version 1): Open compacts it.
+	keyScrub = "scrub_pending"
+	// keyBundled holds the key itself, only in the copy for the backup
+	// repository (BackupWithKey).
+	keyBundled = "bundled_key"
 )
 
 // Sentinel errors; match them with errors.Is.
@@ -65,6 +77,13 @@ type Options struct {
 	Now func() time.Time
 	// Timeout is how long Open waits for the file lock; zero means one second.
 	Timeout time.Duration
+	// Key is the key of the secrets, given by the caller (TOOLBOX_STATE_KEY,
+	// decoded with ParseKey). Nil means the key file beside the database
+	// (KeyPath), created with mode 0600 on first open.
+	Key []byte
+	// WithoutKey opens the file without its key, to check a copy (a
+	// backup): reading or writing a secret then fails with ErrKey.
+	WithoutKey bool
 }
 
 // Store is the toolbox's database. It is safe for concurrent use.
@@ -72,6 +91,13 @@ type Store struct {
 	db    *bbolt.DB
 	now   func() time.Time
 	audit *auditWriter
+
+	// keysMu is held for reading by every use of keys for the length of its
+	// transaction, and for writing by RotateKey.
+	keysMu     sync.RWMutex
+	keys       *keyring // nil when opened WithoutKey
+	key        []byte
+	keyFromEnv bool
 }
 
 // Open opens (or creates, mode 0600) the database at path, creates the
@@ -86,65 +112,219 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.Timeout == 0 {
 		opts.Timeout = time.Second
 	}
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: opts.Timeout})
-	if errors.Is(err, bbolt.ErrTimeout) {
-		return nil, fmt.Errorf("state: open %s: %w (waited %s)", path, ErrLocked, opts.Timeout)
-	}
+	db, err := openBolt(path, opts.Timeout)
 	if err != nil {
+		return nil, err
+	}
+	s := &Store{db: db, now: opts.Now, keyFromEnv: opts.Key != nil}
+	if err := s.open(path, opts); err != nil {
+		_ = s.db.Close()
 		return nil, fmt.Errorf("state: open %s: %w", path, err)
 	}
-	if err := db.Update(initialize); err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("state: open %s: %w", path, err)
-	}
-	s := &Store{db: db, now: opts.Now}
 	s.startAuditWriter()
 	return s, nil
 }
 
-// initialize checks the schema version and creates the buckets. It runs in
-// the Update transaction of Open, so a refused file is left untouched.
-func initialize(tx *bbolt.Tx) error {
+func openBolt(path string, timeout time.Duration) (*bbolt.DB, error) {
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: timeout})
+	if errors.Is(err, bbolt.ErrTimeout) {
+		return nil, fmt.Errorf("state: open %s: %w (waited %s)", path, ErrLocked, timeout)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("state: open %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// open finds the key, migrates and initializes the file, and scrubs it if a
+// migration left secrets in clear in its free pages.
+func (s *Store) open(path string, opts Options) error {
+	var check string
+	if err := s.db.View(func(tx *bbolt.Tx) error {
+		meta, secrets := tx.Bucket([]byte(bucketMeta)), tx.Bucket([]byte(bucketSecrets))
+		if meta != nil && secrets != nil && secrets.Stats().KeyN > 0 {
+			// Only secrets need their key: a file without any takes any.
+			check, _ = get[string](meta, []byte(keyCheckKey))
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if !opts.WithoutKey {
+		key, err := resolveKey(path, opts.Key, check)
+		if err != nil {
+			return err
+		}
+		if s.keys, err = newKeyring(key); err != nil {
+			return err
+		}
+		s.key = key
+	}
+	scrub := false
+	if err := s.db.Update(func(tx *bbolt.Tx) error {
+		var err error
+		scrub, err = initialize(tx, s.keys)
+		return err
+	}); err != nil {
+		return err
+	}
+	if scrub {
+		return s.scrub(path, opts.Timeout)
+	}
+	return nil
+}
+
+// scrub rewrites the file with only its live keys and values (bbolt's
+// Compact), so that nothing deleted or overwritten, such as the clear
+// secrets a migration sealed, stays in its free pages; then reopens it.
+func (s *Store) scrub(path string, timeout time.Duration) error {
+	if err := s.db.Close(); err != nil {
+		return err
+	}
+	// The mark goes in the copy, so that a stop before the rename scrubs
+	// again at the next open.
+	if err := compactFile(path, timeout, nil, func(tx *bbolt.Tx) error {
+		return tx.Bucket([]byte(bucketMeta)).Delete([]byte(keyScrub))
+	}); err != nil {
+		return fmt.Errorf("scrub: %w", err)
+	}
+	db, err := openBolt(path, timeout)
+	if err != nil {
+		return err
+	}
+	s.db = db
+	return nil
+}
+
+// compactFile runs before on the database at path (what it deletes is not
+// copied), copies it into a new file with bbolt's Compact, runs after on the
+// copy, and renames the copy over path.
+func compactFile(path string, timeout time.Duration, before, after func(*bbolt.Tx) error) error {
+	if before != nil {
+		db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: timeout})
+		if err != nil {
+			return err
+		}
+		err = db.Update(before)
+		if cerr := db.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	src, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: timeout, ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	tmp := path + ".compact"
+	_ = os.Remove(tmp) // left by a stop in the middle of an earlier one
+	dst, err := bbolt.Open(tmp, 0o600, &bbolt.Options{Timeout: timeout})
+	if err != nil {
+		return err
+	}
+	err = bbolt.Compact(dst, src, 1<<20)
+	if err == nil && after != nil {
+		err = dst.Update(after)
+	}
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = src.Close()
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(path))
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+	}
+	return err
+}
+
+// initialize checks the schema version, migrates version 1, creates the
+// buckets and seals any secret still in clear. It runs in the Update
+// transaction of Open, so a refused file is left untouched. It reports
+// whether the file's free pages may now hold clear secrets (scrub).
+func initialize(tx *bbolt.Tx, keys *keyring) (scrub bool, err error) {
 	meta := tx.Bucket([]byte(bucketMeta))
 	if meta == nil {
 		empty := true
 		_ = tx.ForEach(func([]byte, *bbolt.Bucket) error { empty = false; return nil })
 		if !empty {
-			return fmt.Errorf("%w: found a bbolt file without a schema version (not a toolbox database?), want %d", ErrSchema, SchemaVersion)
+			return false, fmt.Errorf("%w: found a bbolt file without a schema version (not a toolbox database?), want %d", ErrSchema, SchemaVersion)
 		}
-		var err error
 		if meta, err = tx.CreateBucket([]byte(bucketMeta)); err != nil {
-			return fmt.Errorf("create bucket %s: %w", bucketMeta, err)
+			return false, fmt.Errorf("create bucket %s: %w", bucketMeta, err)
 		}
 		if err := put(meta, []byte(keySchema), SchemaVersion); err != nil {
-			return err
+			return false, err
 		}
 	}
 	found, err := get[int](meta, []byte(keySchema))
 	switch {
 	case errors.Is(err, ErrNotFound):
-		return fmt.Errorf("%w: found no schema version, want %d", ErrSchema, SchemaVersion)
+		return false, fmt.Errorf("%w: found no schema version, want %d", ErrSchema, SchemaVersion)
 	case err != nil:
-		return fmt.Errorf("read schema version: %w", err)
+		return false, fmt.Errorf("read schema version: %w", err)
 	case found > SchemaVersion:
-		return fmt.Errorf("%w: found %d, want %d: the database was written by a newer toolbox", ErrSchema, found, SchemaVersion)
-	case found < SchemaVersion:
-		return fmt.Errorf("%w: found %d, want %d: the database is older and no migration exists", ErrSchema, found, SchemaVersion)
+		return false, fmt.Errorf("%w: found %d, want %d: the database was written by a newer toolbox", ErrSchema, found, SchemaVersion)
+	case found < 1:
+		return false, fmt.Errorf("%w: found %d, want %d: the database is older and no migration exists", ErrSchema, found, SchemaVersion)
+	case found < SchemaVersion && keys == nil:
+		return false, fmt.Errorf("%w: version %d needs its migration, which needs the state key", ErrKey, found)
 	}
 	for _, name := range []string{bucketJobs, bucketAudit, bucketAdmins, bucketSettings, bucketSecrets, bucketNonces, bucketApps} {
 		if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
-			return fmt.Errorf("create bucket %s: %w", name, err)
+			return false, fmt.Errorf("create bucket %s: %w", name, err)
 		}
 	}
 	if tx.Bucket([]byte(bucketJobsActive)) == nil {
 		if _, err := tx.CreateBucket([]byte(bucketJobsActive)); err != nil {
-			return fmt.Errorf("create bucket %s: %w", bucketJobsActive, err)
+			return false, fmt.Errorf("create bucket %s: %w", bucketJobsActive, err)
 		}
 		if err := buildActiveIndex(tx); err != nil {
-			return fmt.Errorf("index active jobs: %w", err)
+			return false, fmt.Errorf("index active jobs: %w", err)
 		}
 	}
-	return nil
+	if keys != nil {
+		check, err := get[string](meta, []byte(keyCheckKey))
+		switch {
+		case errors.Is(err, ErrNotFound):
+			if err := put(meta, []byte(keyCheckKey), keys.check); err != nil {
+				return false, err
+			}
+		case err != nil:
+			return false, fmt.Errorf("read the key check: %w", err)
+		case check != keys.check:
+			if tx.Bucket([]byte(bucketSecrets)).Stats().KeyN > 0 {
+				return false, fmt.Errorf("%w: the key changed while the file was opened", ErrKey)
+			}
+			if err := put(meta, []byte(keyCheckKey), keys.check); err != nil {
+				return false, err
+			}
+		}
+		sealed, err := sealClearSecrets(tx, keys)
+		if err != nil {
+			return false, fmt.Errorf("encrypt the secrets: %w", err)
+		}
+		if sealed > 0 {
+			if err := put(meta, []byte(keyScrub), true); err != nil {
+				return false, err
+			}
+		}
+	}
+	if found != SchemaVersion {
+		if err := put(meta, []byte(keySchema), SchemaVersion); err != nil {
+			return false, err
+		}
+	}
+	pending, _ := get[bool](meta, []byte(keyScrub))
+	return pending, nil
 }
 
 // Close closes the database. Running transactions finish first.

@@ -159,11 +159,11 @@ func TestOpenSchemaMismatch(t *testing.T) {
 		change func(*bbolt.Tx) error
 		want   []string // in the error message
 	}{
-		{"newer", setVersion(SchemaVersion + 1), []string{"found 2", "want 1", "newer"}},
-		{"older", setVersion(SchemaVersion - 1), []string{"found 0", "want 1", "older"}},
+		{"newer", setVersion(SchemaVersion + 1), []string{"found 3", "want 2", "newer"}},
+		{"older", setVersion(0), []string{"found 0", "want 2", "older"}},
 		{"no version", func(tx *bbolt.Tx) error {
 			return tx.Bucket([]byte(bucketMeta)).Delete([]byte(keySchema))
-		}, []string{"no schema version", "want 1"}},
+		}, []string{"no schema version", "want 2"}},
 		{"foreign file", func(tx *bbolt.Tx) error {
 			if err := tx.DeleteBucket([]byte(bucketMeta)); err != nil {
 				return err
@@ -756,8 +756,8 @@ func TestCheckWritable(t *testing.T) {
 	if err != nil || took <= 0 {
 		t.Errorf("CheckWritable = %v, %v; want a positive duration", took, err)
 	}
-	if got := countKeys(t, s, bucketMeta); got != 1 {
-		t.Errorf("meta holds %d keys after the probe, want 1 (the schema version)", got)
+	if got := countKeys(t, s, bucketMeta); got != 2 {
+		t.Errorf("meta holds %d keys after the probe, want 2 (the schema version and the key check)", got)
 	}
 }
 
@@ -798,7 +798,10 @@ func TestBackup(t *testing.T) {
 		t.Errorf("backup mode = %v, want 0600", fi.Mode().Perm())
 	}
 
-	b, err := Open(path, Options{})
+	if _, err := Open(path, Options{}); !errors.Is(err, ErrKey) {
+		t.Errorf("Open(backup) without its key = %v, want ErrKey", err)
+	}
+	b, err := Open(path, Options{Key: s.key})
 	if err != nil {
 		t.Fatalf("Open(backup): %v", err)
 	}
