@@ -12,9 +12,9 @@
 // container and read the container's environment, written $$VAR as anywhere
 // in Compose.
 //
-// Every entry is parsed and validated strictly (see validate.go) each time
-// All or Get is called; the catalog is small and this keeps the package free
-// of mutable state.
+// Every entry is parsed and validated strictly (see validate.go) once, when a
+// Catalog is first used (about 100 ms of CPU for the embedded apps); All and
+// Get then hand out copies.
 //
 // It imports nothing of the project but internal/names.
 package catalog
@@ -29,6 +29,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/toolbox-collective/toolbox/internal/names"
 
@@ -179,11 +180,40 @@ type Build struct {
 
 // Catalog is the embedded apps plus, optionally, a folder of the
 // collective's own entries, written and checked the same way.
-type Catalog struct{ extra fs.FS }
+type Catalog struct {
+	extra fs.FS
+
+	once    sync.Once
+	names   []string // sorted
+	namesOK error    // why the entries could not be listed
+	entries map[string]parsed
+}
+
+// parsed is one entry as read at first use.
+type parsed struct {
+	app App
+	err error
+}
 
 // New returns the catalog; extra, when not nil, holds further <app>.yaml files.
-// An extra entry may not take the name of an embedded one.
+// An extra entry may not take the name of an embedded one. The files are read
+// at the first All or Get: files added or changed later are not seen.
 func New(extra fs.FS) *Catalog { return &Catalog{extra: extra} }
+
+// parseAll reads every entry, once.
+func (c *Catalog) parseAll() {
+	c.once.Do(func() {
+		c.names, c.namesOK = c.list()
+		if c.namesOK != nil {
+			return
+		}
+		c.entries = make(map[string]parsed, len(c.names))
+		for _, name := range c.names {
+			app, err := c.load(name)
+			c.entries[name] = parsed{app, err}
+		}
+	})
+}
 
 // All returns every app of the embedded catalog; see (*Catalog).All.
 func All() ([]App, error) { return New(nil).All() }
@@ -194,19 +224,19 @@ func Get(name string) (App, error) { return New(nil).Get(name) }
 // All returns every app of the catalog, sorted by name, each parsed and
 // validated. It fails, listing every problem found, if any entry is invalid.
 func (c *Catalog) All() ([]App, error) {
-	names, err := c.names()
-	if err != nil {
-		return nil, err
+	c.parseAll()
+	if c.namesOK != nil {
+		return nil, c.namesOK
 	}
-	apps := make([]App, 0, len(names))
+	apps := make([]App, 0, len(c.names))
 	var errs []error
-	for _, name := range names {
-		app, err := c.load(name)
-		if err != nil {
-			errs = append(errs, err)
+	for _, name := range c.names {
+		e := c.entries[name]
+		if e.err != nil {
+			errs = append(errs, e.err)
 			continue
 		}
-		apps = append(apps, app)
+		apps = append(apps, e.app.clone())
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -217,14 +247,38 @@ func (c *Catalog) All() ([]App, error) {
 // Get returns the app called name. For a name not in the catalog the error
 // wraps ErrUnknownApp and lists the known names.
 func (c *Catalog) Get(name string) (App, error) {
-	names, err := c.names()
-	if err != nil {
-		return App{}, err
+	c.parseAll()
+	if c.namesOK != nil {
+		return App{}, c.namesOK
 	}
-	if !slices.Contains(names, name) {
-		return App{}, fmt.Errorf("catalog: %w %q (known apps: %s)", ErrUnknownApp, name, strings.Join(names, ", "))
+	e, ok := c.entries[name]
+	if !ok {
+		return App{}, fmt.Errorf("catalog: %w %q (known apps: %s)", ErrUnknownApp, name, strings.Join(c.names, ", "))
 	}
-	return c.load(name)
+	return e.app.clone(), e.err
+}
+
+// clone is a copy of a that shares nothing its holder could change with the
+// catalog's own (the Compose file and the images are never handed out).
+func (a App) clone() App {
+	a.DataVolumes = slices.Clone(a.DataVolumes)
+	a.Dumps = slices.Clone(a.Dumps)
+	for i := range a.Dumps {
+		d := &a.Dumps[i]
+		d.Command, d.Restore, d.Check = slices.Clone(d.Command), slices.Clone(d.Restore), slices.Clone(d.Check)
+	}
+	a.Secrets = slices.Clone(a.Secrets)
+	a.Settings = slices.Clone(a.Settings)
+	a.PostInstall = slices.Clone(a.PostInstall)
+	for i := range a.PostInstall {
+		a.PostInstall[i].Command = slices.Clone(a.PostInstall[i].Command)
+	}
+	if a.Build != nil {
+		b := *a.Build
+		b.Templates, b.Params, b.Command = slices.Clone(b.Templates), maps.Clone(b.Params), slices.Clone(b.Command)
+		a.Build = &b
+	}
+	return a
 }
 
 // Project returns the app's Compose project, interpolated with vars and
@@ -315,8 +369,8 @@ func (c *Catalog) sources() []fs.FS {
 	return []fs.FS{embedded, c.extra}
 }
 
-// names lists the apps of the catalog, sorted.
-func (c *Catalog) names() ([]string, error) {
+// list lists the apps of the catalog, sorted.
+func (c *Catalog) list() ([]string, error) {
 	seen := map[string]bool{}
 	for i, src := range c.sources() {
 		entries, err := fs.ReadDir(src, ".")
