@@ -1,16 +1,23 @@
 package main
 
 import (
+	"cmp"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/toolbox-collective/toolbox/internal/dockertest"
+	"github.com/toolbox-collective/toolbox/internal/sshdtest"
 )
 
 // TestLoadConfigSSH: DOCKER_HOST=ssh:// takes its known hosts and key from the
@@ -104,5 +111,58 @@ func TestLoadConfigSSH(t *testing.T) {
 	// Not ssh://: the SSH settings are not read at all.
 	if c, err := loadConfig(envOf(map[string]string{"DOCKER_HOST": "unix:///run/docker.sock", "TOOLBOX_SSH_KEY": openKey})); err != nil || len(c.docker().SSHKey) != 0 {
 		t.Errorf("with a unix socket: %+v, %v", c.docker(), err)
+	}
+}
+
+// TestEngineThroughOpenSSH: the settings as the environment gives them reach
+// the engine through Debian's sshd: the app verbs' engine answers its check,
+// and with another host key pinned it is refused, saying why.
+func TestEngineThroughOpenSSH(t *testing.T) {
+	dockertest.Engine(t) // skips (or fails in CI) without an engine
+	if h := os.Getenv("DOCKER_HOST"); h != "" && !strings.HasPrefix(h, "unix://") {
+		t.Skipf("the test forwards to a local socket; DOCKER_HOST is %s", h)
+	}
+	socket := strings.TrimPrefix(cmp.Or(os.Getenv("DOCKER_HOST"), "unix:///var/run/docker.sock"), "unix://")
+	clientPub, clientPEM := sshdtest.NewKey(t)
+	srv := sshdtest.Start(t, clientPub)
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "id_ed25519")
+	known := filepath.Join(dir, "known_hosts")
+	otherHost, _ := sshdtest.NewKey(t)
+	wrong := filepath.Join(dir, "wrong_known_hosts")
+	for path, data := range map[string][]byte{
+		keyFile: clientPEM,
+		known:   []byte(knownhosts.Line([]string{knownhosts.Normalize(srv.Addr)}, srv.HostKey) + "\n"),
+		wrong:   []byte(knownhosts.Line([]string{knownhosts.Normalize(srv.Addr)}, otherHost) + "\n"),
+	} {
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := map[string]string{"DOCKER_HOST": "ssh://" + me.Username + "@" + srv.Addr + socket, "TOOLBOX_SSH_KNOWN_HOSTS": known, "TOOLBOX_SSH_KEY": keyFile}
+	cfg, err := loadConfig(envOf(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newEngine(cfg)
+	defer m.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if got, err := m.Check(ctx); err != nil {
+		t.Errorf("the engine's check through sshd = %q, %v", got, err)
+	}
+
+	env["TOOLBOX_SSH_KNOWN_HOSTS"] = wrong
+	if cfg, err = loadConfig(envOf(env)); err != nil {
+		t.Fatal(err)
+	}
+	m2 := newEngine(cfg)
+	defer m2.Close()
+	if _, err := m2.Check(ctx); err == nil || !strings.Contains(err.Error(), "does not match the pinned key") {
+		t.Errorf("the engine's check with another host key pinned = %v, want a host key mismatch", err)
 	}
 }
