@@ -64,6 +64,11 @@ type config struct {
 	// JobLimits bound what the chat can start at once: TOOLBOX_MAX_JOBS and
 	// TOOLBOX_JOB_STARTS_PER_MINUTE (each user's).
 	JobLimits commands.Limits
+
+	// Retention of jobs and audit records: TOOLBOX_JOBS_RETENTION (90d),
+	// TOOLBOX_JOBS_KEEP (200), TOOLBOX_AUDIT_RETENTION (365d).
+	Retention    state.Retention
+	retentionEnv map[string]string // as given, passed on by up
 }
 
 // backupEnvKeys are the variables restic's backends read (OpenStack Swift,
@@ -186,6 +191,29 @@ func loadConfig(getenv func(string) string) (config, error) {
 		}
 		*l.dst = n
 	}
+	c.retentionEnv = map[string]string{}
+	for _, r := range []struct {
+		key, def string
+		dst      *time.Duration
+	}{
+		{"TOOLBOX_JOBS_RETENTION", "90d", &c.Retention.JobsMaxAge},
+		{"TOOLBOX_AUDIT_RETENTION", "365d", &c.Retention.AuditMaxAge},
+	} {
+		if v := get(r.key, ""); v != "" {
+			c.retentionEnv[r.key] = v
+		}
+		age, err := parseAge(get(r.key, r.def))
+		if err != nil {
+			problems = append(problems, r.key+": "+err.Error())
+		}
+		*r.dst = age
+	}
+	if v := get("TOOLBOX_JOBS_KEEP", ""); v != "" {
+		c.retentionEnv["TOOLBOX_JOBS_KEEP"] = v
+	}
+	if c.Retention.JobsKeep, err = strconv.Atoi(get("TOOLBOX_JOBS_KEEP", strconv.Itoa(state.DefaultJobsKeep))); err != nil || c.Retention.JobsKeep < 0 {
+		problems = append(problems, "TOOLBOX_JOBS_KEEP is not a whole number of jobs (0 or more)")
+	}
 	keep, err := backup.ParsePolicy(get("TOOLBOX_BACKUP_KEEP", "daily 7 weekly 4 monthly 6"))
 	if err != nil {
 		problems = append(problems, "TOOLBOX_BACKUP_KEEP: "+err.Error())
@@ -222,6 +250,26 @@ func loadConfig(getenv func(string) string) (config, error) {
 // docker is how the engine is reached.
 func (c config) docker() docker.Config { return c.SSH.docker(c.DockerHost) }
 
+// parseAge reads a retention: "90d" (days), a Go duration ("36h"), or
+// "forever" (0: nothing goes).
+func parseAge(s string) (time.Duration, error) {
+	if s == "forever" {
+		return 0, nil
+	}
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 1 || n > 100*365 {
+			return 0, fmt.Errorf("%q is not a number of days like 90d", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < time.Hour {
+		return 0, fmt.Errorf("%q is neither days (90d), a duration of an hour or more (36h), nor forever", s)
+	}
+	return d, nil
+}
+
 func stateKeyText(k []byte) string {
 	if k == nil {
 		return ""
@@ -242,6 +290,6 @@ func (c config) host() host.Config {
 		ConfirmTTL: c.ConfirmTTL, ShutdownGrace: c.ShutdownGrace, LogLevel: c.LogLevel,
 		BackupSchedule: c.BackupSchedule.String(), DrillSchedule: c.DrillSchedule.String(), TimeZone: c.timeZoneName, BackupKeep: c.BackupKeep.String(),
 		BackupRepository: c.BackupRepository, BackupVolume: c.BackupVolume, BackupPassword: c.BackupPassword, BackupEnv: c.BackupEnv, ResticImage: c.ResticImage,
-		StateKey: state.Secret(stateKeyText(c.StateKey)),
+		StateKey: state.Secret(stateKeyText(c.StateKey)), RetentionEnv: c.retentionEnv,
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -308,5 +309,41 @@ func TestLoadConfigJobLimits(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "TOOLBOX_MAX_JOBS is not a whole number") || !strings.Contains(err.Error(), "TOOLBOX_JOB_STARTS_PER_MINUTE is not") {
 			t.Errorf("job limits %q: %v, want both refused", bad, err)
 		}
+	}
+}
+
+func TestLoadConfigRetention(t *testing.T) {
+	c, err := loadConfig(envOf(nil))
+	want := state.Retention{JobsMaxAge: state.DefaultJobsMaxAge, JobsKeep: state.DefaultJobsKeep, AuditMaxAge: state.DefaultAuditMaxAge}
+	if err != nil || c.Retention != want {
+		t.Errorf("default retention = %+v, %v; want %+v", c.Retention, err, want)
+	}
+	c, err = loadConfig(envOf(map[string]string{"TOOLBOX_JOBS_RETENTION": "30d", "TOOLBOX_JOBS_KEEP": "0", "TOOLBOX_AUDIT_RETENTION": "forever"}))
+	want = state.Retention{JobsMaxAge: 30 * 24 * time.Hour}
+	if err != nil || c.Retention != want {
+		t.Errorf("retention = %+v, %v; want %+v", c.Retention, err, want)
+	}
+	if got := c.host().RetentionEnv; len(got) != 3 || got["TOOLBOX_JOBS_RETENTION"] != "30d" {
+		t.Errorf("passed on to the bot: %v, want the three settings as given", got)
+	}
+	if c, _ := loadConfig(envOf(map[string]string{"TOOLBOX_AUDIT_RETENTION": "36h"})); c.Retention.AuditMaxAge != 36*time.Hour {
+		t.Errorf("TOOLBOX_AUDIT_RETENTION=36h gives %v", c.Retention.AuditMaxAge)
+	}
+	for _, bad := range []string{"0d", "-3d", "ninety", "5m", "1e9d"} {
+		_, err := loadConfig(envOf(map[string]string{"TOOLBOX_JOBS_RETENTION": bad, "TOOLBOX_AUDIT_RETENTION": bad, "TOOLBOX_JOBS_KEEP": "-1"}))
+		if err == nil || !strings.Contains(err.Error(), "TOOLBOX_JOBS_RETENTION: ") || !strings.Contains(err.Error(), "TOOLBOX_AUDIT_RETENTION: ") || !strings.Contains(err.Error(), "TOOLBOX_JOBS_KEEP") {
+			t.Errorf("retention %q: %v, want all three refused", bad, err)
+		}
+	}
+}
+
+func TestLoadConfigStateKey(t *testing.T) {
+	key, _ := state.NewKey()
+	c, err := loadConfig(envOf(map[string]string{state.EnvKey: state.EncodeKey(key)}))
+	if err != nil || !bytes.Equal(c.StateKey, key) || c.host().StateKey.Reveal() != state.EncodeKey(key) {
+		t.Errorf("TOOLBOX_STATE_KEY: %v, %v", c.StateKey, err)
+	}
+	if _, err := loadConfig(envOf(map[string]string{state.EnvKey: "too short"})); err == nil || !strings.Contains(err.Error(), state.EnvKey) {
+		t.Errorf("a bad TOOLBOX_STATE_KEY: %v, want it refused by name", err)
 	}
 }

@@ -18,6 +18,9 @@ import (
 	"github.com/toolbox-collective/toolbox/state"
 )
 
+// retentionSchedule is when the retention of jobs and audit records runs.
+const retentionSchedule = "daily 04:45"
+
 // serve runs the bot's HTTP server and the control socket until ctx ends,
 // then drains: HTTP first keeps answering politely while running jobs get
 // their grace time, then HTTP stops, then bbolt closes.
@@ -79,6 +82,26 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		log.Info("removed what interrupted restores and drills left", "objects", swept)
 	}
 	cancelSweep()
+	// Jobs and audit records past their retention go at start, then daily.
+	prune := func(context.Context, time.Time) error {
+		p, err := st.Prune(cfg.Retention)
+		if p.Jobs+p.Audit > 0 {
+			log.Info("retention: deleted old jobs and audit records", "jobs", p.Jobs, "audit", p.Audit)
+		}
+		return err
+	}
+	if err := prune(ctx, time.Now()); err != nil {
+		log.Error("retention of jobs and audit records failed", "err", err)
+	}
+	daily, err := schedule.Parse(retentionSchedule)
+	if err == nil {
+		err = sched.Add("retention", daily, prune)
+	}
+	if err != nil {
+		ln.Close()
+		ctl.Close()
+		return err
+	}
 	// The nightly backups and the weekly drills run as the operator's
 	// `backup now` and `drill now`, reporting in the toolbox channel like
 	// any job, at the times `backup schedule` set, else the environment's.

@@ -51,6 +51,9 @@ type Config struct {
 	// StateKey is TOOLBOX_STATE_KEY as given (base64), passed on to the bot;
 	// empty: the key file beside the bot's state, in its volume.
 	StateKey state.Secret
+	// RetentionEnv holds the retention settings given (TOOLBOX_JOBS_RETENTION,
+	// TOOLBOX_JOBS_KEEP, TOOLBOX_AUDIT_RETENTION), passed on to the bot.
+	RetentionEnv map[string]string
 
 	// Passed on to the bot in its container.
 	TeamName, ChannelName, AdminUser string

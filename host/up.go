@@ -379,6 +379,9 @@ func botSpec(cfg Config, image string) (docker.ContainerSpec, error) {
 	for k, v := range cfg.BackupEnv {
 		env[k] = v.Reveal()
 	}
+	for k, v := range cfg.RetentionEnv {
+		env[k] = v
+	}
 	files, err := catalogFiles(cfg.CatalogDir)
 	if err != nil {
 		return docker.ContainerSpec{}, err
