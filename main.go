@@ -117,6 +117,9 @@ func subcommands() []subcommand {
 			}
 			return proxyCommand(ctx, p.cfg, args[0], p.stdout)
 		}},
+		{"docker-guard", "[health]", "serve the filtered Docker API the bot uses, on TOOLBOX_GUARD_LISTEN, forwarding to the engine's\n" +
+			"socket TOOLBOX_GUARD_ENGINE only what the toolbox does (up runs it in its own container);\n" +
+			"health: ask the running guard for the engine's _ping", nil}, // run starts it: it reads none of the bot's configuration
 		{"version", "", "print the version", func(_ context.Context, p *program, _ []string) error {
 			fmt.Fprintln(p.stdout, "toolbox", version)
 			return nil
@@ -205,6 +208,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	if asksHelp(args[1:]) {
 		fmt.Fprint(stdout, commandUsage(c))
 		return nil
+	}
+	if name == "docker-guard" {
+		// Before the configuration: the guard's container has none of the bot's.
+		return dockerGuardCommand(ctx, args[1:], getenv, stderr)
 	}
 	cfg, err := loadConfig(getenv)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -55,7 +56,12 @@ func Up(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) err
 		return err
 	}
 	defer e.Close()
-	say := func(format string, args ...any) { fmt.Fprintf(stdout, "- "+format+"\n", args...) }
+	// Every line said is something done: a run that says none changed nothing.
+	changed := false
+	say := func(format string, args ...any) {
+		changed = true
+		fmt.Fprintf(stdout, "- "+format+"\n", args...)
+	}
 
 	if err := ensureImages(ctx, e, cfg, say); err != nil {
 		return err
@@ -73,6 +79,10 @@ func Up(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) err
 	if err != nil {
 		return err
 	}
+	// The guard first: the bot reaches the engine only through it.
+	if err := ensureGuard(ctx, e, cfg, image, say); err != nil {
+		return err
+	}
 	if err := ensureBot(ctx, e, cfg, image, say); err != nil {
 		return err
 	}
@@ -88,12 +98,24 @@ func Up(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) err
 		say("%s", strings.TrimSpace(out))
 	}
 	chatDomain := "chat." + cfg.BaseDomain
-	say("deploying Mattermost at %s (this can take a few minutes the first time)", chatDomain)
+	chat, err := e.Containers(ctx, map[string]string{stack.LabelManaged: "1", stack.LabelApp: ChatApp})
+	if err != nil {
+		return err
+	}
+	first := len(chat) == 0
+	if first {
+		say("deploying Mattermost at %s: the first time takes a few minutes (its database is created, and the server sets it up)", chatDomain)
+	}
 	out, err := botExec(ctx, e, "do", "--yes", "add "+ChatApp+" "+chatDomain)
 	if err != nil {
 		return fmt.Errorf("deploy Mattermost: %w\n%s", err, out)
 	}
-	say("%s", strings.TrimSpace(out))
+	if first {
+		say("%s", strings.TrimSpace(out))
+	} else {
+		// Checked (and repaired if need be): not a change of its own.
+		fmt.Fprintf(stdout, "- %s\n", strings.TrimSpace(out))
+	}
 	out, err = botExec(ctx, e, "mattermost", "bootstrap")
 	if err != nil {
 		return fmt.Errorf("bootstrap Mattermost: %w\n%s", err, out)
@@ -111,6 +133,9 @@ func Up(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) err
 			return fmt.Errorf("show the backup key: %w\n%s", err, key)
 		}
 		fmt.Fprintf(stdout, "\n%s\n", strings.TrimSpace(key))
+	}
+	if !changed {
+		fmt.Fprintf(stdout, "\nNothing changed: the proxy, the docker guard, the bot and Mattermost were already up.\n")
 	}
 	url := "https://" + chatDomain
 	if _, port, err := net.SplitHostPort(httpsAddr); err == nil && port != "443" {
@@ -285,12 +310,14 @@ func ensureCaddy(ctx context.Context, e *docker.Engine, cfg Config, say func(str
 	if err != nil {
 		return "", err
 	}
-	say("proxy (Caddy): %s", res.Action)
+	if res.Action != docker.ActionUnchanged {
+		say("proxy (Caddy): %s", res.Action)
+	}
 	return e.PublishedAddr(ctx, caddyContainer, 443)
 }
 
 // ensureBot runs the bot's container on its private network, with its state
-// in a volume and the engine's socket, which it drives.
+// in a volume and the docker guard's socket, through which it drives the engine.
 func ensureBot(ctx context.Context, e *docker.Engine, cfg Config, image string, say func(string, ...any)) error {
 	spec, err := botSpec(cfg, image)
 	if err != nil {
@@ -308,7 +335,9 @@ func ensureBot(ctx context.Context, e *docker.Engine, cfg Config, image string, 
 	if err != nil {
 		return err
 	}
-	say("bot: %s", res.Action)
+	if res.Action != docker.ActionUnchanged {
+		say("bot: %s", res.Action)
+	}
 	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	return e.WaitHealthy(wctx, BotContainer)
@@ -334,10 +363,10 @@ func recoverState(ctx context.Context, e *docker.Engine, bot docker.ContainerSpe
 	return nil
 }
 
-// botSpec is the bot's container.
+// botSpec is the bot's container. It reaches the engine through the docker
+// guard's socket, never the engine's own.
 func botSpec(cfg Config, image string) (docker.ContainerSpec, error) {
-	socket, err := engineSocket(cfg.DockerHost)
-	if err != nil {
+	if _, err := engineSocket(cfg.DockerHost); err != nil {
 		return docker.ContainerSpec{}, err
 	}
 	env := map[string]string{
@@ -352,7 +381,7 @@ func botSpec(cfg Config, image string) (docker.ContainerSpec, error) {
 		"TOOLBOX_LOCAL":          strconv.FormatBool(cfg.Local),
 		"TOOLBOX_TEAM":           cfg.TeamName,
 		"TOOLBOX_CHANNEL":        cfg.ChannelName,
-		"DOCKER_HOST":            "unix:///var/run/docker.sock",
+		"DOCKER_HOST":            "unix://" + botGuardDir + "/" + path.Base(GuardListen),
 		"TOOLBOX_CONFIRM_TTL":    cfg.ConfirmTTL.String(),
 		"TOOLBOX_SHUTDOWN_GRACE": cfg.ShutdownGrace.String(),
 		"TOOLBOX_LOG_LEVEL":      cfg.LogLevel.String(),
@@ -397,9 +426,8 @@ func botSpec(cfg Config, image string) (docker.ContainerSpec, error) {
 		Mounts: []docker.Mount{
 			{Volume: botStateVolume, Target: BotDataDir},
 			{Volume: caddyAdminVolume, Target: proxy.AdminSocketDir},
-			{HostPath: socket.path, Target: "/var/run/docker.sock"},
+			{Volume: guardVolume, Target: botGuardDir},
 		},
-		GroupAdd: []string{strconv.Itoa(socket.gid)},
 		// Running jobs get their grace time on `docker stop`, and a little more.
 		StopTimeout: cfg.ShutdownGrace + 10*time.Second,
 		Files:       files,
@@ -416,7 +444,7 @@ type socketInfo struct {
 	gid  int
 }
 
-// engineSocket is the local engine's unix socket, which the bot's container
+// engineSocket is the local engine's unix socket, which the guard's container
 // mounts: up runs on the machine of the engine it drives.
 func engineSocket(host string) (socketInfo, error) {
 	path := "/var/run/docker.sock"

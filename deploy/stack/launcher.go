@@ -2,8 +2,10 @@ package stack
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -34,12 +36,26 @@ type Launcher struct {
 }
 
 // LauncherImage runs the launcher: a shell, the Docker CLI talking to the
-// engine's socket, and git and bash added at start.
+// engine's socket, and git and bash added at start. No digest of it could be
+// confirmed from upstream's sources, so it stays a tag; the docker guard lets
+// nothing but a pull from the registry put an image under this name.
 const LauncherImage = "docker:27.5.1-cli"
 
-// engineSocket is the engine's socket on its machine, which the launcher's
-// container mounts: the launcher drives the engine with the docker CLI.
-const engineSocket = "/var/run/docker.sock"
+// LauncherSocket is the engine's socket on its machine, which the launcher's
+// container mounts: the launcher drives the engine with the docker CLI
+// (discourse_docker runs its own containers, with binds and without the
+// toolbox's labels, which the docker guard would refuse). The guard lets
+// this bind through only for a container that runs exactly the catalog's
+// launcher at its pinned commit (LauncherRunFor), refuses exec in it, and
+// lets only an app.yml that CheckLauncherConfig accepts be copied into it.
+const LauncherSocket = "/var/run/docker.sock"
+
+// launcherConfigPath is where the launcher's app.yml is copied in.
+const launcherConfigPath = "/build/app.yml"
+
+// pinnedCommit is a full commit id: the launcher is cloned at one, and the
+// clone is checked to be at it.
+var pinnedCommit = regexp.MustCompile(`^[0-9a-f]{40}$`)
 
 // LauncherConfig is the launcher's containers/app.yml for svc of app: the
 // catalog's templates and parameters, the service's environment, and its
@@ -78,12 +94,18 @@ func LauncherConfig(app string, l Launcher, svc types.ServiceConfig) ([]byte, er
 
 // launcherScript clones the launcher and runs it; its inputs come as
 // environment variables, so nothing is interpolated into the script.
+// The clone goes to src in the working folder (/ in the container).
 const launcherScript = `set -eu
 apk add --no-cache bash git >/dev/null
-git clone --quiet "$REPOSITORY" /src
-cd /src
-git checkout --quiet "$REF"
-cp /build/app.yml containers/app.yml
+git clone --quiet "$REPOSITORY" src
+cd src
+git -c advice.detachedHead=false checkout --quiet --detach "$REF"
+head=$(git rev-parse HEAD)
+if [ "$head" != "$REF" ]; then
+  echo "the launcher's clone is at $head, not at the pinned commit $REF" >&2
+  exit 1
+fi
+cp "$CONFIG" containers/app.yml
 "$@"
 docker tag "$OUTPUT" "$IMAGE"`
 
@@ -93,6 +115,9 @@ func (s *Stack) Build(ctx context.Context, app string, l Launcher, p *types.Proj
 	svc, ok := p.Services[l.Service]
 	if !ok {
 		return fmt.Errorf("build: no service %q", l.Service)
+	}
+	if !pinnedCommit.MatchString(l.Ref) {
+		return fmt.Errorf("build: the launcher's ref %q is not a full commit id: it is pinned to one, and checked after cloning", l.Ref)
 	}
 	if ok, err := s.Engine.ImagePresent(ctx, svc.Image); err != nil || ok {
 		return err
@@ -113,12 +138,12 @@ func (s *Stack) Build(ctx context.Context, app string, l Launcher, p *types.Proj
 	name := ContainerName(app, "build")
 	labels[LabelService] = "build"
 	_ = s.Engine.RemoveContainer(ctx, name) // a build left by a crash starts over
+	run := LauncherRunFor(l, svc.Image)
 	if _, err := s.Engine.EnsureContainer(ctx, docker.ContainerSpec{
-		Name: name, Image: LauncherImage, Labels: labels, Restart: "no",
-		Entrypoint: []string{"sh", "-c", launcherScript, "launcher"}, Cmd: l.Command,
-		Env:    map[string]string{"REPOSITORY": l.Repository, "REF": l.Ref, "OUTPUT": l.Output, "IMAGE": svc.Image},
-		Files:  map[string][]byte{"/build/app.yml": appYML},
-		Mounts: []docker.Mount{{HostPath: engineSocket, Target: engineSocket}},
+		Name: name, Image: run.Image, Labels: labels, Restart: "no",
+		Entrypoint: run.Entrypoint, Cmd: run.Cmd, Env: run.Env,
+		Files:  map[string][]byte{run.ConfigPath: appYML},
+		Mounts: []docker.Mount{{HostPath: run.Socket, Target: run.Socket}},
 	}); err != nil {
 		return err
 	}
@@ -162,4 +187,83 @@ func (s *Stack) waitBuild(ctx context.Context, name string, progress func(string
 			}
 		}
 	}
+}
+
+// LauncherRun is what the launcher's container runs, all of it from the
+// catalog: the docker guard grants the engine's socket to exactly this.
+type LauncherRun struct {
+	Image      string
+	Entrypoint []string
+	Cmd        []string
+	Env        map[string]string
+	Socket     string // the engine's socket, bound at the same path
+	ConfigPath string // the one file copied in: the launcher's app.yml
+}
+
+// LauncherRunFor is the launcher's container for l, tagging its output as image.
+func LauncherRunFor(l Launcher, image string) LauncherRun {
+	return LauncherRun{
+		Image:      LauncherImage,
+		Entrypoint: []string{"sh", "-c", launcherScript, "launcher"},
+		Cmd:        slices.Clone(l.Command),
+		Env:        map[string]string{"REPOSITORY": l.Repository, "REF": l.Ref, "OUTPUT": l.Output, "IMAGE": image, "CONFIG": launcherConfigPath},
+		Socket:     LauncherSocket,
+		ConfigPath: launcherConfigPath,
+	}
+}
+
+// CheckLauncherConfig vets an app.yml for l's launcher as LauncherConfig
+// writes it: the launcher turns parts of app.yml into arguments of its own
+// `docker run` (docker_args, binds from volume hosts that are paths, links,
+// ports), run with the engine's socket, so anything else is refused.
+func CheckLauncherConfig(l Launcher, data []byte) error {
+	var raw map[string]any
+	if err := yaml.Unmarshal(data, &raw); err != nil {
+		return fmt.Errorf("not YAML: %w", err)
+	}
+	for k := range raw {
+		switch k {
+		case "base_image", "templates", "params", "env", "volumes":
+		default:
+			return fmt.Errorf("the key %q is not one the toolbox writes", k)
+		}
+	}
+	var cfg struct {
+		BaseImage string            `yaml:"base_image"`
+		Templates []string          `yaml:"templates"`
+		Params    map[string]string `yaml:"params"`
+		Env       map[string]string `yaml:"env"`
+		Volumes   []struct {
+			Volume struct {
+				Host  string `yaml:"host"`
+				Guest string `yaml:"guest"`
+			} `yaml:"volume"`
+		} `yaml:"volumes"`
+	}
+	if err := yaml.Unmarshal(data, &cfg); err != nil {
+		return fmt.Errorf("not the launcher's configuration: %w", err)
+	}
+	var problems []error
+	if cfg.BaseImage != l.BaseImage {
+		problems = append(problems, fmt.Errorf("base image %q, not the catalog's %q", cfg.BaseImage, l.BaseImage))
+	}
+	if !slices.Equal(cfg.Templates, l.Templates) {
+		problems = append(problems, fmt.Errorf("templates %v, not the catalog's %v", cfg.Templates, l.Templates))
+	}
+	if !maps.Equal(cfg.Params, l.Params) && (len(cfg.Params) > 0 || len(l.Params) > 0) {
+		problems = append(problems, errors.New("parameters other than the catalog's"))
+	}
+	for k, v := range cfg.Env {
+		// The launcher passes each variable as one line of arguments.
+		if strings.ContainsAny(k+v, "\n\r") || strings.ContainsAny(k, " =") {
+			problems = append(problems, fmt.Errorf("the variable %q has a line break or a bad name", k))
+		}
+	}
+	for _, v := range cfg.Volumes {
+		h := v.Volume.Host
+		if h == "" || strings.HasPrefix(h, ".") || strings.ContainsAny(h, "/: \t") || !strings.HasPrefix(v.Volume.Guest, "/") || strings.ContainsAny(v.Volume.Guest, " :") {
+			problems = append(problems, fmt.Errorf("the volume %q at %q is not a named volume of the app", h, v.Volume.Guest))
+		}
+	}
+	return errors.Join(problems...)
 }

@@ -1,0 +1,770 @@
+// Package dockerguard is a filtering reverse proxy in front of the Docker
+// Engine's API, on a unix socket: the bot reaches the engine only through
+// it, and it lets through only what the toolbox does. Containers, networks
+// and volumes are created only with the toolbox's label and acted on only
+// when they carry it (looked up through the engine, by name or id); a
+// container gets no privileges, host namespaces, added capabilities, devices
+// or binds, but for the engine's socket given to the launchers a Policy
+// names exactly. Images are inspected, built, imported, tagged and pulled,
+// never under the toolbox's own names. The few read-only endpoints the
+// toolbox uses (_ping, version, info) pass; everything else (swarm, plugins,
+// secrets, events, prune, commit, update, ...) gets a 403 with a JSON
+// message that Docker clients show.
+//
+// Lists of containers and volumes are filtered to the toolbox's label;
+// networks are listed as the engine lists them (names and addresses only),
+// so that the toolbox still sees a foreign network that takes a name it
+// wants.
+//
+// It imports nothing of the project.
+package dockerguard
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+)
+
+// maxBody bounds the bodies the guard reads to check them (a container's
+// creation, an archive for a launcher): the toolbox's are a few kilobytes.
+const maxBody = 4 << 20
+
+// Guard is the filtering proxy. Its zero value is not usable: see New.
+type Guard struct {
+	policy Policy
+	log    *slog.Logger
+	engine *http.Client // for the guard's own look-ups
+	proxy  *httputil.ReverseProxy
+	mux    *http.ServeMux
+}
+
+// New returns a guard forwarding to the engine's unix socket enginePath.
+func New(enginePath string, policy Policy, log *slog.Logger) *Guard {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	dial := func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", enginePath)
+	}
+	transport := &http.Transport{DialContext: dial, MaxIdleConnsPerHost: 16, IdleConnTimeout: 90 * time.Second}
+	g := &Guard{
+		policy: policy,
+		log:    log,
+		engine: &http.Client{Transport: transport, Timeout: 30 * time.Second},
+		proxy: &httputil.ReverseProxy{
+			Rewrite: func(r *httputil.ProxyRequest) {
+				r.Out.URL.Scheme, r.Out.URL.Host, r.Out.Host = "http", "docker", "docker"
+			},
+			Transport:     transport,
+			FlushInterval: -1, // logs, builds, pulls and waits stream
+			ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		},
+	}
+	g.routes()
+	return g
+}
+
+// Serve answers on ln until ctx ends, then stops taking requests and waits
+// (up to grace) for those under way.
+func (g *Guard) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
+	srv := &http.Server{
+		Handler:           g,
+		ReadHeaderTimeout: 10 * time.Second,
+		// No read or write timeout: attach, logs, builds and waits last.
+		ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+	}
+	<-errc
+	return nil
+}
+
+type versionKey struct{}
+
+var versionPrefix = regexp.MustCompile(`^/v[0-9]+\.[0-9]+/`)
+
+// ServeHTTP routes the request, the API version prefix set aside.
+func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	version := ""
+	if m := versionPrefix.FindString(r.URL.Path); m != "" {
+		version = strings.TrimSuffix(m, "/")
+	}
+	r2 := r.Clone(context.WithValue(r.Context(), versionKey{}, version))
+	r2.URL.Path = strings.TrimPrefix(r.URL.Path, version)
+	r2.URL.RawPath = ""
+	g.mux.ServeHTTP(w, r2)
+}
+
+func (g *Guard) routes() {
+	m := http.NewServeMux()
+	g.mux = m
+	pass := g.forward
+	for _, p := range []string{"GET /_ping", "HEAD /_ping", "GET /version", "GET /info", "GET /images/json"} {
+		m.HandleFunc(p, pass)
+	}
+	// Every other path: refused. Registered as "/" so that it also takes
+	// the methods the patterns above do not.
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		g.refuse(w, r, deny("%s %s is not something the toolbox does", r.Method, r.URL.Path))
+	})
+
+	m.HandleFunc("GET /containers/json", g.listFiltered)
+	m.HandleFunc("GET /volumes", g.listFiltered)
+	m.HandleFunc("GET /networks", pass)
+	m.HandleFunc("POST /containers/create", g.containerCreate)
+
+	// Containers the toolbox made: read, run, stop, remove.
+	for _, op := range []string{"GET /containers/{id}/json", "GET /containers/{id}/logs"} {
+		m.HandleFunc(op, g.onContainer(readOnly))
+	}
+	for _, op := range []string{
+		"POST /containers/{id}/start", "POST /containers/{id}/stop", "POST /containers/{id}/kill",
+		"POST /containers/{id}/restart", "POST /containers/{id}/pause", "POST /containers/{id}/unpause",
+		"POST /containers/{id}/wait", "POST /containers/{id}/attach", "POST /containers/{id}/resize",
+		"DELETE /containers/{id}", "GET /containers/{id}/archive", "HEAD /containers/{id}/archive",
+	} {
+		m.HandleFunc(op, g.onContainer(change))
+	}
+	m.HandleFunc("PUT /containers/{id}/archive", g.onContainer(copyInto))
+	m.HandleFunc("POST /containers/{id}/exec", g.onContainer(execInto))
+	for _, op := range []string{"POST /exec/{id}/start", "GET /exec/{id}/json", "POST /exec/{id}/resize"} {
+		m.HandleFunc(op, g.onExec)
+	}
+
+	m.HandleFunc("POST /networks/create", g.networkCreate)
+	m.HandleFunc("GET /networks/{id}", g.onNetwork)
+	m.HandleFunc("DELETE /networks/{id}", g.onNetwork)
+	m.HandleFunc("POST /networks/{id}/connect", g.networkConnect)
+	m.HandleFunc("POST /networks/{id}/disconnect", g.networkConnect)
+
+	m.HandleFunc("POST /volumes/create", g.volumeCreate)
+	m.HandleFunc("GET /volumes/{name}", g.onVolume)
+	m.HandleFunc("DELETE /volumes/{name}", g.onVolume)
+
+	m.HandleFunc("POST /build", g.imageBuild)
+	m.HandleFunc("POST /images/create", g.imageCreate)
+	m.HandleFunc("GET /images/{rest...}", g.imageRead)
+	m.HandleFunc("POST /images/{rest...}", g.imageTag)
+	m.HandleFunc("DELETE /images/{rest...}", g.imageRemove)
+}
+
+// forward sends the request on to the engine, its version prefix back.
+func (g *Guard) forward(w http.ResponseWriter, r *http.Request) {
+	version, _ := r.Context().Value(versionKey{}).(string)
+	r.URL.Path = version + r.URL.Path
+	r.URL.RawPath = ""
+	g.proxy.ServeHTTP(w, r)
+}
+
+// forwardBody forwards r with body in place of the one read.
+func (g *Guard) forwardBody(w http.ResponseWriter, r *http.Request, body []byte) {
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	r.Header.Set("Content-Length", fmt.Sprint(len(body)))
+	r.Header.Del("Transfer-Encoding")
+	r.TransferEncoding = nil
+	g.forward(w, r)
+}
+
+// refuse answers 403 (or 500 for a failed look-up) with the engine's JSON
+// error shape, which clients show as the daemon's message.
+func (g *Guard) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	status := http.StatusForbidden
+	var ee *engineError
+	switch {
+	case errors.As(err, &ee):
+		status = ee.status
+	case !errors.Is(err, errDenied):
+		status = http.StatusInternalServerError
+	}
+	if status == http.StatusForbidden {
+		g.log.Warn("docker guard refused", "method", r.Method, "path", r.URL.Path, "reason", err.Error())
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"message": err.Error()})
+}
+
+func readBody(r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return nil, fmt.Errorf("read the request: %w", err)
+	}
+	if len(b) > maxBody {
+		return nil, deny("request bodies the guard checks are at most %d bytes", maxBody)
+	}
+	return b, nil
+}
+
+// engineError is the engine's own answer to a look-up (404, ...): passed on
+// as the engine gave it.
+type engineError struct {
+	status  int
+	message string
+}
+
+func (e *engineError) Error() string { return e.message }
+
+// lookUp GETs path from the engine into out; a 404 is found=false.
+func (g *Guard) lookUp(ctx context.Context, path string, out any) (found bool, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://docker"+path, nil)
+	if err != nil {
+		return false, err
+	}
+	res, err := g.engine.Do(req)
+	if err != nil {
+		return false, fmt.Errorf("docker guard: look up %s: %w", path, err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(res.Body, 16<<20))
+	if err != nil {
+		return false, fmt.Errorf("docker guard: look up %s: %w", path, err)
+	}
+	switch {
+	case res.StatusCode == http.StatusNotFound:
+		return false, nil
+	case res.StatusCode != http.StatusOK:
+		var m struct{ Message string }
+		_ = json.Unmarshal(body, &m)
+		return false, &engineError{status: res.StatusCode, message: m.Message}
+	}
+	return true, json.Unmarshal(body, out)
+}
+
+// notFound passes on the engine's "no such ..." for an object that is not there.
+func notFound(kind, name string) error {
+	return &engineError{status: http.StatusNotFound, message: fmt.Sprintf("No such %s: %s", kind, name)}
+}
+
+type containerInfo struct {
+	ID     string `json:"Id"`
+	Name   string
+	Config struct {
+		Image  string
+		Labels map[string]string
+	}
+	Mounts []struct {
+		Type, Source, Destination string
+	}
+}
+
+// holdsBind tells whether the container binds a file of the machine: the
+// guard lets only the engine's socket be bound, so such a container holds
+// it (or was made without the guard), and is treated as holding it.
+func (c containerInfo) holdsBind() bool {
+	for _, m := range c.Mounts {
+		if m.Type == "bind" {
+			return true
+		}
+	}
+	return false
+}
+
+func (g *Guard) container(ctx context.Context, id string) (containerInfo, error) {
+	var c containerInfo
+	found, err := g.lookUp(ctx, "/containers/"+url.PathEscape(id)+"/json", &c)
+	if err != nil {
+		return c, err
+	}
+	if !found {
+		return c, notFound("container", id)
+	}
+	return c, nil
+}
+
+type containerOp int
+
+const (
+	readOnly containerOp = iota
+	change
+	copyInto
+	execInto
+)
+
+// onContainer checks that the container is the toolbox's (and not the
+// guard's, for anything but reading) and forwards the request with the
+// container's full id, so that the engine acts on the object checked.
+func (g *Guard) onContainer(op containerOp) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		c, err := g.container(r.Context(), id)
+		if err != nil {
+			g.refuse(w, r, err)
+			return
+		}
+		p := g.policy
+		name := strings.TrimPrefix(c.Name, "/")
+		switch {
+		case !p.managed(c.Config.Labels):
+			g.refuse(w, r, deny("the container %q is not the toolbox's", name))
+			return
+		case op != readOnly && p.protected(c.Config.Labels):
+			g.refuse(w, r, deny("the container %q is the guard's own: it can only be inspected", name))
+			return
+		}
+		socket := c.holdsBind()
+		var body []byte
+		switch op {
+		case execInto:
+			if socket {
+				g.refuse(w, r, deny("no exec in %q: it holds the engine's socket", name))
+				return
+			}
+			if body, err = readBody(r); err != nil {
+				g.refuse(w, r, err)
+				return
+			}
+			var ex struct{ Privileged bool }
+			if err := json.Unmarshal(body, &ex); err != nil {
+				g.refuse(w, r, deny("exec: %v", err))
+				return
+			}
+			if err := checkExecCreate(ex.Privileged); err != nil {
+				g.refuse(w, r, err)
+				return
+			}
+		case copyInto:
+			if socket {
+				grant, ok := p.grantOf(c.Config.Image)
+				if !ok {
+					g.refuse(w, r, deny("nothing is copied into %q: it holds the engine's socket", name))
+					return
+				}
+				if body, err = readBody(r); err != nil {
+					g.refuse(w, r, err)
+					return
+				}
+				if err := checkGrantArchive(grant, r.URL.Query().Get("path"), body); err != nil {
+					g.refuse(w, r, err)
+					return
+				}
+			}
+		}
+		r.URL.Path = strings.Replace(r.URL.Path, "/containers/"+id, "/containers/"+c.ID, 1)
+		if body != nil {
+			g.forwardBody(w, r, body)
+			return
+		}
+		g.forward(w, r)
+	}
+}
+
+// onExec checks the container an exec instance runs in.
+func (g *Guard) onExec(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	var ex struct {
+		ID          string `json:"ID"`
+		ContainerID string `json:"ContainerID"`
+	}
+	found, err := g.lookUp(r.Context(), "/exec/"+url.PathEscape(id)+"/json", &ex)
+	if err == nil && !found {
+		err = notFound("exec instance", id)
+	}
+	if err != nil {
+		g.refuse(w, r, err)
+		return
+	}
+	c, err := g.container(r.Context(), ex.ContainerID)
+	if err != nil {
+		g.refuse(w, r, err)
+		return
+	}
+	if !g.policy.managed(c.Config.Labels) || g.policy.protected(c.Config.Labels) ||
+		c.holdsBind() {
+		g.refuse(w, r, deny("the exec instance runs in a container the toolbox may not exec in"))
+		return
+	}
+	g.forward(w, r)
+}
+
+// containerCreate checks the creation's body and forwards it re-encoded
+// from what was checked, so that no field the guard does not know reaches
+// the engine.
+func (g *Guard) containerCreate(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(r)
+	if err != nil {
+		g.refuse(w, r, err)
+		return
+	}
+	var req createRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		g.refuse(w, r, deny("the container's configuration cannot be read: %v", err))
+		return
+	}
+	ctx := r.Context()
+	look := lookups{
+		volume: func(name string) (map[string]string, bool, error) {
+			var v struct{ Labels map[string]string }
+			found, err := g.lookUp(ctx, "/volumes/"+url.PathEscape(name), &v)
+			return v.Labels, found, err
+		},
+		network: func(name string) (map[string]string, bool, error) {
+			var n struct{ Labels map[string]string }
+			found, err := g.lookUp(ctx, "/networks/"+url.PathEscape(name), &n)
+			return n.Labels, found, err
+		},
+	}
+	if err := g.policy.checkCreate(req, look); err != nil {
+		g.refuse(w, r, err)
+		return
+	}
+	clean, err := json.Marshal(req)
+	if err != nil {
+		g.refuse(w, r, err)
+		return
+	}
+	g.forwardBody(w, r, clean)
+}
+
+// listFiltered adds the toolbox's label to a list's filters: the engine
+// then lists only the toolbox's objects.
+func (g *Guard) listFiltered(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	filters, err := parseFilters(q.Get("filters"))
+	if err != nil {
+		g.refuse(w, r, deny("filters: %v", err))
+		return
+	}
+	if filters["label"] == nil {
+		filters["label"] = map[string]bool{}
+	}
+	filters["label"][g.policy.ManagedLabel+"="+g.policy.ManagedValue] = true
+	b, _ := json.Marshal(filters)
+	q.Set("filters", string(b))
+	r.URL.RawQuery = q.Encode()
+	g.forward(w, r)
+}
+
+// parseFilters reads the API's filters in either of its forms:
+// {"label":{"a=b":true}} or the older {"label":["a=b"]}.
+func parseFilters(s string) (map[string]map[string]bool, error) {
+	out := map[string]map[string]bool{}
+	if s == "" {
+		return out, nil
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(s), &raw); err != nil {
+		return nil, err
+	}
+	for k, v := range raw {
+		var set map[string]bool
+		if err := json.Unmarshal(v, &set); err != nil {
+			var list []string
+			if err := json.Unmarshal(v, &list); err != nil {
+				return nil, fmt.Errorf("filter %q: %w", k, err)
+			}
+			set = map[string]bool{}
+			for _, x := range list {
+				set[x] = true
+			}
+		}
+		out[k] = set
+	}
+	return out, nil
+}
+
+func (g *Guard) networkCreate(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(r)
+	if err != nil {
+		g.refuse(w, r, err)
+		return
+	}
+	var req struct {
+		Name       string
+		Driver     string
+		Scope      string
+		Internal   bool
+		Attachable bool
+		Ingress    bool
+		ConfigOnly bool
+		ConfigFrom *struct{ Network string }
+		EnableIPv4 *bool `json:",omitempty"`
+		EnableIPv6 *bool `json:",omitempty"`
+		Labels     map[string]string
+		Options    map[string]string `json:",omitempty"`
+		IPAM       json.RawMessage   `json:",omitempty"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		g.refuse(w, r, deny("the network's configuration cannot be read: %v", err))
+		return
+	}
+	p := g.policy
+	switch {
+	case !p.managed(req.Labels):
+		err = deny("a network must carry the label %s=%s", p.ManagedLabel, p.ManagedValue)
+	case p.protected(req.Labels):
+		err = deny("the label %s=%s is the guard's own", p.ProtectedLabel, p.ProtectedValue)
+	case req.Driver != "" && req.Driver != "bridge":
+		err = deny("networks are bridges, not %q", req.Driver)
+	case req.Ingress || req.ConfigOnly || req.ConfigFrom != nil || (req.Scope != "" && req.Scope != "local"):
+		err = deny("networks are local bridges (no ingress, swarm scope or configuration networks)")
+	case len(req.Options) > 0:
+		err = deny("networks get no driver options")
+	}
+	if err != nil {
+		g.refuse(w, r, err)
+		return
+	}
+	clean, _ := json.Marshal(req)
+	g.forwardBody(w, r, clean)
+}
+
+type labelled struct {
+	ID     string `json:"Id"`
+	Name   string
+	Labels map[string]string
+}
+
+func (g *Guard) network(ctx context.Context, id string) (labelled, error) {
+	var n labelled
+	found, err := g.lookUp(ctx, "/networks/"+url.PathEscape(id), &n)
+	if err == nil && !found {
+		err = notFound("network", id)
+	}
+	if err == nil && !g.policy.managed(n.Labels) {
+		err = deny("the network %q is not the toolbox's", n.Name)
+	}
+	return n, err
+}
+
+func (g *Guard) onNetwork(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	n, err := g.network(r.Context(), id)
+	if err != nil {
+		g.refuse(w, r, err)
+		return
+	}
+	r.URL.Path = "/networks/" + n.ID
+	g.forward(w, r)
+}
+
+// networkConnect checks both the network and the container.
+func (g *Guard) networkConnect(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	n, err := g.network(r.Context(), id)
+	if err != nil {
+		g.refuse(w, r, err)
+		return
+	}
+	body, err := readBody(r)
+	if err != nil {
+		g.refuse(w, r, err)
+		return
+	}
+	var req struct{ Container string }
+	if err := json.Unmarshal(body, &req); err != nil {
+		g.refuse(w, r, deny("the network connection cannot be read: %v", err))
+		return
+	}
+	c, err := g.container(r.Context(), req.Container)
+	if err != nil {
+		g.refuse(w, r, err)
+		return
+	}
+	if !g.policy.managed(c.Config.Labels) || g.policy.protected(c.Config.Labels) {
+		g.refuse(w, r, deny("the container %q is not one the toolbox may connect", strings.TrimPrefix(c.Name, "/")))
+		return
+	}
+	r.URL.Path = strings.Replace(r.URL.Path, "/networks/"+id, "/networks/"+n.ID, 1)
+	g.forwardBody(w, r, body)
+}
+
+func (g *Guard) volumeCreate(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(r)
+	if err != nil {
+		g.refuse(w, r, err)
+		return
+	}
+	var req struct {
+		Name       string
+		Driver     string            `json:",omitempty"`
+		DriverOpts map[string]string `json:",omitempty"`
+		Labels     map[string]string
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		g.refuse(w, r, deny("the volume's configuration cannot be read: %v", err))
+		return
+	}
+	p := g.policy
+	switch {
+	case !p.managed(req.Labels):
+		err = deny("a volume must carry the label %s=%s", p.ManagedLabel, p.ManagedValue)
+	case p.protected(req.Labels):
+		err = deny("the label %s=%s is the guard's own", p.ProtectedLabel, p.ProtectedValue)
+	case req.Driver != "" && req.Driver != "local":
+		err = deny("volumes are local, not %q", req.Driver)
+	case len(req.DriverOpts) > 0:
+		err = deny("volumes get no driver options (they could bind the machine's files)")
+	}
+	if err != nil {
+		g.refuse(w, r, err)
+		return
+	}
+	clean, _ := json.Marshal(req)
+	g.forwardBody(w, r, clean)
+}
+
+func (g *Guard) onVolume(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	var v labelled
+	found, err := g.lookUp(r.Context(), "/volumes/"+url.PathEscape(name), &v)
+	switch {
+	case err != nil:
+	case !found:
+		err = notFound("volume", name)
+	case !g.policy.managed(v.Labels):
+		err = deny("the volume %q is not the toolbox's", name)
+	case r.Method != http.MethodGet && g.policy.protected(v.Labels):
+		err = deny("the volume %q is the guard's own", name)
+	}
+	if err != nil {
+		g.refuse(w, r, err)
+		return
+	}
+	g.forward(w, r)
+}
+
+// imageBuild lets the classic builder through, on the default network,
+// under names that are not the toolbox's own.
+func (g *Guard) imageBuild(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var err error
+	switch {
+	case q.Get("remote") != "":
+		err = deny("builds use the context sent, not a remote one")
+	case q.Get("version") == "2" || q.Get("session") != "":
+		err = deny("builds use the classic builder")
+	case q.Get("cgroupparent") != "" || q.Get("isolation") != "" || q.Get("extrahosts") != "":
+		err = deny("builds get no cgroup parent, isolation or extra hosts")
+	}
+	switch m := q.Get("networkmode"); m {
+	case "", "default", "bridge", "none":
+	default:
+		err = deny("builds do not use the network %q", m)
+	}
+	for _, t := range q["t"] {
+		if err == nil {
+			err = g.policy.checkImageWrite(t)
+		}
+	}
+	if err != nil {
+		g.refuse(w, r, err)
+		return
+	}
+	g.forward(w, r)
+}
+
+// imageCreate is a pull (fromImage) or an import of the tar sent (fromSrc=-).
+func (g *Guard) imageCreate(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var err error
+	switch {
+	case q.Get("fromImage") != "":
+		ref := q.Get("fromImage")
+		if tag := q.Get("tag"); tag != "" {
+			sep := ":"
+			if strings.Contains(tag, ":") { // a digest
+				sep = "@"
+			}
+			ref += sep + tag
+		}
+		err = g.policy.checkPull(ref)
+	case q.Get("fromSrc") == "-":
+		ref := q.Get("repo")
+		if tag := q.Get("tag"); tag != "" {
+			ref += ":" + tag
+		}
+		if ref != "" {
+			err = g.policy.checkImageWrite(ref)
+		}
+	default:
+		err = deny("images are pulled or imported from the archive sent, not from %q", q.Get("fromSrc"))
+	}
+	if err != nil {
+		g.refuse(w, r, err)
+		return
+	}
+	g.forward(w, r)
+}
+
+// imageRead is an image's inspection (GET /images/{name}/json).
+func (g *Guard) imageRead(w http.ResponseWriter, r *http.Request) {
+	if !strings.HasSuffix(r.PathValue("rest"), "/json") {
+		g.refuse(w, r, deny("%s %s is not something the toolbox does", r.Method, r.URL.Path))
+		return
+	}
+	g.forward(w, r)
+}
+
+// imageTag is POST /images/{name}/tag?repo=&tag=, under a name that is not
+// the toolbox's own.
+func (g *Guard) imageTag(w http.ResponseWriter, r *http.Request) {
+	if !strings.HasSuffix(r.PathValue("rest"), "/tag") {
+		g.refuse(w, r, deny("%s %s is not something the toolbox does", r.Method, r.URL.Path))
+		return
+	}
+	q := r.URL.Query()
+	ref := q.Get("repo")
+	if tag := q.Get("tag"); tag != "" {
+		ref += ":" + tag
+	}
+	if err := g.policy.checkImageWrite(ref); err != nil {
+		g.refuse(w, r, err)
+		return
+	}
+	g.forward(w, r)
+}
+
+// imageRemove removes only images the toolbox labelled (those it builds).
+func (g *Guard) imageRemove(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("rest")
+	var img struct {
+		Config *container.Config
+	}
+	found, err := g.lookUp(r.Context(), "/images/"+name+"/json", &img)
+	switch {
+	case err != nil:
+	case !found:
+		err = notFound("image", name)
+	case img.Config == nil || !hasToolboxLabel(img.Config.Labels):
+		err = deny("the image %q was not built by the toolbox: it is not removed through the guard", name)
+	}
+	if err != nil {
+		g.refuse(w, r, err)
+		return
+	}
+	g.forward(w, r)
+}
+
+func hasToolboxLabel(labels map[string]string) bool {
+	for k := range labels {
+		if strings.HasPrefix(k, "toolbox.") {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,379 @@
+package dockerguard
+
+import (
+	"archive/tar"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/distribution/reference"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/network"
+)
+
+// Policy says what the guard lets through.
+type Policy struct {
+	// ManagedLabel and ManagedValue mark the toolbox's containers, networks
+	// and volumes: only those can be created, and only those are acted on.
+	ManagedLabel, ManagedValue string
+	// ProtectedLabel and ProtectedValue mark objects the client may look at
+	// but never change, run in, copy into or mount: the guard's own container
+	// and the volume of its socket.
+	ProtectedLabel, ProtectedValue string
+	// ProtectedRepositories are image names (familiar form: "toolbox",
+	// "docker") that no build, tag, import or pull may write: an image put
+	// under the bot's name would be started by the next `up` with the
+	// engine's socket, one under the launcher's with it at once.
+	ProtectedRepositories []string
+	// PinnedPulls are the references of protected repositories that may be
+	// pulled, exactly: from the registry, never from a local build.
+	PinnedPulls []string
+	// EngineSocket is the engine's socket path on its machine: a bind of it
+	// is the one bind the guard may let through, for a SocketGrant.
+	EngineSocket string
+	// SocketGrants are the only containers that may mount the engine's
+	// socket, each described exactly.
+	SocketGrants []SocketGrant
+}
+
+// SocketGrant is a container that may mount the engine's socket: its image,
+// entrypoint, command and environment must be exactly these, it may receive
+// only the file ConfigPath (checked by CheckConfig) through the archive
+// endpoint, and nobody may exec in it.
+type SocketGrant struct {
+	Image      string // in ProtectedRepositories, so that no local image can take its name
+	Entrypoint []string
+	Cmd        []string
+	Env        map[string]string
+	Target     string // where the socket is mounted
+	ConfigPath string // absolute path of the one file it may be given
+	// CheckConfig vets that file's content; nil refuses any file.
+	CheckConfig func([]byte) error
+}
+
+// errDenied wraps every refusal: the handler answers 403 with its message.
+var errDenied = errors.New("refused by the toolbox's docker guard")
+
+func deny(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errDenied, fmt.Sprintf(format, args...))
+}
+
+func (p Policy) managed(labels map[string]string) bool {
+	return labels[p.ManagedLabel] == p.ManagedValue
+}
+
+func (p Policy) protected(labels map[string]string) bool {
+	return p.ProtectedLabel != "" && labels[p.ProtectedLabel] == p.ProtectedValue
+}
+
+// createRequest is the body of POST /containers/create.
+type createRequest struct {
+	*container.Config
+	HostConfig       *container.HostConfig     `json:",omitempty"`
+	NetworkingConfig *network.NetworkingConfig `json:",omitempty"`
+}
+
+// lookups are what the creation checks need from the engine.
+type lookups struct {
+	volume  func(name string) (labels map[string]string, found bool, err error)
+	network func(name string) (labels map[string]string, found bool, err error)
+}
+
+// checkCreate vets a container's creation. It returns the grant the
+// container is created under, if it mounts the engine's socket.
+func (p Policy) checkCreate(req createRequest, look lookups) error {
+	if req.Config == nil {
+		return deny("a container needs a configuration")
+	}
+	if !p.managed(req.Labels) {
+		return deny("a container must carry the label %s=%s", p.ManagedLabel, p.ManagedValue)
+	}
+	if p.protected(req.Labels) {
+		return deny("the label %s=%s is the guard's own", p.ProtectedLabel, p.ProtectedValue)
+	}
+	hc := req.HostConfig
+	if hc == nil {
+		hc = &container.HostConfig{}
+	}
+	var problems []string
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	if hc.Privileged {
+		add("privileged containers")
+	}
+	if len(hc.CapAdd) > 0 {
+		add("added capabilities (%s)", strings.Join(hc.CapAdd, ", "))
+	}
+	if len(hc.Devices) > 0 || len(hc.DeviceRequests) > 0 || len(hc.DeviceCgroupRules) > 0 {
+		add("devices")
+	}
+	if len(hc.SecurityOpt) > 0 {
+		add("security options (%s)", strings.Join(hc.SecurityOpt, ", "))
+	}
+	if hc.MaskedPaths != nil || hc.ReadonlyPaths != nil {
+		add("changes to the masked or read-only paths of /proc")
+	}
+	if len(hc.Sysctls) > 0 {
+		add("sysctls")
+	}
+	if hc.CgroupParent != "" || hc.Runtime != "" || hc.Isolation != "" {
+		add("a cgroup parent, runtime or isolation of its own")
+	}
+	if hc.PidMode != "" {
+		add("the PID namespace %q", hc.PidMode)
+	}
+	if hc.UTSMode != "" {
+		add("the UTS namespace %q", hc.UTSMode)
+	}
+	if hc.UsernsMode != "" {
+		add("the user namespace %q", hc.UsernsMode)
+	}
+	if m := hc.CgroupnsMode; m != "" && m != container.CgroupnsModePrivate {
+		add("the cgroup namespace %q", m)
+	}
+	switch m := hc.IpcMode; m {
+	case "", container.IPCModePrivate, container.IPCModeShareable, container.IPCModeNone:
+	default:
+		add("the IPC namespace %q", m)
+	}
+	if len(hc.VolumesFrom) > 0 {
+		add("volumes from other containers")
+	}
+	if len(hc.Binds) > 0 {
+		add("binds (%s): the toolbox mounts named volumes", strings.Join(hc.Binds, ", "))
+	}
+	if len(hc.Links) > 0 {
+		add("links")
+	}
+	if problems != nil {
+		return deny("containers get no %s", strings.Join(problems, ", no "))
+	}
+
+	if err := p.checkNetworks(hc, req.NetworkingConfig, look); err != nil {
+		return err
+	}
+	socket := false
+	for _, m := range hc.Mounts {
+		isSocket, err := p.checkMount(m, look)
+		if err != nil {
+			return err
+		}
+		socket = socket || isSocket
+	}
+	if socket {
+		if _, err := p.grantFor(req, hc); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkNetworks refuses the host's network and other containers' ones, and
+// networks that are not the toolbox's.
+func (p Policy) checkNetworks(hc *container.HostConfig, nc *network.NetworkingConfig, look lookups) error {
+	names := []string{}
+	switch mode := string(hc.NetworkMode); {
+	case mode == "host":
+		return deny("containers do not get the host's network")
+	case strings.HasPrefix(mode, "container:"):
+		return deny("containers do not join another container's network (%s)", mode)
+	case mode == "", mode == "default", mode == "bridge", mode == "none":
+	default:
+		names = append(names, mode)
+	}
+	if nc != nil {
+		for n := range nc.EndpointsConfig {
+			switch n {
+			case "host":
+				return deny("containers do not get the host's network")
+			case "default", "bridge", "none":
+			default:
+				names = append(names, n)
+			}
+		}
+	}
+	for _, n := range names {
+		labels, found, err := look.network(n)
+		if err != nil {
+			return err
+		}
+		if found && !p.managed(labels) {
+			return deny("the network %q is not the toolbox's", n)
+		}
+	}
+	return nil
+}
+
+// checkMount lets through tmpfs, and volumes the toolbox made; a bind only
+// of the engine's socket (reported, for the grant check).
+func (p Policy) checkMount(m mount.Mount, look lookups) (socket bool, err error) {
+	switch m.Type {
+	case mount.TypeTmpfs:
+		return false, nil
+	case mount.TypeVolume:
+		if o := m.VolumeOptions; o != nil && o.DriverConfig != nil {
+			return false, deny("a mount may not create a volume with a driver of its own (%s)", m.Target)
+		}
+		if m.Source == "" {
+			return false, nil // anonymous: a fresh empty volume
+		}
+		labels, found, err := look.volume(m.Source)
+		if err != nil {
+			return false, err
+		}
+		switch {
+		case !found:
+			return false, deny("the volume %q does not exist: the toolbox creates its volumes, labelled, before mounting them", m.Source)
+		case !p.managed(labels):
+			return false, deny("the volume %q is not the toolbox's", m.Source)
+		case p.protected(labels):
+			return false, deny("the volume %q is the guard's own", m.Source)
+		}
+		return false, nil
+	case mount.TypeBind:
+		// Exactly the path: the engine's record of the bind must name it too.
+		if p.EngineSocket != "" && m.Source == p.EngineSocket {
+			return true, nil
+		}
+		return false, deny("bind mounts of the machine's files are refused (%s)", m.Source)
+	}
+	return false, deny("mounts of type %q are refused", m.Type)
+}
+
+// grantFor finds the grant a socket-mounting container matches exactly.
+func (p Policy) grantFor(req createRequest, hc *container.HostConfig) (SocketGrant, error) {
+	env := map[string]string{}
+	for _, kv := range req.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	for _, g := range p.SocketGrants {
+		if req.Image != g.Image || !slices.Equal(req.Entrypoint, g.Entrypoint) || !slices.Equal(req.Cmd, g.Cmd) ||
+			!maps.Equal(env, g.Env) || req.User != "" || req.WorkingDir != "" || len(req.OnBuild) > 0 {
+			continue
+		}
+		if len(hc.Mounts) != 1 || hc.Mounts[0].Target != g.Target {
+			continue
+		}
+		return g, nil
+	}
+	return SocketGrant{}, deny("the engine's socket is mounted only into the launchers the catalog names, exactly as it names them")
+}
+
+// grantOf is the grant of an existing container that mounts the engine's
+// socket, by its image.
+func (p Policy) grantOf(image string) (SocketGrant, bool) {
+	for _, g := range p.SocketGrants {
+		if g.Image == image {
+			return g, true
+		}
+	}
+	return SocketGrant{}, false
+}
+
+// checkGrantArchive vets what is copied into a socket-mounting container:
+// only the grant's one file, as a plain tar extracted at "/".
+func checkGrantArchive(g SocketGrant, dest string, body []byte) error {
+	if path.Clean(dest) != "/" {
+		return deny("a launcher's files are copied at /, not %s", dest)
+	}
+	want := strings.TrimPrefix(path.Clean(g.ConfigPath), "/")
+	tr := tar.NewReader(bytes.NewReader(body))
+	var content []byte
+	found := false
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return deny("a launcher's files come as a plain tar archive: %v", err)
+		}
+		name := strings.TrimPrefix(path.Clean("/"+h.Name), "/")
+		switch {
+		case h.Typeflag == tar.TypeDir && strings.HasPrefix(want, name+"/"):
+			continue // a parent folder of the file
+		case h.Typeflag == tar.TypeReg && name == want && !found:
+			content, err = io.ReadAll(tr)
+			if err != nil {
+				return deny("a launcher's files: %v", err)
+			}
+			found = true
+		default:
+			return deny("a launcher receives only %s, not %s", g.ConfigPath, h.Name)
+		}
+	}
+	if !found {
+		return deny("a launcher receives only %s", g.ConfigPath)
+	}
+	if g.CheckConfig == nil {
+		return deny("this launcher receives no file")
+	}
+	if err := g.CheckConfig(content); err != nil {
+		return deny("the launcher's %s: %v", g.ConfigPath, err)
+	}
+	return nil
+}
+
+// checkExecCreate vets the body of POST /containers/{id}/exec.
+func checkExecCreate(privileged bool) error {
+	if privileged {
+		return deny("exec gets no privileges")
+	}
+	return nil
+}
+
+// protectedRepository tells whether the image name ref falls under one of
+// the protected repositories; unparsable names are refused as protected.
+func (p Policy) protectedRepository(ref string) (bool, error) {
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return true, deny("the image name %q cannot be read: %v", ref, err)
+	}
+	name := reference.FamiliarName(named)
+	for _, r := range p.ProtectedRepositories {
+		if pn, err := reference.ParseNormalizedNamed(r); err == nil && reference.FamiliarName(pn) == name {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// checkImageWrite vets a name an image is about to get (build, tag, import).
+func (p Policy) checkImageWrite(ref string) error {
+	prot, err := p.protectedRepository(ref)
+	if err != nil {
+		return err
+	}
+	if prot {
+		return deny("no image is built, tagged or imported under the name %q: it is the toolbox's own", ref)
+	}
+	return nil
+}
+
+// checkPull vets an image pull: the protected repositories only as the
+// pinned references.
+func (p Policy) checkPull(ref string) error {
+	prot, err := p.protectedRepository(ref)
+	if err != nil || !prot {
+		return err
+	}
+	for _, pinned := range p.PinnedPulls {
+		if sameReference(ref, pinned) {
+			return nil
+		}
+	}
+	return deny("the image %q is not pulled through the guard: its name is the toolbox's own", ref)
+}
+
+// sameReference compares two image references in their normalised form.
+func sameReference(a, b string) bool {
+	na, err1 := reference.ParseNormalizedNamed(a)
+	nb, err2 := reference.ParseNormalizedNamed(b)
+	return err1 == nil && err2 == nil && na.String() == nb.String()
+}

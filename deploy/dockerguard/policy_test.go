@@ -1,0 +1,269 @@
+package dockerguard
+
+import (
+	"archive/tar"
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/network"
+)
+
+func testPolicy() Policy {
+	return Policy{
+		ManagedLabel: "toolbox.managed", ManagedValue: "1",
+		ProtectedLabel: "toolbox.guard", ProtectedValue: "1",
+		ProtectedRepositories: []string{"toolbox", "docker:27.5.1-cli"},
+		PinnedPulls:           []string{"docker:27.5.1-cli"},
+		EngineSocket:          "/var/run/docker.sock",
+		SocketGrants: []SocketGrant{{
+			Image: "docker:27.5.1-cli", Entrypoint: []string{"sh", "-c", "script"}, Cmd: []string{"./launcher", "bootstrap", "app"},
+			Env: map[string]string{"REF": "abc"}, Target: "/var/run/docker.sock", ConfigPath: "/build/app.yml",
+			CheckConfig: func(b []byte) error {
+				if !bytes.HasPrefix(b, []byte("ok")) {
+					return errors.New("not ok")
+				}
+				return nil
+			},
+		}},
+	}
+}
+
+// testLookups knows the volumes "data" (the toolbox's), "foreign" and
+// "guard" (the guard's), and the networks "apps" and "theirs".
+func testLookups() lookups {
+	vols := map[string]map[string]string{
+		"data":    {"toolbox.managed": "1"},
+		"foreign": {"owner": "someone"},
+		"guard":   {"toolbox.managed": "1", "toolbox.guard": "1"},
+	}
+	nets := map[string]map[string]string{"apps": {"toolbox.managed": "1"}, "theirs": {}}
+	return lookups{
+		volume: func(n string) (map[string]string, bool, error) {
+			l, ok := vols[n]
+			return l, ok, nil
+		},
+		network: func(n string) (map[string]string, bool, error) {
+			l, ok := nets[n]
+			return l, ok, nil
+		},
+	}
+}
+
+func managedCreate(mod func(*createRequest)) createRequest {
+	req := createRequest{
+		Config:     &container.Config{Image: "app:1.0", Labels: map[string]string{"toolbox.managed": "1"}},
+		HostConfig: &container.HostConfig{},
+	}
+	if mod != nil {
+		mod(&req)
+	}
+	return req
+}
+
+func launcherCreate(mod func(*createRequest)) createRequest {
+	return managedCreate(func(r *createRequest) {
+		r.Image, r.Entrypoint, r.Cmd = "docker:27.5.1-cli", []string{"sh", "-c", "script"}, []string{"./launcher", "bootstrap", "app"}
+		r.Env = []string{"REF=abc"}
+		r.HostConfig.Mounts = []mount.Mount{{Type: mount.TypeBind, Source: "/var/run/docker.sock", Target: "/var/run/docker.sock"}}
+		if mod != nil {
+			mod(r)
+		}
+	})
+}
+
+// TestCheckCreate: what a container may and may not be created with.
+func TestCheckCreate(t *testing.T) {
+	hc := func(f func(*container.HostConfig)) createRequest {
+		return managedCreate(func(r *createRequest) { f(r.HostConfig) })
+	}
+	mounts := func(m ...mount.Mount) createRequest {
+		return hc(func(h *container.HostConfig) { h.Mounts = m })
+	}
+	allowed := map[string]createRequest{
+		"plain labelled":   managedCreate(nil),
+		"no host config":   managedCreate(func(r *createRequest) { r.HostConfig = nil }),
+		"its own volume":   mounts(mount.Mount{Type: mount.TypeVolume, Source: "data", Target: "/data"}),
+		"anonymous volume": mounts(mount.Mount{Type: mount.TypeVolume, Target: "/cache"}),
+		"tmpfs":            mounts(mount.Mount{Type: mount.TypeTmpfs, Target: "/tmp"}),
+		"its network":      hc(func(h *container.HostConfig) { h.NetworkMode = "apps" }),
+		"no network":       hc(func(h *container.HostConfig) { h.NetworkMode = "none" }),
+		"shareable ipc":    hc(func(h *container.HostConfig) { h.IpcMode = container.IPCModeShareable }),
+		"published port":   hc(func(h *container.HostConfig) { h.PortBindings = network.PortMap{} }),
+		"endpoint on its network": managedCreate(func(r *createRequest) {
+			r.NetworkingConfig = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{"apps": {}}}
+		}),
+		"the catalog's launcher": launcherCreate(nil),
+	}
+	for name, req := range allowed {
+		t.Run("allowed/"+name, func(t *testing.T) {
+			if err := testPolicy().checkCreate(req, testLookups()); err != nil {
+				t.Errorf("checkCreate = %v, want allowed", err)
+			}
+		})
+	}
+	refused := map[string]struct {
+		req  createRequest
+		want string
+	}{
+		"no label":        {managedCreate(func(r *createRequest) { r.Labels = nil }), "must carry the label toolbox.managed=1"},
+		"wrong value":     {managedCreate(func(r *createRequest) { r.Labels["toolbox.managed"] = "0" }), "must carry the label"},
+		"no config":       {createRequest{HostConfig: &container.HostConfig{}}, "needs a configuration"},
+		"guard's label":   {managedCreate(func(r *createRequest) { r.Labels["toolbox.guard"] = "1" }), "the guard's own"},
+		"privileged":      {hc(func(h *container.HostConfig) { h.Privileged = true }), "privileged"},
+		"cap add":         {hc(func(h *container.HostConfig) { h.CapAdd = []string{"SYS_ADMIN"} }), "added capabilities (SYS_ADMIN)"},
+		"devices":         {hc(func(h *container.HostConfig) { h.Devices = []container.DeviceMapping{{PathOnHost: "/dev/sda"}} }), "devices"},
+		"gpu":             {hc(func(h *container.HostConfig) { h.DeviceRequests = []container.DeviceRequest{{Count: -1}} }), "devices"},
+		"seccomp off":     {hc(func(h *container.HostConfig) { h.SecurityOpt = []string{"seccomp=unconfined"} }), "security options"},
+		"apparmor off":    {hc(func(h *container.HostConfig) { h.SecurityOpt = []string{"apparmor=unconfined"} }), "security options"},
+		"unmasked proc":   {hc(func(h *container.HostConfig) { h.MaskedPaths = []string{} }), "masked"},
+		"sysctls":         {hc(func(h *container.HostConfig) { h.Sysctls = map[string]string{"kernel.x": "1"} }), "sysctls"},
+		"runtime":         {hc(func(h *container.HostConfig) { h.Runtime = "runc-unsafe" }), "runtime"},
+		"cgroup parent":   {hc(func(h *container.HostConfig) { h.CgroupParent = "/" }), "cgroup parent"},
+		"host network":    {hc(func(h *container.HostConfig) { h.NetworkMode = "host" }), "host's network"},
+		"other's netns":   {hc(func(h *container.HostConfig) { h.NetworkMode = "container:abc" }), "another container's network"},
+		"host pid":        {hc(func(h *container.HostConfig) { h.PidMode = "host" }), "PID namespace"},
+		"other's pid":     {hc(func(h *container.HostConfig) { h.PidMode = "container:abc" }), "PID namespace"},
+		"host ipc":        {hc(func(h *container.HostConfig) { h.IpcMode = "host" }), "IPC namespace"},
+		"host uts":        {hc(func(h *container.HostConfig) { h.UTSMode = "host" }), "UTS namespace"},
+		"host userns":     {hc(func(h *container.HostConfig) { h.UsernsMode = "host" }), "user namespace"},
+		"host cgroupns":   {hc(func(h *container.HostConfig) { h.CgroupnsMode = "host" }), "cgroup namespace"},
+		"volumes from":    {hc(func(h *container.HostConfig) { h.VolumesFrom = []string{"toolbox-guard"} }), "volumes from"},
+		"binds":           {hc(func(h *container.HostConfig) { h.Binds = []string{"/:/host"} }), "binds (/:/host)"},
+		"named via binds": {hc(func(h *container.HostConfig) { h.Binds = []string{"data:/data"} }), "binds"},
+		"links":           {hc(func(h *container.HostConfig) { h.Links = []string{"db:db"} }), "links"},
+		"host network endpoint": {managedCreate(func(r *createRequest) {
+			r.NetworkingConfig = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{"host": {}}}
+		}), "host's network"},
+		"foreign network":  {hc(func(h *container.HostConfig) { h.NetworkMode = "theirs" }), `network "theirs" is not the toolbox's`},
+		"bind of /":        {mounts(mount.Mount{Type: mount.TypeBind, Source: "/", Target: "/host"}), "bind mounts"},
+		"bind of /etc":     {mounts(mount.Mount{Type: mount.TypeBind, Source: "/etc", Target: "/etc2"}), "bind mounts"},
+		"bind of /run":     {mounts(mount.Mount{Type: mount.TypeBind, Source: "/run", Target: "/r"}), "bind mounts"},
+		"bind /run socket": {mounts(mount.Mount{Type: mount.TypeBind, Source: "/run/docker.sock", Target: "/s"}), "bind mounts"},
+		"socket, no grant": {mounts(mount.Mount{Type: mount.TypeBind, Source: "/var/run/docker.sock", Target: "/var/run/docker.sock"}), "the engine's socket is mounted only"},
+		"socket, dotted":   {mounts(mount.Mount{Type: mount.TypeBind, Source: "/var/run/../run/docker.sock", Target: "/s"}), "bind mounts"},
+		"npipe":            {mounts(mount.Mount{Type: mount.TypeNamedPipe, Source: "x", Target: "/x"}), "npipe"},
+		"image mount":      {mounts(mount.Mount{Type: mount.Type("image"), Source: "x", Target: "/x"}), "image"},
+		"volume driver": {mounts(mount.Mount{Type: mount.TypeVolume, Source: "new", Target: "/x",
+			VolumeOptions: &mount.VolumeOptions{DriverConfig: &mount.Driver{Name: "local", Options: map[string]string{"type": "none", "o": "bind", "device": "/etc"}}}}), "driver of its own"},
+		"missing volume":          {mounts(mount.Mount{Type: mount.TypeVolume, Source: "nope", Target: "/x"}), `"nope" does not exist`},
+		"foreign volume":          {mounts(mount.Mount{Type: mount.TypeVolume, Source: "foreign", Target: "/x"}), `"foreign" is not the toolbox's`},
+		"guard's volume":          {mounts(mount.Mount{Type: mount.TypeVolume, Source: "guard", Target: "/x"}), `"guard" is the guard's own`},
+		"launcher, other command": {launcherCreate(func(r *createRequest) { r.Cmd = []string{"sh"} }), "mounted only into the launchers"},
+		"launcher, other image":   {launcherCreate(func(r *createRequest) { r.Image = "alpine:3" }), "mounted only into the launchers"},
+		"launcher, other env":     {launcherCreate(func(r *createRequest) { r.Env = []string{"REF=main"} }), "mounted only into the launchers"},
+		"launcher, more env":      {launcherCreate(func(r *createRequest) { r.Env = append(r.Env, "LD_PRELOAD=/x") }), "mounted only into the launchers"},
+		"launcher, as a user":     {launcherCreate(func(r *createRequest) { r.User = "0" }), "mounted only into the launchers"},
+		"launcher, more mounts": {launcherCreate(func(r *createRequest) {
+			r.HostConfig.Mounts = append(r.HostConfig.Mounts, mount.Mount{Type: mount.TypeVolume, Source: "data", Target: "/data"})
+		}), "mounted only into the launchers"},
+		"launcher, privileged": {launcherCreate(func(r *createRequest) { r.HostConfig.Privileged = true }), "privileged"},
+	}
+	for name, c := range refused {
+		t.Run("refused/"+name, func(t *testing.T) {
+			err := testPolicy().checkCreate(c.req, testLookups())
+			if !errors.Is(err, errDenied) || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("checkCreate = %v, want a refusal saying %q", err, c.want)
+			}
+		})
+	}
+}
+
+func tarOf(t *testing.T, files ...tar.Header) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, h := range files {
+		h := h
+		body := []byte("ok: yes\n")
+		if h.Typeflag == tar.TypeReg {
+			h.Size = int64(len(body))
+		}
+		if err := tw.WriteHeader(&h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Typeflag == tar.TypeReg {
+			_, _ = tw.Write(body)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestCheckGrantArchive: a launcher receives its app.yml and nothing else.
+func TestCheckGrantArchive(t *testing.T) {
+	g := testPolicy().SocketGrants[0]
+	dir := tar.Header{Name: "build/", Typeflag: tar.TypeDir, Mode: 0o755}
+	file := tar.Header{Name: "build/app.yml", Typeflag: tar.TypeReg, Mode: 0o644}
+	if err := checkGrantArchive(g, "/", tarOf(t, dir, file)); err != nil {
+		t.Errorf("the app.yml archive: %v, want allowed", err)
+	}
+	for name, c := range map[string]struct {
+		dest string
+		tar  []byte
+	}{
+		"another path":     {"/", tarOf(t, tar.Header{Name: "usr/local/bin/docker", Typeflag: tar.TypeReg})},
+		"file and another": {"/", tarOf(t, file, tar.Header{Name: "src/launcher", Typeflag: tar.TypeReg})},
+		"twice":            {"/", tarOf(t, file, file)},
+		"symlink":          {"/", tarOf(t, tar.Header{Name: "build/app.yml", Typeflag: tar.TypeSymlink, Linkname: "/etc/passwd"})},
+		"other folder":     {"/", tarOf(t, tar.Header{Name: "src/", Typeflag: tar.TypeDir})},
+		"elsewhere":        {"/build", tarOf(t, tar.Header{Name: "app.yml", Typeflag: tar.TypeReg})},
+		"empty":            {"/", tarOf(t)},
+		"not a tar":        {"/", []byte("\x1f\x8b compressed")},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if err := checkGrantArchive(g, c.dest, c.tar); !errors.Is(err, errDenied) {
+				t.Errorf("checkGrantArchive = %v, want refused", err)
+			}
+		})
+	}
+	g.CheckConfig = func([]byte) error { return errors.New("docker_args is not allowed") }
+	if err := checkGrantArchive(g, "/", tarOf(t, file)); err == nil || !strings.Contains(err.Error(), "docker_args") {
+		t.Errorf("a config the grant refuses: %v", err)
+	}
+}
+
+// TestImageNames: no image takes the toolbox's own names.
+func TestImageNames(t *testing.T) {
+	p := testPolicy()
+	for _, ref := range []string{"toolbox:dev-123", "docker.io/library/toolbox:x", "toolbox", "docker:27.5.1-cli", "docker:latest", "docker.io/library/docker:27.5.1-cli", "UPPER:case"} {
+		if err := p.checkImageWrite(ref); !errors.Is(err, errDenied) {
+			t.Errorf("checkImageWrite(%q) = %v, want refused", ref, err)
+		}
+	}
+	for _, ref := range []string{"toolbox-test/standin:dev", "mattermost/mattermost-team-edition:11.11.1", "local_discourse/app:v1", "myregistry/toolbox:1"} {
+		if err := p.checkImageWrite(ref); err != nil {
+			t.Errorf("checkImageWrite(%q) = %v, want allowed", ref, err)
+		}
+	}
+	for ref, ok := range map[string]bool{
+		"docker:27.5.1-cli": true, "docker.io/library/docker:27.5.1-cli": true, "postgres:17.10": true,
+		"docker:28": false, "toolbox:evil": false,
+	} {
+		if err := p.checkPull(ref); (err == nil) != ok {
+			t.Errorf("checkPull(%q) = %v, want allowed %v", ref, err, ok)
+		}
+	}
+}
+
+// TestParseFilters reads both forms of the API's filters.
+func TestParseFilters(t *testing.T) {
+	for in, want := range map[string]int{
+		``: 0, `{"label":{"a=b":true}}`: 1, `{"label":["a=b","c=d"]}`: 2,
+	} {
+		got, err := parseFilters(in)
+		if err != nil || len(got["label"]) != want {
+			t.Errorf("parseFilters(%q) = %v, %v; want %d labels", in, got, err, want)
+		}
+	}
+	for _, in := range []string{`[`, `{"label":3}`} {
+		if _, err := parseFilters(in); err == nil {
+			t.Errorf("parseFilters(%q) accepted", in)
+		}
+	}
+}
