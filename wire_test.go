@@ -91,14 +91,14 @@ func TestPackageRules(t *testing.T) {
 		}
 		return own
 	}
-	for _, pkg := range []string{"deploy/catalog", "deploy/docker", "deploy/proxy", "deploy/stack", "deploy/backup"} {
+	for _, pkg := range []string{"deploy/catalog", "deploy/docker", "deploy/dockerguard", "deploy/proxy", "deploy/stack", "deploy/backup"} {
 		for _, d := range deps(pkg) {
 			if strings.HasPrefix(d, "deploy/") && !(pkg == "deploy/stack" && d == "deploy/docker") {
 				t.Errorf("%s depends on %s", pkg, d)
 			}
 		}
 	}
-	for _, pkg := range []string{"deploy/backup", "deploy/docker", "schedule", "state", "internal/names"} {
+	for _, pkg := range []string{"deploy/backup", "deploy/docker", "deploy/dockerguard", "schedule", "state", "internal/names"} {
 		if d := deps(pkg); len(d) > 0 {
 			t.Errorf("%s, which imports nothing of the project, depends on %v", pkg, d)
 		}

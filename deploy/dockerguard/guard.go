@@ -745,7 +745,11 @@ func (g *Guard) imageRemove(w http.ResponseWriter, r *http.Request) {
 	var img struct {
 		Config *container.Config
 	}
-	found, err := g.lookUp(r.Context(), "/images/"+name+"/json", &img)
+	segments := strings.Split(name, "/")
+	for i, s := range segments {
+		segments[i] = url.PathEscape(s)
+	}
+	found, err := g.lookUp(r.Context(), "/images/"+strings.Join(segments, "/")+"/json", &img)
 	switch {
 	case err != nil:
 	case !found:

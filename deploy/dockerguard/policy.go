@@ -150,6 +150,12 @@ func (p Policy) checkCreate(req createRequest, look lookups) error {
 	if len(hc.Links) > 0 {
 		add("links")
 	}
+	if hc.LogConfig.Type != "" || len(hc.LogConfig.Config) > 0 {
+		add("log driver of its own (%s)", hc.LogConfig.Type)
+	}
+	if len(hc.Annotations) > 0 {
+		add("runtime annotations")
+	}
 	if problems != nil {
 		return deny("containers get no %s", strings.Join(problems, ", no "))
 	}

@@ -3,7 +3,9 @@ package dockerguard
 import (
 	"archive/tar"
 	"bytes"
+	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -135,6 +137,8 @@ func TestCheckCreate(t *testing.T) {
 		"binds":           {hc(func(h *container.HostConfig) { h.Binds = []string{"/:/host"} }), "binds (/:/host)"},
 		"named via binds": {hc(func(h *container.HostConfig) { h.Binds = []string{"data:/data"} }), "binds"},
 		"links":           {hc(func(h *container.HostConfig) { h.Links = []string{"db:db"} }), "links"},
+		"log driver":      {hc(func(h *container.HostConfig) { h.LogConfig.Type = "syslog" }), "log driver"},
+		"annotations":     {hc(func(h *container.HostConfig) { h.Annotations = map[string]string{"run.oci.keep_original_groups": "1"} }), "annotations"},
 		"host network endpoint": {managedCreate(func(r *createRequest) {
 			r.NetworkingConfig = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{"host": {}}}
 		}), "host's network"},
@@ -266,4 +270,64 @@ func TestParseFilters(t *testing.T) {
 			t.Errorf("parseFilters(%q) accepted", in)
 		}
 	}
+}
+
+// FuzzCheckCreate feeds arbitrary creation bodies to the check: it never
+// panics, and whatever it lets through, re-encoded as the guard forwards
+// it, carries the label and none of the privileges it refuses.
+func FuzzCheckCreate(f *testing.F) {
+	for _, seed := range []string{
+		`{"Image":"app:1","Labels":{"toolbox.managed":"1"}}`,
+		`{"Image":"app:1","Labels":{"toolbox.managed":"1"},"HostConfig":{"Privileged":true}}`,
+		`{"image":"app:1","labels":{"toolbox.managed":"1"},"hostconfig":{"privileged":true,"PRIVILEGED":false}}`,
+		`{"Labels":{"toolbox.managed":"1"},"HostConfig":{"Mounts":[{"Type":"bind","Source":"/var/run/docker.sock","Target":"/s"}]}}`,
+		`{"Labels":{"toolbox.managed":"1"},"HostConfig":{"Binds":["/:/h"],"NetworkMode":"host"}}`,
+		`{"Labels":{"toolbox.managed":"1"},"HostConfig":{"Mounts":[{"Type":"volume","Source":"data","Target":"/d"}]}}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	p := testPolicy()
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var req createRequest
+		if json.Unmarshal(body, &req) != nil {
+			return
+		}
+		if p.checkCreate(req, testLookups()) != nil {
+			return
+		}
+		clean, err := json.Marshal(req)
+		if err != nil {
+			t.Fatalf("re-encoding an allowed request: %v", err)
+		}
+		var again createRequest
+		if err := json.Unmarshal(clean, &again); err != nil {
+			t.Fatalf("the forwarded body does not decode: %v", err)
+		}
+		hc := again.HostConfig
+		if again.Config == nil || again.Labels["toolbox.managed"] != "1" {
+			t.Fatalf("allowed without the label: %s", clean)
+		}
+		if hc != nil && (hc.Privileged || len(hc.CapAdd) > 0 || len(hc.Binds) > 0 || hc.NetworkMode == "host" || hc.PidMode != "" || len(hc.SecurityOpt) > 0 || len(hc.Devices) > 0) {
+			t.Fatalf("allowed with privileges: %s", clean)
+		}
+		if hc != nil {
+			for _, m := range hc.Mounts {
+				if m.Type == mount.TypeBind && !slices.Equal(again.Cmd, p.SocketGrants[0].Cmd) {
+					t.Fatalf("a bind allowed outside the grant: %s", clean)
+				}
+			}
+		}
+	})
+}
+
+// FuzzParseFilters: any filters either fail to parse or come back as sets.
+func FuzzParseFilters(f *testing.F) {
+	f.Add(`{"label":{"a=b":true}}`)
+	f.Add(`{"label":["a=b"],"name":["x"]}`)
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := parseFilters(s)
+		if err == nil && got == nil {
+			t.Fatal("nil filters without an error")
+		}
+	})
 }
