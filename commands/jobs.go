@@ -168,10 +168,13 @@ func (j *Jobs) start(ctx context.Context, c Caller, v *Verb, args []string, trai
 		cancel()
 	}
 	j.mu.Unlock()
+	// The apps are free once the outcome is recorded, before it is posted:
+	// whoever reads the result may retry at once.
+	free := sync.OnceFunc(release)
 	go func() {
 		defer j.wg.Done()
 		defer func() {
-			release()
+			free()
 			j.mu.Lock()
 			delete(j.running, job.ID)
 			delete(j.done, job.ID)
@@ -179,7 +182,7 @@ func (j *Jobs) start(ctx context.Context, c Caller, v *Verb, args []string, trai
 			close(finished)
 			cancel()
 		}()
-		j.execute(jctx, c, v, job)
+		j.execute(jctx, c, v, job, free)
 	}()
 	return job, nil
 }
@@ -188,7 +191,7 @@ func (j *Jobs) title(job state.Job) string {
 	return fmt.Sprintf("job #%d %s", job.ID, code(strings.TrimSpace(job.Verb+" "+quoteArgs(job.Args))))
 }
 
-func (j *Jobs) execute(ctx context.Context, c Caller, v *Verb, job state.Job) {
+func (j *Jobs) execute(ctx context.Context, c Caller, v *Verb, job state.Job, free func()) {
 	log := j.deps.Log.With("job", job.ID, "verb", job.Verb)
 	title := j.title(job)
 	postID := j.post(ctx, job.ChannelID, fmt.Sprintf(":hourglass: %s started by %s", title, c.mention()))
@@ -251,6 +254,7 @@ func (j *Jobs) execute(ctx context.Context, c Caller, v *Verb, job state.Job) {
 	}); err != nil {
 		log.Error("job outcome not recorded", "err", err)
 	}
+	free()
 	// Report on a context that outlives a shutdown's cancellation, briefly.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
