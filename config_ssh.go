@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/toolbox-collective/toolbox/deploy/docker"
@@ -17,6 +18,9 @@ type sshConfig struct {
 	HostKeys       string       // TOOLBOX_SSH_HOST_KEY: the host's key lines themselves, for a container without the file
 	Key            state.Secret // TOOLBOX_SSH_KEY given as the private key itself
 	KeyFile        string       // TOOLBOX_SSH_KEY given as the private key's file
+	// TOOLBOX_SSH_TRUST_ON_FIRST_USE: a host the known hosts file does not
+	// list yet is trusted, and its key recorded there.
+	TrustOnFirstUse bool
 }
 
 // loadSSH reads the SSH settings when DOCKER_HOST is ssh://, and checks them
@@ -30,12 +34,19 @@ func loadSSH(dockerHost string, getenv func(string) string) (sshConfig, []string
 	var problems []string
 	c.HostKeys = strings.TrimSpace(getenv("TOOLBOX_SSH_HOST_KEY"))
 	c.KnownHostsFile = strings.TrimSpace(getenv("TOOLBOX_SSH_KNOWN_HOSTS"))
-	if c.KnownHostsFile == "" && c.HostKeys == "" {
+	if v := strings.TrimSpace(getenv("TOOLBOX_SSH_TRUST_ON_FIRST_USE")); v != "" {
+		tofu, err := strconv.ParseBool(v)
+		if err != nil {
+			problems = append(problems, "TOOLBOX_SSH_TRUST_ON_FIRST_USE must be true or false")
+		}
+		c.TrustOnFirstUse = tofu
+	}
+	if c.KnownHostsFile == "" && (c.HostKeys == "" || c.TrustOnFirstUse) {
 		if home, err := os.UserHomeDir(); err == nil {
 			c.KnownHostsFile = filepath.Join(home, ".ssh", "known_hosts")
 		}
 	}
-	if c.KnownHostsFile != "" {
+	if c.KnownHostsFile != "" && !c.TrustOnFirstUse {
 		if _, err := os.Stat(c.KnownHostsFile); err != nil {
 			problems = append(problems, fmt.Sprintf("TOOLBOX_SSH_KNOWN_HOSTS: %v; DOCKER_HOST=ssh:// needs the host's key pinned, in a known_hosts file or as TOOLBOX_SSH_HOST_KEY (there is no trust on first use)", err))
 			c.KnownHostsFile = ""
@@ -82,5 +93,5 @@ func checkPrivateKeyFile(path string) error {
 
 // docker is the engine's address with what ssh:// needs.
 func (c sshConfig) docker(host string) docker.Config {
-	return docker.Config{Host: host, SSHKey: []byte(c.Key.Reveal()), SSHKeyFile: c.KeyFile, SSHKnownHostsFile: c.KnownHostsFile, SSHKnownHosts: c.HostKeys}
+	return docker.Config{Host: host, SSHKey: []byte(c.Key.Reveal()), SSHKeyFile: c.KeyFile, SSHKnownHostsFile: c.KnownHostsFile, SSHKnownHosts: c.HostKeys, SSHTrustOnFirstUse: c.TrustOnFirstUse}
 }

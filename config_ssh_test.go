@@ -65,6 +65,7 @@ func TestLoadConfigSSH(t *testing.T) {
 		"the key itself":            with(map[string]string{"TOOLBOX_SSH_KEY": string(keyPEM)}),
 		"the key on one line":       with(map[string]string{"TOOLBOX_SSH_KEY": strings.ReplaceAll(strings.TrimSpace(string(keyPEM)), "\n", `\n`)}),
 		"the host key itself":       with(map[string]string{"TOOLBOX_SSH_KNOWN_HOSTS": "", "TOOLBOX_SSH_HOST_KEY": strings.TrimSpace(string(ssh.MarshalAuthorizedKey(hostKey)))}),
+		"trust on first use, asked": with(map[string]string{"TOOLBOX_SSH_KNOWN_HOSTS": filepath.Join(dir, "first_known_hosts"), "TOOLBOX_SSH_TRUST_ON_FIRST_USE": "true"}),
 		"an agent instead of a key": with(map[string]string{"TOOLBOX_SSH_KEY": "", "SSH_AUTH_SOCK": filepath.Join(dir, "agent.sock")}),
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -74,7 +75,8 @@ func TestLoadConfigSSH(t *testing.T) {
 			}
 			d := c.docker()
 			if inline := strings.HasPrefix(env["TOOLBOX_SSH_KEY"], "-----BEGIN"); d.Host != host || (inline && !strings.Contains(string(d.SSHKey), "OPENSSH PRIVATE KEY-----\n")) || (!inline && d.SSHKeyFile != env["TOOLBOX_SSH_KEY"]) ||
-				d.SSHKnownHostsFile != env["TOOLBOX_SSH_KNOWN_HOSTS"] || d.SSHKnownHosts != env["TOOLBOX_SSH_HOST_KEY"] {
+				d.SSHKnownHostsFile != env["TOOLBOX_SSH_KNOWN_HOSTS"] || d.SSHKnownHosts != env["TOOLBOX_SSH_HOST_KEY"] ||
+				d.SSHTrustOnFirstUse != (env["TOOLBOX_SSH_TRUST_ON_FIRST_USE"] == "true") {
 				t.Errorf("the engine's configuration = %+v", d)
 			}
 			if h := c.host(); h.SSH.SSHKnownHostsFile != d.SSHKnownHostsFile || string(h.SSH.SSHKey) != string(d.SSHKey) || h.SSH.SSHKeyFile != d.SSHKeyFile {
@@ -98,6 +100,7 @@ func TestLoadConfigSSH(t *testing.T) {
 		{"no known hosts file", with(map[string]string{"TOOLBOX_SSH_KNOWN_HOSTS": filepath.Join(dir, "nope")}), "no trust on first use"},
 		{"a host the known hosts do not list", with(map[string]string{"DOCKER_HOST": "ssh://deploy@other.example.org"}), "other.example.org is not in the known hosts file"},
 		{"a host key line that does not read", with(map[string]string{"TOOLBOX_SSH_KNOWN_HOSTS": "", "TOOLBOX_SSH_HOST_KEY": "ssh-ed25519 nope"}), "neither a known_hosts line nor a public key"},
+		{"trust on first use that does not read", with(map[string]string{"TOOLBOX_SSH_TRUST_ON_FIRST_USE": "sure"}), "TOOLBOX_SSH_TRUST_ON_FIRST_USE must be true or false"},
 		{"a password in the address", with(map[string]string{"DOCKER_HOST": "ssh://deploy:hunter2@vm.example.org:2222"}), "a password"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -51,8 +51,13 @@ type Config struct {
 	SSHKnownHostsFile string
 	// SSHKnownHosts pins the ssh:// host key whatever its name: one or more
 	// known_hosts lines (or authorized_keys-style "type base64" lines).
-	// ssh:// needs this or SSHKnownHostsFile: there is no trust on first use.
+	// ssh:// needs this or SSHKnownHostsFile: there is no trust on first use,
+	// unless SSHTrustOnFirstUse.
 	SSHKnownHosts string
+	// SSHTrustOnFirstUse accepts the key of a host that SSHKnownHostsFile
+	// does not list yet, and records it there (a key that differs from one
+	// listed is still refused).
+	SSHTrustOnFirstUse bool
 }
 
 // Engine is a connection to one Docker Engine. It is safe for concurrent use.

@@ -80,6 +80,28 @@ func TestConnectThroughOpenSSH(t *testing.T) {
 		e.Close()
 	})
 
+	t.Run("trust on first use, when asked", func(t *testing.T) {
+		file := filepath.Join(dir, "first", "known_hosts")
+		if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		e, err := docker.Connect(ctx, docker.Config{Host: host, SSHKey: clientPEM, SSHKnownHostsFile: file, SSHTrustOnFirstUse: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Close()
+		recorded, err := os.ReadFile(file)
+		if want := knownhosts.Line([]string{knownhosts.Normalize(srv.Addr)}, srv.HostKey) + "\n"; err != nil || string(recorded) != want {
+			t.Fatalf("the known hosts file after the first use = %q, %v; want %q", recorded, err, want)
+		}
+		// From then on the key is pinned, asked or not.
+		e, err = docker.Connect(ctx, docker.Config{Host: host, SSHKey: clientPEM, SSHKnownHostsFile: file})
+		if err != nil {
+			t.Fatalf("Connect with the recorded key: %v", err)
+		}
+		e.Close()
+	})
+
 	otherHost, _ := sshdtest.NewKey(t)
 	otherClient, otherClientPEM := sshdtest.NewKey(t)
 	for _, tc := range []struct {
@@ -89,6 +111,8 @@ func TestConnectThroughOpenSSH(t *testing.T) {
 	}{
 		{"another host key", docker.Config{Host: host, SSHKey: clientPEM, SSHKnownHostsFile: knownHosts("other_key", []string{knownhosts.Normalize(srv.Addr)}, otherHost)},
 			[]string{"does not match the pinned key", ssh.FingerprintSHA256(srv.HostKey), "is not reachable"}},
+		{"another host key, even trusting on first use", docker.Config{Host: host, SSHKey: clientPEM, SSHTrustOnFirstUse: true, SSHKnownHostsFile: knownHosts("other_key_tofu", []string{knownhosts.Normalize(srv.Addr)}, otherHost)},
+			[]string{"does not match the pinned key"}},
 		{"a host the file does not list", docker.Config{Host: host, SSHKey: clientPEM, SSHKnownHostsFile: knownHosts("other_host", []string{"vm.example.org"}, srv.HostKey)},
 			[]string{"is not in the known hosts file", knownhosts.Normalize(srv.Addr)}},
 		{"no pinned key", docker.Config{Host: host, SSHKey: clientPEM},

@@ -226,6 +226,14 @@ func hostKeyCheck(addr string, cfg Config) (ssh.HostKeyCallback, []string, error
 	}
 	var inFile ssh.HostKeyCallback
 	if cfg.SSHKnownHostsFile != "" {
+		if cfg.SSHTrustOnFirstUse {
+			// The file is made on the first use.
+			f, err := os.OpenFile(cfg.SSHKnownHostsFile, os.O_CREATE|os.O_RDONLY, 0o600)
+			if err != nil {
+				return nil, nil, fmt.Errorf("ssh known hosts: %w", err)
+			}
+			_ = f.Close()
+		}
 		if inFile, err = knownhosts.New(cfg.SSHKnownHostsFile); err != nil {
 			return nil, nil, fmt.Errorf("ssh known hosts: %w", err)
 		}
@@ -241,6 +249,9 @@ func hostKeyCheck(addr string, cfg Config) (ssh.HostKeyCallback, []string, error
 				pinned = append(pinned, k.Key)
 			}
 		}
+	}
+	if len(pinned) == 0 && cfg.SSHTrustOnFirstUse && cfg.SSHKnownHostsFile != "" {
+		return recordFirstKey(cfg.SSHKnownHostsFile), nil, nil
 	}
 	if len(pinned) == 0 {
 		if cfg.SSHKnownHostsFile != "" {
@@ -271,6 +282,25 @@ func hostKeyCheck(addr string, cfg Config) (ssh.HostKeyCallback, []string, error
 		return fmt.Errorf("ssh host key of %s (%s %s) does not match the pinned key", hostname, key.Type(), ssh.FingerprintSHA256(key))
 	}
 	return check, algorithms, nil
+}
+
+// recordFirstKey accepts the key a host shows the first time, and appends
+// it to the known hosts file, which pins it from then on.
+func recordFirstKey(file string) ssh.HostKeyCallback {
+	return func(hostname string, _ net.Addr, key ssh.PublicKey) error {
+		f, err := os.OpenFile(file, os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o600)
+		if err != nil {
+			return fmt.Errorf("record the ssh host key of %s: %w", hostname, err)
+		}
+		_, err = fmt.Fprintln(f, knownhosts.Line([]string{knownhosts.Normalize(hostname)}, key))
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("record the ssh host key of %s: %w", hostname, err)
+		}
+		return nil
+	}
 }
 
 // hostKeyAlgorithms are the signature algorithms a host key of keyType
