@@ -332,7 +332,7 @@ func (s *Store) BackupWithKey(w io.Writer) (int64, error) {
 	if key == nil {
 		return 0, fmt.Errorf("state: backup with key: %w", errNoKey)
 	}
-	f, err := os.CreateTemp(filepath.Dir(s.Path()), ".bundle-*") // 0600, beside its key file
+	f, err := os.CreateTemp(filepath.Dir(s.Path()), bundlePrefix(s.Path())+"*") // 0600, beside its key file
 	if err != nil {
 		return 0, fmt.Errorf("state: backup with key: %w", err)
 	}
@@ -367,6 +367,17 @@ func (s *Store) BackupWithKey(w io.Writer) (int64, error) {
 		return 0, fmt.Errorf("state: backup with key: %w", err)
 	}
 	return written, nil
+}
+
+// bundlePrefix names BackupWithKey's temporary copies of the database at
+// path; Open removes any a kill left behind (they hold the key).
+func bundlePrefix(path string) string { return "." + filepath.Base(path) + ".bundle-" }
+
+func removeStaleBundles(path string) {
+	stale, _ := filepath.Glob(filepath.Join(filepath.Dir(path), bundlePrefix(path)+"*"))
+	for _, f := range stale {
+		_ = os.Remove(f)
+	}
 }
 
 // TakeBundledKey takes the key out of a copy that BackupWithKey wrote, at

@@ -480,6 +480,20 @@ func TestBackupWithKey(t *testing.T) {
 	c := openTestPathOpts(t, path, Options{Key: key})
 	checkKnownSecrets(t, c)
 
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(s.Path()), "*bundle*")); len(left) > 0 {
+		t.Errorf("BackupWithKey left %v", left)
+	}
+	// One a kill left behind goes at the next open.
+	stale := filepath.Join(filepath.Dir(path), bundlePrefix(path)+"123")
+	if err := os.WriteFile(stale, []byte("a key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	c = openTestPathOpts(t, path, Options{Key: key})
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a stale bundle survived Open: %v", err)
+	}
+
 	// A copy without a key (Backup's) has none to take.
 	plain := filepath.Join(t.TempDir(), "plain.db")
 	if _, err := s.BackupFile(plain); err != nil {

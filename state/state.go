@@ -151,6 +151,7 @@ func (s *Store) open(path string, opts Options) error {
 		return err
 	}
 	if !opts.WithoutKey {
+		removeStaleBundles(path) // the lock is ours: none is being written
 		key, err := resolveKey(path, opts.Key, check)
 		if err != nil {
 			return err
