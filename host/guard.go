@@ -81,7 +81,7 @@ func imageRepository(ref string) string {
 
 // ensureGuard runs the guard and waits until it answers.
 func ensureGuard(ctx context.Context, e *docker.Engine, cfg Config, image string, say func(string, ...any)) error {
-	socket, err := engineSocket(cfg.DockerHost)
+	socket, err := engineSocket(ctx, e)
 	if err != nil {
 		return err
 	}

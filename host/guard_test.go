@@ -37,7 +37,7 @@ func TestGuardContainer(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = e.RemoveImage(context.Background(), image) })
 
-	socket, err := engineSocket("")
+	socket, err := engineSocket(ctx, e)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/toolbox-collective/toolbox/deploy/catalog"
@@ -364,11 +363,8 @@ func recoverState(ctx context.Context, e *docker.Engine, bot docker.ContainerSpe
 }
 
 // botSpec is the bot's container. It reaches the engine through the docker
-// guard's socket, never the engine's own.
+// guard's socket, never the engine's own (ensureGuard, before it, finds that).
 func botSpec(cfg Config, image string) (docker.ContainerSpec, error) {
-	if _, err := engineSocket(cfg.DockerHost); err != nil {
-		return docker.ContainerSpec{}, err
-	}
 	env := map[string]string{
 		"TOOLBOX_STATE":          BotState,
 		"TOOLBOX_LISTEN":         BotListen,
@@ -444,26 +440,15 @@ type socketInfo struct {
 	gid  int
 }
 
-// engineSocket is the local engine's unix socket, which the guard's container
-// mounts: up runs on the machine of the engine it drives.
-func engineSocket(host string) (socketInfo, error) {
-	path := "/var/run/docker.sock"
-	if host != "" {
-		p, ok := strings.CutPrefix(host, "unix://")
-		if !ok {
-			return socketInfo{}, fmt.Errorf("toolbox up runs on the machine of its Docker engine (a unix socket), not on %s", host)
-		}
-		path = p
-	}
-	fi, err := os.Stat(path)
+// engineSocket is the engine's unix socket on its own machine, which the
+// guard's container mounts there: found locally for unix://, through the SSH
+// connection for ssh://.
+func engineSocket(ctx context.Context, e *docker.Engine) (socketInfo, error) {
+	path, gid, err := e.Socket(ctx)
 	if err != nil {
-		return socketInfo{}, fmt.Errorf("the Docker socket: %w", err)
+		return socketInfo{}, fmt.Errorf("toolbox up mounts the engine's socket into the docker guard on the engine's machine, so it needs DOCKER_HOST=unix:// or ssh://: %w", err)
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return socketInfo{}, errors.New("cannot read the Docker socket's group")
-	}
-	return socketInfo{path: path, gid: int(st.Gid)}, nil
+	return socketInfo{path: path, gid: gid}, nil
 }
 
 // catalogFiles reads the collective's own catalog entries, for the bot's container.
