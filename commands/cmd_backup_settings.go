@@ -237,7 +237,7 @@ func validRepositoryURL(u string) error {
 	if len(u) > 512 || strings.IndexFunc(u, func(c rune) bool { return unicode.IsSpace(c) || unicode.IsControl(c) }) >= 0 {
 		return Errorf(Invalid, "That is not a repository URL: give %s.", repositoryForms)
 	}
-	bad := Errorf(Invalid, "`%s` is not a repository URL I can use: give %s.", truncate(u, 80), repositoryForms)
+	bad := Errorf(Invalid, "%s is not a repository URL I can use: give %s.", code(u), repositoryForms)
 	scheme, rest, _ := strings.Cut(u, ":")
 	switch scheme {
 	case "s3":
@@ -329,7 +329,7 @@ func (a *AppDeps) backupRepositoryVerb(r *Router) *Verb {
 		},
 		Describe: func(args []string) string {
 			where, _ := a.Backups.Where()
-			to := "`" + args[0] + "`"
+			to := code(redactUserinfo(args[0]))
 			if isDefault(args) {
 				to = "the environment's repository (TOOLBOX_BACKUP_REPOSITORY, else the local volume)"
 			}

@@ -46,7 +46,7 @@ func (a *AppDeps) logsVerb() *Verb {
 				found = found || s.Name == service
 			}
 			if !found {
-				return "", Errorf(NotFound, "%s has no service `%s`. Its services: %s.", app.Name, truncate(service, 40), strings.Join(names, ", "))
+				return "", Errorf(NotFound, "%s has no service %s. Its services: %s.", app.Name, code(service), strings.Join(names, ", "))
 			}
 			out, err := a.Engine.Logs(ctx, app.Name, service, lines)
 			if err != nil {
