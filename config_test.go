@@ -347,3 +347,21 @@ func TestLoadConfigStateKey(t *testing.T) {
 		t.Errorf("a bad TOOLBOX_STATE_KEY: %v, want it refused by name", err)
 	}
 }
+
+func FuzzParseAge(f *testing.F) {
+	for _, s := range []string{"90d", "forever", "36h", "0d", "-1d", "1e9d", "5m", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := parseAge(s)
+		if err != nil {
+			return
+		}
+		if s != "forever" && d < time.Hour {
+			t.Errorf("parseAge(%q) = %v, want an hour or more", s, d)
+		}
+		if s == "forever" && d != 0 {
+			t.Errorf("parseAge(forever) = %v", d)
+		}
+	})
+}

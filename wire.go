@@ -154,6 +154,9 @@ func newRouterWith(root context.Context, cfg config, log *slog.Logger, st *state
 			if err != nil {
 				return "", err
 			}
+			if held, err := st.AuditBacklog(); err != nil {
+				return "", fmt.Errorf("%d audit records wait for the disk: %w", held, err)
+			}
 			return fmt.Sprintf("%s is writable (a write took %s)", st.Path(), took.Round(time.Microsecond)), nil
 		}},
 	}
