@@ -21,7 +21,7 @@ func (r *Router) auditVerb() *Verb {
 			if len(inv.Args) == 1 {
 				v, err := strconv.Atoi(inv.Args[0])
 				if err != nil || v < 1 {
-					return "", Errorf(Invalid, "`%s` is not a number of records. Usage: `/toolbox audit [n]`.", truncate(inv.Args[0], 20))
+					return "", Errorf(Invalid, "%s is not a number of records. Usage: `/toolbox audit [n]`.", code(truncate(inv.Args[0], 20)))
 				}
 				n = min(v, maxAudit)
 			}
