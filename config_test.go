@@ -365,3 +365,29 @@ func FuzzParseAge(f *testing.F) {
 		}
 	})
 }
+
+// FuzzLoadConfigNames: a value the configuration accepts for a name that
+// reaches Compose files, Caddy or Mattermost holds no quote, space, line
+// break or other character that could end the name where it lands.
+func FuzzLoadConfigNames(f *testing.F) {
+	for _, s := range []string{"toolbox", "tb_net.1", "ops@example.org", "caddy:2.11.9", "a\"b", "x\ny", "ghcr.io/a/b@sha256:" + strings.Repeat("0", 64)} {
+		f.Add(s)
+	}
+	const safe = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
+	allowed := map[string]string{
+		"TOOLBOX_NETWORK": safe, "TOOLBOX_BOT_NETWORK": safe, "TOOLBOX_BACKUP_VOLUME": safe,
+		"TOOLBOX_TEAM": safe, "TOOLBOX_CHANNEL": safe, "TOOLBOX_MM_ADMIN_USER": safe,
+		"TOOLBOX_ACME_EMAIL": safe + "@+%", "TOOLBOX_CADDY_IMAGE": safe + ":/@", "TOOLBOX_RESTIC_IMAGE": safe + ":/@", "TOOLBOX_IMAGE": safe + ":/@",
+	}
+	f.Fuzz(func(t *testing.T, value string) {
+		for key, chars := range allowed {
+			if _, err := loadConfig(envOf(map[string]string{key: value})); err == nil {
+				if v := strings.TrimSpace(value); strings.Trim(v, chars) != "" {
+					t.Errorf("loadConfig accepted %s=%q", key, value)
+				}
+			} else if !strings.Contains(err.Error(), key) {
+				t.Errorf("loadConfig(%s=%q) = %v, an error that does not name the variable", key, value, err)
+			}
+		}
+	})
+}

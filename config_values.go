@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/mail"
 	"regexp"
+	"strings"
 
 	"github.com/distribution/reference"
 	"github.com/mattermost/mattermost/server/public/model"
@@ -14,6 +15,23 @@ import (
 // dockerName is the engine's rule for volume and container names; networks
 // are held to it too, since they are named in the apps' Compose files.
 var dockerName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
+
+// emailLocal is the part before the @ that the certificate authorities and
+// every mail system take: a subset of RFC 5322's, without quotes.
+var emailLocal = regexp.MustCompile(`^[A-Za-z0-9._%+-]+$`)
+
+// acmeEmail accepts a plain address, local@domain, whose domain passes the
+// domain rule.
+func acmeEmail(s string) bool {
+	at := strings.LastIndexByte(s, '@')
+	if at < 1 || len(s) > 254 {
+		return false
+	}
+	if _, err := mail.ParseAddress(s); err != nil {
+		return false
+	}
+	return emailLocal.MatchString(s[:at]) && names.Domain(strings.ToLower(s[at+1:])) == nil
+}
 
 // checkValues lists the problems of the values that end up in the apps'
 // configuration files (the base domain, in WordPress's PHP and GitLab's
@@ -41,10 +59,8 @@ func checkValues(c config) []string {
 	if !model.IsValidUsername(c.AdminUser) {
 		problems = append(problems, fmt.Sprintf("TOOLBOX_MM_ADMIN_USER=%q is not a Mattermost user name: use up to %d lowercase letters, digits, '.', '-' and '_' (not all, channel, matterbot or system)", c.AdminUser, model.UserNameMaxLength))
 	}
-	if c.ACMEEmail != "" {
-		if a, err := mail.ParseAddress(c.ACMEEmail); err != nil || a.Name != "" || a.Address != c.ACMEEmail {
-			problems = append(problems, fmt.Sprintf("TOOLBOX_ACME_EMAIL=%q is not an e-mail address: give the address alone, like ops@example.org", c.ACMEEmail))
-		}
+	if c.ACMEEmail != "" && !acmeEmail(c.ACMEEmail) {
+		problems = append(problems, fmt.Sprintf("TOOLBOX_ACME_EMAIL=%q is not an e-mail address: give the address alone, like ops@example.org (letters, digits, '.', '_', '%%', '+' and '-' before the @, a domain name after)", c.ACMEEmail))
 	}
 	for _, v := range []struct{ key, value string }{
 		{"TOOLBOX_IMAGE", c.Image}, {"TOOLBOX_CADDY_IMAGE", c.CaddyImage}, {"TOOLBOX_RESTIC_IMAGE", c.ResticImage},
