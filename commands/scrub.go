@@ -124,3 +124,34 @@ func (e *scrubbingEngine) Exec(ctx context.Context, app, service string, cmd []s
 	out, err := e.Engine.Exec(ctx, app, service, cmd)
 	return h.text(out), h.err(err)
 }
+
+// scrubbingBackups is scrubbingEngine for the backups: a dump's or a
+// restore's errors quote the app's commands' stderr, and progress its output.
+type scrubbingBackups struct {
+	Backups
+	secrets func(app string) []string
+}
+
+// scrubBackups wraps a.Backups, once.
+func (a *AppDeps) scrubBackups() {
+	if _, done := a.Backups.(*scrubbingBackups); done || a.Backups == nil {
+		return
+	}
+	a.Backups = &scrubbingBackups{Backups: a.Backups, secrets: a.secretsFor}
+}
+
+func (b *scrubbingBackups) hider(app string) *hider {
+	return &hider{load: func() []string { return b.secrets(app) }}
+}
+
+func (b *scrubbingBackups) Backup(ctx context.Context, req BackupRequest, progress func(string)) ([]Snapshot, error) {
+	h := b.hider(req.App)
+	snaps, err := b.Backups.Backup(ctx, req, h.progress(progress))
+	return snaps, h.err(err)
+}
+
+func (b *scrubbingBackups) Restore(ctx context.Context, req RestoreRequest, progress func(string)) (Restored, error) {
+	h := b.hider(req.Live.App)
+	res, err := b.Backups.Restore(ctx, req, h.progress(progress))
+	return res, h.err(err)
+}

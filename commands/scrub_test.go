@@ -83,3 +83,18 @@ func TestScrubbedErrorKeepsItsCause(t *testing.T) {
 		t.Errorf("an error without secrets was wrapped")
 	}
 }
+
+// A restore's error quotes the restored app's logs: the bot's log gets it
+// scrubbed too, not only the post.
+func TestBackupsErrorsReachTheLogScrubbed(t *testing.T) {
+	b := &fakeBackups{restoreErr: errors.New("the restored copy of wordpress did not start: db did not become healthy\nlogs with " + dbPassword)}
+	e, m := restoreEnv(t, b)
+	confirmAll(t, e, m, caller("ann"), "restore wordpress")
+	log := e.log.String()
+	if strings.Contains(log, dbPassword) {
+		t.Errorf("the bot's log holds the secret:\n%s", log)
+	}
+	if !strings.Contains(log, "logs with [redacted]") {
+		t.Errorf("the log lost the failure's cause:\n%s", log)
+	}
+}

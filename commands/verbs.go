@@ -162,7 +162,8 @@ func (r *Router) builtins() []*Verb {
 		r.versionVerb(),
 	}
 	if a := r.deps.Apps; a != nil {
-		a.scrubEngine() // before any verb can reach the engine
+		a.scrubEngine() // before any verb can reach the engine or the backups
+		a.scrubBackups()
 		verbs = append(verbs, a.catalogVerb(), a.addVerb(r), a.removeVerb(r), a.restartVerb(),
 			a.upgradeVerb(r), a.logsVerb(), a.setVerb())
 		if a.Backups != nil {
