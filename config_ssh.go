@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -72,7 +73,11 @@ func loadSSH(dockerHost string, getenv func(string) string) (sshConfig, []string
 	}
 	if len(problems) == 0 {
 		if err := docker.CheckSSH(c.docker(dockerHost)); err != nil {
-			problems = append(problems, fmt.Sprintf("DOCKER_HOST=%s: %v", dockerHost, err))
+			shown := dockerHost
+			if u, perr := url.Parse(dockerHost); perr == nil {
+				shown = u.Redacted() // a password in it is refused, not printed
+			}
+			problems = append(problems, fmt.Sprintf("DOCKER_HOST=%s: %v", shown, err))
 		}
 	}
 	return c, problems

@@ -108,6 +108,9 @@ func TestLoadConfigSSH(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("loadConfig = %v, want it to say %q", err, tc.want)
 			}
+			if err != nil && strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("loadConfig printed the password: %v", err)
+			}
 		})
 	}
 

@@ -142,13 +142,14 @@ type sshTarget struct {
 func parseSSHTarget(host string) (sshTarget, error) {
 	u, err := url.Parse(host)
 	if err != nil {
-		return sshTarget{}, fmt.Errorf("parse %q: %w", host, err)
+		// Not quoted: the text may hold a password.
+		return sshTarget{}, errors.New("the ssh address is not a URL like ssh://user@host[:port][/socket/path]")
 	}
 	if u.Scheme != "ssh" || u.Hostname() == "" {
-		return sshTarget{}, fmt.Errorf("no host name in %q: want ssh://user@host[:port][/socket/path]", host)
+		return sshTarget{}, fmt.Errorf("no host name in %q: want ssh://user@host[:port][/socket/path]", u.Redacted())
 	}
 	if u.RawQuery != "" || u.Fragment != "" || u.User.String() != u.User.Username() {
-		return sshTarget{}, fmt.Errorf("%q holds more than ssh://user@host[:port][/socket/path] (a password, a query or a fragment)", host)
+		return sshTarget{}, fmt.Errorf("%q holds more than ssh://user@host[:port][/socket/path] (a password, a query or a fragment)", u.Redacted())
 	}
 	t := sshTarget{addr: u.Host, user: u.User.Username(), socket: defaultRemoteSocket}
 	if u.Port() == "" {
