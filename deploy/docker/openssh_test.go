@@ -135,3 +135,43 @@ func TestConnectThroughOpenSSH(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkPingThroughOpenSSH measures a ping through Debian's sshd against
+// one on the socket itself, in the same run: the cost of DOCKER_HOST=ssh://
+// once connected, reported as a ratio.
+func BenchmarkPingThroughOpenSSH(b *testing.B) {
+	local := dockertest.Engine(b)
+	socket, _, err := local.Socket(b.Context())
+	if err != nil {
+		b.Skipf("the benchmark forwards to a local socket: %v", err)
+	}
+	clientPub, clientPEM := sshdtest.NewKey(b)
+	srv := sshdtest.Start(b, clientPub)
+	me, err := user.Current()
+	if err != nil {
+		b.Fatal(err)
+	}
+	e, err := docker.Connect(b.Context(), docker.Config{Host: "ssh://" + me.Username + "@" + srv.Addr + socket, SSHKey: clientPEM,
+		SSHKnownHosts: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(srv.HostKey)))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	ping := func(e *docker.Engine, n int) time.Duration {
+		start := time.Now()
+		for range n {
+			if _, err := e.Ping(b.Context()); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return time.Since(start)
+	}
+	var direct, tunnelled time.Duration
+	for b.Loop() {
+		direct += ping(local, 1)
+		tunnelled += ping(e, 1)
+	}
+	b.ReportMetric(float64(direct.Microseconds())/float64(b.N), "direct-µs/ping")
+	b.ReportMetric(float64(tunnelled.Microseconds())/float64(b.N), "ssh-µs/ping")
+	b.ReportMetric(float64(tunnelled)/float64(direct), "ssh/direct")
+}
