@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -535,4 +536,47 @@ func FuzzParseKey(f *testing.F) {
 			t.Fatalf("round trip of %q: %v", in, err)
 		}
 	})
+}
+
+// Readers and writers of secrets during rotations always see whole values.
+func TestRotateKeyConcurrent(t *testing.T) {
+	s := openTest(t, Options{})
+	setKnownSecrets(t, s)
+	stop := make(chan struct{})
+	errs := make(chan error, 100)
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() {
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if i%2 == 0 {
+					for name, want := range knownSecrets {
+						if got, err := s.Secret(name); err != nil || got != want {
+							errs <- fmt.Errorf("Secret(%q) during a rotation: %v", name, err)
+							return
+						}
+					}
+				} else if err := s.SetSecret(fmt.Sprint("app/x/K", i), Secret(fmt.Sprint("v", n))); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	for range 10 {
+		if _, err := s.RotateKey(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	checkKnownSecrets(t, s)
 }
