@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"context"
 	"regexp"
 	"strings"
 	"testing"
@@ -45,4 +46,27 @@ func TestJobsTableKeepsOneLinePerCell(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// An app's output can make a progress line as long as it likes: the post
+// that shows the job's progress stays within Mattermost's 16383 characters.
+func TestProgressLinesAreBounded(t *testing.T) {
+	loud := &Verb{Name: "loud", Job: true, Summary: "print a long line", Run: func(_ context.Context, inv Invocation) (string, error) {
+		inv.Progress("%s", strings.Repeat("x", 100_000))
+		return "done", nil
+	}}
+	e := newEnv(t, envOptions{extra: []*Verb{loud}})
+	if got := e.handle(caller("ann"), "loud"); got.JobID == 0 {
+		t.Fatalf("loud = %q, want a job", got.Text)
+	}
+	e.router.Jobs().Wait()
+	edits := e.chat.Edits()
+	if len(edits) == 0 {
+		t.Fatal("no progress edit")
+	}
+	for _, ed := range edits {
+		if len(ed.Text) > 16383 {
+			t.Errorf("an edit of %d bytes, want at most 16383", len(ed.Text))
+		}
+	}
 }

@@ -191,6 +191,9 @@ func (j *Jobs) title(job state.Job) string {
 	return fmt.Sprintf("job #%d %s", job.ID, code(strings.TrimSpace(job.Verb+" "+quoteArgs(job.Args))))
 }
 
+// maxProgressLine bounds one line of a job's progress, in bytes.
+const maxProgressLine = 500
+
 func (j *Jobs) execute(ctx context.Context, c Caller, v *Verb, job state.Job, free func()) {
 	log := j.deps.Log.With("job", job.ID, "verb", job.Verb)
 	title := j.title(job)
@@ -211,7 +214,9 @@ func (j *Jobs) execute(ctx context.Context, c Caller, v *Verb, job state.Job, fr
 	)
 	progress := func(format string, args ...any) {
 		// A line may quote an app's output: it must not close the code block.
-		line := strings.ReplaceAll(fmt.Sprintf(format, args...), "```", "'''")
+		// Bounded: eight lines of it must fit a post (16383 characters)
+		// however long an app's output is.
+		line := truncate(strings.ReplaceAll(fmt.Sprintf(format, args...), "```", "'''"), maxProgressLine)
 		pmu.Lock()
 		defer pmu.Unlock()
 		if ended {
