@@ -277,8 +277,9 @@ func (b *Backups) Backup(ctx context.Context, req commands.BackupRequest, progre
 	for _, d := range req.Dumps {
 		progress("dumping " + d.File)
 		if err := save(d.File, backup.BackupSpec{StdinFilename: d.File}, func(w *io.PipeWriter, dctx context.Context) {
-			var stderr strings.Builder
-			code, err := s.Engine.Exec(dctx, stack.ContainerName(req.App, d.Service), d.Command, w, &limitedWriter{w: &stderr, n: 4 << 10})
+			// The dump itself is as long as the data; what it says on stderr is not.
+			stderr := &capture{budget: newReadBudget(maxCommandStderrRead), keep: 4 << 10, last: true}
+			code, err := s.Engine.Exec(dctx, stack.ContainerName(req.App, d.Service), d.Command, w, stderr)
 			if err == nil && code != 0 {
 				err = fmt.Errorf("the dump %s exited with %d: %s", strings.Join(d.Command, " "), code, strings.TrimSpace(stderr.String()))
 			}
@@ -536,19 +537,4 @@ func (b *Backups) Check(ctx context.Context, subset string, progress func(string
 	rep.Took = time.Since(start)
 	rep.Errors, rep.BrokenPacks, rep.RepairIndex, rep.Prune = res.Errors, len(res.BrokenPacks), res.SuggestRepairIndex, res.SuggestPrune
 	return rep, err // with Errors > 0, err is restic's report of the damage
-}
-
-// limitedWriter keeps the first n bytes written to it and drops the rest.
-type limitedWriter struct {
-	w io.Writer
-	n int
-}
-
-func (l *limitedWriter) Write(p []byte) (int, error) {
-	if l.n > 0 {
-		k := min(len(p), l.n)
-		_, _ = l.w.Write(p[:k])
-		l.n -= k
-	}
-	return len(p), nil
 }

@@ -150,6 +150,9 @@ const (
 	maxExecStdout = 1 << 20 // kept: the first bytes
 	maxExecStderr = 16 << 10
 	maxCheckRead  = 1 << 20 // a restore's check, which prints a count
+	// maxCommandStderrRead bounds the stderr of a dump or a load, whose
+	// stdout is the data.
+	maxCommandStderrRead = 16 << 20
 )
 
 func (e *Engine) Exec(ctx context.Context, app, service string, cmd []string) (string, error) {

@@ -274,8 +274,10 @@ func (b *Backups) load(ctx context.Context, repo *backup.Repository, container, 
 		pw.CloseWithError(err) // nil: EOF, the whole dump was read
 		dumped <- err
 	}()
-	var stderr strings.Builder
-	code, err := s.Engine.ExecInput(ctx, container, d.Restore, pr, io.Discard, &limitedWriter{w: &stderr, n: 4 << 10})
+	// What a load prints on stdout is discarded as it comes (psql says a
+	// line per statement: as long as the dump); its stderr is bounded.
+	stderr := &capture{budget: newReadBudget(maxCommandStderrRead), keep: 4 << 10, last: true}
+	code, err := s.Engine.ExecInput(ctx, container, d.Restore, pr, io.Discard, stderr)
 	pr.CloseWithError(io.ErrClosedPipe) // a dump still writing stops
 	cancel()
 	derr := <-dumped
