@@ -50,6 +50,7 @@ func TestLogsAreBounded(t *testing.T) {
 				if tail == 0 && !strings.HasSuffix(logs, "\n[… more logs not read: the toolbox reads at most 1 MiB]") {
 					t.Errorf("Logs(0) of 16 MiB does not say it was cut: ends %q", logs[max(0, len(logs)-80):])
 				}
+				t.Logf("Logs(%d) of 16 MiB: %d bytes returned, %.1f MiB allocated", tail, len(logs), float64(after.TotalAlloc-before.TotalAlloc)/mib)
 				// What Logs allocates stays near its bound, not the logs' 16 MiB.
 				if got := after.TotalAlloc - before.TotalAlloc; got > 8*mib {
 					t.Errorf("Logs(%d) allocated %d MiB, want under 8", tail, got/mib)
