@@ -359,7 +359,10 @@ func (w *auditWriter) send(it *auditItem) error {
 	defer poll.Stop()
 	for {
 		if err := w.failing(); err != nil {
-			return fmt.Errorf("state: audit: %w (%d records wait): %w", ErrAuditBacklog, auditQueueSize, err)
+			w.mu.Lock()
+			held := w.backlog + len(w.queue)
+			w.mu.Unlock()
+			return fmt.Errorf("state: audit: %w (%d records wait): %w", ErrAuditBacklog, held, err)
 		}
 		select {
 		case w.queue <- it:
