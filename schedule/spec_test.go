@@ -165,7 +165,16 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string, unix int64) {
 		spec, err := Parse(s)
 		if err != nil {
+			// A clear error: about the schedule, one line, no final period,
+			// and nothing parsed.
+			msg := err.Error()
+			if !strings.HasPrefix(msg, "schedule") || strings.ContainsAny(msg, "\n\r") || strings.HasSuffix(msg, ".") || spec != (Spec{}) {
+				t.Fatalf("Parse(%q) = %+v, %q: want the zero Spec and a one-line error about the schedule", s, spec, msg)
+			}
 			return
+		}
+		if spec.String() == "invalid" {
+			t.Fatalf("Parse(%q) = an invalid Spec without an error", s)
 		}
 		again, err := Parse(spec.String())
 		if err != nil || again != spec {
