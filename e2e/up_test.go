@@ -127,6 +127,9 @@ func TestUp(t *testing.T) {
 	})
 
 	out := run("up")
+	if !strings.Contains(out, "the first time takes a few minutes") {
+		t.Errorf("the first up did not say that it deploys Mattermost for the first time:\n%s", out)
+	}
 	password := regexp.MustCompile(`Password:\s+(\S+)`).FindStringSubmatch(out)
 	chatURL := regexp.MustCompile(`Your chat: (https://chat\.localhost:\d+)`).FindStringSubmatch(out)
 	if password == nil || chatURL == nil {
@@ -296,7 +299,8 @@ func TestUp(t *testing.T) {
 	}
 
 	again := run("up")
-	if strings.Contains(again, "Password") || !strings.Contains(again, "nothing changed") {
+	if strings.Contains(again, "Password") || !strings.Contains(again, "nothing changed") ||
+		strings.Contains(again, "first time") || !strings.Contains(again, "Nothing changed: the proxy, the docker guard") {
 		t.Errorf("a second up changed something:\n%s", again)
 	}
 }
