@@ -229,21 +229,22 @@ func (w *auditWriter) giveUp(held int, err error) {
 }
 
 // gather adds queued items to batch: everything already queued, and, if
-// linger, whatever arrives within auditLinger. It stops at a waited-for
-// item, at auditBatchMax, or when the queue is closed (open=false).
+// linger and nobody waits yet, whatever arrives within auditLinger. Once a
+// waited-for item is in the batch it stops lingering but still takes what is
+// already queued, so that durable records queued during one commit share
+// the next (one fsync for all of them, not one each). It stops at
+// auditBatchMax, or when the queue is closed (open=false).
 func (w *auditWriter) gather(batch []*auditItem, open, linger bool) ([]*auditItem, bool) {
-	if !open || len(batch) >= auditBatchMax || slices.ContainsFunc(batch, (*auditItem).waited) {
+	if !open || len(batch) >= auditBatchMax {
 		return batch, open
 	}
-	var timeout <-chan time.Time
-	if linger {
+	closed := make(chan time.Time)
+	close(closed)
+	timeout := (<-chan time.Time)(closed)
+	if linger && !slices.ContainsFunc(batch, (*auditItem).waited) {
 		t := time.NewTimer(auditLinger)
 		defer t.Stop()
 		timeout = t.C
-	} else {
-		closed := make(chan time.Time)
-		close(closed)
-		timeout = closed
 	}
 	for len(batch) < auditBatchMax {
 		var it *auditItem
@@ -265,7 +266,7 @@ func (w *auditWriter) gather(batch []*auditItem, open, linger bool) ([]*auditIte
 		}
 		batch = append(batch, it)
 		if it.waited() {
-			return batch, true
+			timeout = closed
 		}
 	}
 	return batch, true
