@@ -68,7 +68,7 @@ type config struct {
 	// Retention of jobs and audit records: TOOLBOX_JOBS_RETENTION (90d),
 	// TOOLBOX_JOBS_KEEP (200), TOOLBOX_AUDIT_RETENTION (365d).
 	Retention    state.Retention
-	retentionEnv map[string]string // as given, passed on by up
+	botSettings map[string]string // settings only the bot reads, as given, passed on by up
 }
 
 // backupEnvKeys are the variables restic's backends read (OpenStack Swift,
@@ -177,6 +177,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		problems = append(problems, "TOOLBOX_CONFIRM_TTL is not a positive duration like 10m")
 	}
 	c.ConfirmTTL = ttl
+	c.botSettings = map[string]string{}
 	for _, l := range []struct {
 		key string
 		def int
@@ -185,13 +186,15 @@ func loadConfig(getenv func(string) string) (config, error) {
 		{"TOOLBOX_MAX_JOBS", commands.DefaultMaxRunningJobs, &c.JobLimits.MaxRunningJobs},
 		{"TOOLBOX_JOB_STARTS_PER_MINUTE", commands.DefaultJobStartsPerMinute, &c.JobLimits.JobStartsPerMinute},
 	} {
+		if v := get(l.key, ""); v != "" {
+			c.botSettings[l.key] = v
+		}
 		n, err := strconv.Atoi(get(l.key, strconv.Itoa(l.def)))
 		if err != nil || n < 1 || n > 1000 {
 			problems = append(problems, l.key+" is not a whole number from 1 to 1000")
 		}
 		*l.dst = n
 	}
-	c.retentionEnv = map[string]string{}
 	for _, r := range []struct {
 		key, def string
 		dst      *time.Duration
@@ -200,7 +203,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		{"TOOLBOX_AUDIT_RETENTION", "365d", &c.Retention.AuditMaxAge},
 	} {
 		if v := get(r.key, ""); v != "" {
-			c.retentionEnv[r.key] = v
+			c.botSettings[r.key] = v
 		}
 		age, err := parseAge(get(r.key, r.def))
 		if err != nil {
@@ -209,7 +212,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		*r.dst = age
 	}
 	if v := get("TOOLBOX_JOBS_KEEP", ""); v != "" {
-		c.retentionEnv["TOOLBOX_JOBS_KEEP"] = v
+		c.botSettings["TOOLBOX_JOBS_KEEP"] = v
 	}
 	if c.Retention.JobsKeep, err = strconv.Atoi(get("TOOLBOX_JOBS_KEEP", strconv.Itoa(state.DefaultJobsKeep))); err != nil || c.Retention.JobsKeep < 0 {
 		problems = append(problems, "TOOLBOX_JOBS_KEEP is not a whole number of jobs (0 or more)")
@@ -290,6 +293,6 @@ func (c config) host() host.Config {
 		ConfirmTTL: c.ConfirmTTL, ShutdownGrace: c.ShutdownGrace, LogLevel: c.LogLevel,
 		BackupSchedule: c.BackupSchedule.String(), DrillSchedule: c.DrillSchedule.String(), TimeZone: c.timeZoneName, BackupKeep: c.BackupKeep.String(),
 		BackupRepository: c.BackupRepository, BackupVolume: c.BackupVolume, BackupPassword: c.BackupPassword, BackupEnv: c.BackupEnv, ResticImage: c.ResticImage,
-		StateKey: state.Secret(stateKeyText(c.StateKey)), RetentionEnv: c.retentionEnv,
+		StateKey: state.Secret(stateKeyText(c.StateKey)), BotSettings: c.botSettings,
 	}
 }

@@ -304,6 +304,9 @@ func TestLoadConfigJobLimits(t *testing.T) {
 	if err != nil || c.JobLimits != (commands.Limits{MaxRunningJobs: 2, JobStartsPerMinute: 10}) {
 		t.Errorf("job limits = %+v, %v; want 2 and 10", c.JobLimits, err)
 	}
+	if got := c.host().BotSettings; len(got) != 2 || got["TOOLBOX_MAX_JOBS"] != "2" || got["TOOLBOX_JOB_STARTS_PER_MINUTE"] != "10" {
+		t.Errorf("passed on to the bot: %v, want both limits as given", got)
+	}
 	for _, bad := range []string{"0", "-1", "many", "100000"} {
 		_, err := loadConfig(envOf(map[string]string{"TOOLBOX_MAX_JOBS": bad, "TOOLBOX_JOB_STARTS_PER_MINUTE": bad}))
 		if err == nil || !strings.Contains(err.Error(), "TOOLBOX_MAX_JOBS is not a whole number") || !strings.Contains(err.Error(), "TOOLBOX_JOB_STARTS_PER_MINUTE is not") {
@@ -323,7 +326,7 @@ func TestLoadConfigRetention(t *testing.T) {
 	if err != nil || c.Retention != want {
 		t.Errorf("retention = %+v, %v; want %+v", c.Retention, err, want)
 	}
-	if got := c.host().RetentionEnv; len(got) != 3 || got["TOOLBOX_JOBS_RETENTION"] != "30d" {
+	if got := c.host().BotSettings; len(got) != 3 || got["TOOLBOX_JOBS_RETENTION"] != "30d" {
 		t.Errorf("passed on to the bot: %v, want the three settings as given", got)
 	}
 	if c, _ := loadConfig(envOf(map[string]string{"TOOLBOX_AUDIT_RETENTION": "36h"})); c.Retention.AuditMaxAge != 36*time.Hour {

@@ -51,9 +51,10 @@ type Config struct {
 	// StateKey is TOOLBOX_STATE_KEY as given (base64), passed on to the bot;
 	// empty: the key file beside the bot's state, in its volume.
 	StateKey state.Secret
-	// RetentionEnv holds the retention settings given (TOOLBOX_JOBS_RETENTION,
-	// TOOLBOX_JOBS_KEEP, TOOLBOX_AUDIT_RETENTION), passed on to the bot.
-	RetentionEnv map[string]string
+	// BotSettings are the settings only the bot reads (job limits, retention:
+	// TOOLBOX_MAX_JOBS, TOOLBOX_JOBS_RETENTION...) as given, passed on to it
+	// as they are, so that its own defaults apply to the others.
+	BotSettings map[string]string
 
 	// Passed on to the bot in its container.
 	TeamName, ChannelName, AdminUser string

@@ -404,7 +404,7 @@ func botSpec(cfg Config, image string) (docker.ContainerSpec, error) {
 	for k, v := range cfg.BackupEnv {
 		env[k] = v.Reveal()
 	}
-	for k, v := range cfg.RetentionEnv {
+	for k, v := range cfg.BotSettings {
 		env[k] = v
 	}
 	files, err := catalogFiles(cfg.CatalogDir)
