@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -113,10 +114,14 @@ func (r *Router) redacted(text string) string {
 	case err != nil && len(words) > 1:
 		return truncate(words[0], 40) + " …"
 	case err != nil || v.Redact == nil:
-		return text
+		return urlPasswords.ReplaceAllString(text, "${1}[redacted]@")
 	}
 	return strings.TrimSpace(v.Name + " " + quoteArgs(v.Redact(args)))
 }
+
+// urlPasswords finds the password of a URL's user information
+// (scheme://user:password@host), which anyone may paste after any verb.
+var urlPasswords = regexp.MustCompile(`(://[^/\s:@]*:)[^/\s@]*@`)
 
 func kindOf(c Caller) string {
 	if c.Terminal {

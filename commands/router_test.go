@@ -386,3 +386,17 @@ func TestNewRouterRefusesBadDeps(t *testing.T) {
 		}
 	}
 }
+
+func TestRedactedHidesURLPasswords(t *testing.T) {
+	r := newEnv(t, envOptions{}).router
+	for text, want := range map[string]string{
+		"status https://ann:hunter2@example.org/x": "status https://ann:[redacted]@example.org/x",
+		"help s3://key:se/cret@host":               "help s3://key:se/cret@host", // no user information: a path
+		"version sftp://u:p@h:22/a b://c:d@e":      "version sftp://u:[redacted]@h:22/a b://c:[redacted]@e",
+		"status https://example.org":               "status https://example.org",
+	} {
+		if got := r.redacted(text); got != want {
+			t.Errorf("redacted(%q) = %q, want %q", text, got, want)
+		}
+	}
+}
