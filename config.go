@@ -67,7 +67,7 @@ type config struct {
 
 	// Retention of jobs and audit records: TOOLBOX_JOBS_RETENTION (90d),
 	// TOOLBOX_JOBS_KEEP (200), TOOLBOX_AUDIT_RETENTION (365d).
-	Retention    state.Retention
+	Retention   state.Retention
 	botSettings map[string]string // settings only the bot reads, as given, passed on by up
 }
 
