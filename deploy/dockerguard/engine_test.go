@@ -280,8 +280,12 @@ func TestGuardRefuses(t *testing.T) {
 	}
 	id := in.Container.ID
 	for _, ref := range []string{other, id, id[:12]} {
-		_, err := c.ContainerInspect(ctx, ref, client.ContainerInspectOptions{})
-		refusedWith(t, "inspect "+ref, err, "not the toolbox's")
+		// Inspected, it shows its name and id, nothing of its configuration.
+		res, err := c.ContainerInspect(ctx, ref, client.ContainerInspectOptions{})
+		if err != nil || res.Container.ID != id || res.Container.Config == nil || len(res.Container.Config.Labels) != 0 ||
+			len(res.Container.Config.Env) != 0 || res.Container.Config.Image != "" || len(res.Container.Mounts) != 0 {
+			t.Errorf("inspect %s = %+v, %v; want its id and name only", ref, res.Container, err)
+		}
 		_, err = c.ContainerStop(ctx, ref, client.ContainerStopOptions{})
 		refusedWith(t, "stop "+ref, err, "not the toolbox's")
 		_, err = c.ContainerRemove(ctx, ref, client.ContainerRemoveOptions{Force: true})
@@ -319,8 +323,22 @@ func TestGuardRefuses(t *testing.T) {
 		}
 	}
 
-	_, err = c.VolumeInspect(ctx, otherVol, client.VolumeInspectOptions{})
-	refusedWith(t, "inspect a foreign volume", err, "not the toolbox's")
+	if v, err := c.VolumeInspect(ctx, otherVol, client.VolumeInspectOptions{}); err != nil || v.Volume.Name != otherVol || len(v.Volume.Labels) != 0 || v.Volume.Mountpoint != "" {
+		t.Errorf("inspect a foreign volume = %+v, %v; want its name only", v.Volume, err)
+	}
+	if n, err := c.NetworkInspect(ctx, otherNet, client.NetworkInspectOptions{}); err != nil || n.Network.Name != otherNet || len(n.Network.Labels) != 0 || len(n.Network.IPAM.Config) != 0 {
+		t.Errorf("inspect a foreign network = %+v, %v; want its name and id only", n.Network, err)
+	}
+	// So the toolbox's own driver sees that the names are taken.
+	if err := g.via.EnsureVolume(ctx, otherVol, g.labels); !errors.Is(err, docker.ErrNotOurs) {
+		t.Errorf("EnsureVolume over someone else's volume: %v, want ErrNotOurs", err)
+	}
+	if err := g.via.EnsureNetwork(ctx, otherNet, g.labels); !errors.Is(err, docker.ErrNotOurs) {
+		t.Errorf("EnsureNetwork over someone else's network: %v, want ErrNotOurs", err)
+	}
+	if _, err := g.via.EnsureContainer(ctx, docker.ContainerSpec{Name: other, Image: g.standin, Labels: g.labels}); !errors.Is(err, docker.ErrNotOurs) {
+		t.Errorf("EnsureContainer over someone else's container: %v, want ErrNotOurs", err)
+	}
 	_, err = c.VolumeRemove(ctx, otherVol, client.VolumeRemoveOptions{})
 	refusedWith(t, "remove a foreign volume", err, "not the toolbox's")
 	_, err = c.VolumeCreate(ctx, client.VolumeCreateOptions{Name: dockertest.Unique(t, "tb-guard-bindvol"), Labels: g.labels,

@@ -11,7 +11,10 @@
 // secrets, events, prune, commit, update, ...) gets a 403 with a JSON
 // message that Docker clients show.
 //
-// Lists of containers and volumes are filtered to the toolbox's label;
+// Someone else's container, network or volume, inspected, shows only its
+// name and id (so that the toolbox sees a name taken by an object not its
+// own, and says so); lists of containers and volumes are filtered to the
+// toolbox's label;
 // networks are listed as the engine lists them (names and addresses only),
 // so that the toolbox still sees a foreign network that takes a name it
 // wants.
@@ -209,6 +212,12 @@ func (g *Guard) refuse(w http.ResponseWriter, r *http.Request, err error) {
 	_ = json.NewEncoder(w).Encode(map[string]string{"message": err.Error()})
 }
 
+// writeJSON answers 200 with v, for the redacted views of others' objects.
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
 func readBody(r *http.Request) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil {
@@ -319,6 +328,11 @@ func (g *Guard) onContainer(op containerOp) http.HandlerFunc {
 		p := g.policy
 		name := strings.TrimPrefix(c.Name, "/")
 		switch {
+		case !p.managed(c.Config.Labels) && r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/json"):
+			// Someone else's: its name and id only, so that the toolbox
+			// sees that the name is taken by something not its own.
+			writeJSON(w, map[string]any{"Id": c.ID, "Name": c.Name, "Config": map[string]any{"Labels": map[string]string{}}})
+			return
 		case !p.managed(c.Config.Labels):
 			g.refuse(w, r, deny("the container %q is not the toolbox's", name))
 			return
@@ -554,6 +568,10 @@ func (g *Guard) network(ctx context.Context, id string) (labelled, error) {
 func (g *Guard) onNetwork(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	n, err := g.network(r.Context(), id)
+	if errors.Is(err, errDenied) && r.Method == http.MethodGet {
+		writeJSON(w, map[string]any{"Id": n.ID, "Name": n.Name, "Labels": map[string]string{}}) // someone else's: see onContainer
+		return
+	}
 	if err != nil {
 		g.refuse(w, r, err)
 		return
@@ -636,6 +654,9 @@ func (g *Guard) onVolume(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 	case !found:
 		err = notFound("volume", name)
+	case !g.policy.managed(v.Labels) && r.Method == http.MethodGet:
+		writeJSON(w, map[string]any{"Name": v.Name, "Labels": map[string]string{}}) // someone else's: see onContainer
+		return
 	case !g.policy.managed(v.Labels):
 		err = deny("the volume %q is not the toolbox's", name)
 	case r.Method != http.MethodGet && g.policy.protected(v.Labels):
