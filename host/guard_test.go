@@ -35,7 +35,13 @@ func TestGuardContainer(t *testing.T) {
 	if err := e.ImportEntries(ctx, image, botImageEntries(bin), botImageConfig()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = e.RemoveImage(context.Background(), image) })
+	t.Cleanup(func() {
+		// Cleanups run last first: the containers must go before their image.
+		dockertest.RemoveLabelled(t, e, labels)
+		if err := e.RemoveImage(context.Background(), image); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
 
 	socket, err := engineSocket(ctx, e)
 	if err != nil {
