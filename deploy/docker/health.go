@@ -92,18 +92,25 @@ const maxTailBytes = 2000
 // hold the app's secrets: the errors' readers, who know them, scrub them.
 func (e *Engine) logTail(ctx context.Context, name string) string {
 	logs, err := e.Logs(ctx, name, 10)
-	logs = strings.TrimSpace(logs)
+	logs = LogTail(logs)
 	if err != nil || logs == "" {
 		return ""
 	}
+	return "; last logs:\n" + logs
+}
+
+// LogTail is the end of logs, trimmed and cut to maxTailBytes on a rune
+// boundary, for an error message.
+func LogTail(logs string) string {
+	logs = strings.TrimSpace(logs)
 	if len(logs) > maxTailBytes {
 		logs = logs[len(logs)-maxTailBytes:]
-		for len(logs) > 0 && !utf8.RuneStart(logs[0]) { // cut on a rune boundary
+		for len(logs) > 0 && !utf8.RuneStart(logs[0]) {
 			logs = logs[1:]
 		}
 		logs = "…" + logs
 	}
-	return "; last logs:\n" + logs
+	return logs
 }
 
 // WaitExit waits until the container called name stops and returns its exit

@@ -155,7 +155,7 @@ func (s *Stack) Build(ctx context.Context, app string, l Launcher, p *types.Proj
 	}
 	if code != 0 {
 		logs, _ := s.Engine.Logs(ctx, name, 10)
-		return fmt.Errorf("building %s failed (exit %d): %s", svc.Image, code, strings.TrimSpace(logs))
+		return fmt.Errorf("building %s failed (exit %d): %s", svc.Image, code, docker.LogTail(logs))
 	}
 	if ok, err := s.Engine.ImagePresent(ctx, svc.Image); err != nil || !ok {
 		return fmt.Errorf("building %s left no image (%v)", svc.Image, err)
