@@ -203,7 +203,14 @@ func runningList(running map[uint64]runningJob) string {
 func rateRefusal(perMinute int, wait time.Duration) error {
 	secs := int(wait.Round(time.Second) / time.Second)
 	secs = max(secs, 1)
-	return Errorf(Conflict, "You have started %d jobs in the last minute, the most each person may. Try again in %d seconds.", perMinute, secs)
+	jobs, seconds := "jobs", "seconds"
+	if perMinute == 1 {
+		jobs = "job"
+	}
+	if secs == 1 {
+		seconds = "second"
+	}
+	return Errorf(Conflict, "You have started %d %s in the last minute, the most each person may. Try again in %d %s.", perMinute, jobs, secs, seconds)
 }
 
 // capRefusal is the answer when the job cap is reached.

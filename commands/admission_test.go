@@ -405,3 +405,36 @@ func TestJobCapUnderConcurrency(t *testing.T) {
 		t.Errorf("250 starts at once: %d started, %d ran at once; want %d, and at most as many at once", n, most.Load(), DefaultMaxRunningJobs)
 	}
 }
+
+// A verb whose admission panics gives back what its start took: the app, the
+// job's place under the cap and the caller's token (found by review: the
+// cleanup looked at an error that a panic never sets).
+func TestAdmitPanicReleasesTheApp(t *testing.T) {
+	boom := true
+	verb := func(name string) *Verb {
+		return &Verb{
+			Name: name, Role: Anyone, Job: true, MaxArgs: 0,
+			Apps: func([]string) []string { return []string{"wiki"} },
+			Admit: func(context.Context, []string) (func(), error) {
+				if boom {
+					panic("admission broke")
+				}
+				return func() {}, nil
+			},
+			Run: func(context.Context, Invocation) (string, error) { return "done", nil },
+		}
+	}
+	e := newEnv(t, envOptions{extra: []*Verb{verb("breaks")}, limits: Limits{MaxRunningJobs: 1, JobStartsPerMinute: 1}})
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("the admission's panic did not reach the caller")
+			}
+		}()
+		e.handle(caller("ann"), "breaks")
+	}()
+	boom = false
+	if r := e.handle(caller("ann"), "breaks"); r.JobID == 0 {
+		t.Fatalf("after a panicked admission, the same job by the same user = %q, want it started (app, place and token given back)", r.Text)
+	}
+}

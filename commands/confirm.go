@@ -197,7 +197,7 @@ func (r *Router) handleClick(ctx context.Context, click Click, trail *auditTrail
 	}
 	if click.Confirm {
 		// Permissions may have changed since the prompt was posted.
-		if err := r.authorize(ctx, click.Caller, v); err != nil {
+		if err := r.permitted(ctx, click.Caller, v, p.Args); err != nil {
 			return ClickResult{}, "", err
 		}
 	}

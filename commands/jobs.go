@@ -98,7 +98,7 @@ func (j *Jobs) withinLimits(c Caller, v *Verb) error {
 // reserves) is taken here, at its acceptance, and given back when it ends.
 // Only the admission holds j.mu: the durable write does not, so that a
 // refusal is answered at once while other jobs are being recorded.
-func (j *Jobs) start(ctx context.Context, c Caller, v *Verb, args []string, trail *auditTrail) (_ state.Job, err error) {
+func (j *Jobs) start(ctx context.Context, c Caller, v *Verb, args []string, trail *auditTrail) (state.Job, error) {
 	j.mu.Lock()
 	if err := j.withinLimits(c, v); err != nil {
 		j.mu.Unlock()
@@ -115,8 +115,9 @@ func (j *Jobs) start(ctx context.Context, c Caller, v *Verb, args []string, trai
 	j.wg.Add(1)
 	j.mu.Unlock()
 	release := func() {}
+	started := false
 	defer func() {
-		if err != nil { // not started: its place and its token back
+		if !started { // refused, failed or panicked: its place and its token back
 			release()
 			j.mu.Lock()
 			delete(j.starting, slot)
@@ -168,6 +169,7 @@ func (j *Jobs) start(ctx context.Context, c Caller, v *Verb, args []string, trai
 		cancel()
 	}
 	j.mu.Unlock()
+	started = true
 	// The apps are free once the outcome is recorded, before it is posted:
 	// whoever reads the result may retry at once.
 	free := sync.OnceFunc(release)

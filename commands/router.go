@@ -120,8 +120,10 @@ func (r *Router) redacted(text string) string {
 }
 
 // urlPasswords finds the password of a URL's user information
-// (scheme://user:password@host), which anyone may paste after any verb.
-var urlPasswords = regexp.MustCompile(`(://[^/\s:@]*:)[^/\s@]*@`)
+// (scheme://user:password@host), which anyone may paste after any verb. It
+// runs to the last @ of the word: a password may hold / and @ (S3 secret
+// keys often hold /).
+var urlPasswords = regexp.MustCompile(`(://[^/\s:@]*:)\S*@`)
 
 func kindOf(c Caller) string {
 	if c.Terminal {
@@ -194,18 +196,8 @@ func (r *Router) handle(ctx context.Context, req Request, trail *auditTrail) (Re
 	if len(args) < v.MinArgs || (v.MaxArgs >= 0 && len(args) > v.MaxArgs) {
 		return Reply{}, "", Errorf(Invalid, "Usage: `%s`", v.usage())
 	}
-	if err := r.authorize(ctx, req.Caller, v); err != nil {
+	if err := r.permitted(ctx, req.Caller, v, args); err != nil {
 		return Reply{}, "", err
-	}
-	if v.Permit != nil {
-		if err := v.Permit(ctx, req.Caller, args); err != nil {
-			return Reply{}, "", err
-		}
-	}
-	if v.Validate != nil {
-		if err := v.Validate(ctx, args); err != nil {
-			return Reply{}, "", err
-		}
 	}
 	if v.confirmations(args) > 0 && !req.Confirmed {
 		if v.Job { // no prompt for a job that would be refused
@@ -328,6 +320,24 @@ func distance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(rb)]
+}
+
+// permitted checks that c may run v with args, and that args are valid:
+// when a command is typed, and again when its confirmation is clicked
+// (permissions may have changed in between).
+func (r *Router) permitted(ctx context.Context, c Caller, v *Verb, args []string) error {
+	if err := r.authorize(ctx, c, v); err != nil {
+		return err
+	}
+	if v.Permit != nil {
+		if err := v.Permit(ctx, c, args); err != nil {
+			return err
+		}
+	}
+	if v.Validate != nil {
+		return v.Validate(ctx, args)
+	}
+	return nil
 }
 
 // authorize checks that c may run v.

@@ -391,12 +391,33 @@ func TestRedactedHidesURLPasswords(t *testing.T) {
 	r := newEnv(t, envOptions{}).router
 	for text, want := range map[string]string{
 		"status https://ann:hunter2@example.org/x": "status https://ann:[redacted]@example.org/x",
-		"help s3://key:se/cret@host":               "help s3://key:se/cret@host", // no user information: a path
+		"help s3://AKIA:wJalr/K7M@host/bucket":     "help s3://AKIA:[redacted]@host/bucket",
+		"status https://u:p@ss@h/x":                "status https://u:[redacted]@h/x",
 		"version sftp://u:p@h:22/a b://c:d@e":      "version sftp://u:[redacted]@h:22/a b://c:[redacted]@e",
 		"status https://example.org":               "status https://example.org",
 	} {
 		if got := r.redacted(text); got != want {
 			t.Errorf("redacted(%q) = %q, want %q", text, got, want)
 		}
+	}
+}
+
+// A click checks again everything the command was checked for: someone who
+// was a system admin when asking and is no longer one when clicking cannot
+// change the admins list (found by review: the click skipped Verb.Permit).
+func TestClickChecksPermitAgain(t *testing.T) {
+	e := &confirmEnv{env: newEnv(t, envOptions{})}
+	e.addAdmin(t, "root")
+	sysadmin := true
+	e.dir.IsSystemAdminFn = func(_ context.Context, id string) (bool, error) { return id == "id-root" && sysadmin, nil }
+	e.dir.UserByNameFn = func(_ context.Context, name string) (User, error) { return User{ID: "id-" + name, Name: name}, nil }
+	token := e.ask(t, caller("root"), "admins add @bob")
+	sysadmin = false // still on the toolbox admins list, no longer a system admin
+	res := e.click(t, caller("root"), true, token)
+	if !strings.Contains(res.Ephemeral, "Only Mattermost system admins") {
+		t.Errorf("click after losing system admin = %+v, want the system-admin refusal", res)
+	}
+	if ok, _ := e.store.IsAdmin("id-bob"); ok {
+		t.Error("bob became a toolbox admin through a click its asker may no longer make")
 	}
 }
