@@ -497,3 +497,65 @@ func BenchmarkGuardOverhead(b *testing.B) {
 	b.ReportMetric(float64(via.Nanoseconds())/n, "guard-ns/step")
 	b.ReportMetric(float64(via)/float64(direct), "guard/direct")
 }
+
+// TestGuardRefusesSmuggledSettings: on the real engine, a container the
+// test made is not started with a HostConfig sent to start under an old
+// API version, and no image is tagged from a form body's values.
+func TestGuardRefusesSmuggledSettings(t *testing.T) {
+	g := startGuard(t, nil)
+	ctx := context.Background()
+	name := dockertest.Unique(t, "tb-guard-smuggle")
+	if _, err := g.via.EnsureContainer(ctx, docker.ContainerSpec{Name: name, Image: g.standin, Cmd: []string{"sleep"}, Labels: g.labels, Network: "none", Restart: "no"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.rawDirect.ContainerStop(ctx, name, client.ContainerStopOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tag := "toolbox-test/guard-smuggled-" + g.labels[dockertest.LabelTestRun]
+	for _, req := range []struct{ method, path, contentType, body string }{
+		{"POST", "/v1.23/containers/" + name + "/start", "application/json", `{"Privileged":true,"PidMode":"host"}`},
+		{"POST", "/v1.23/containers/" + name + "/start", "", ""},
+		{"POST", "/v1.41/images/" + g.standin + "/tag?repo=" + tag + "&tag=ok", "application/x-www-form-urlencoded", "repo=toolbox&tag=smuggled"},
+	} {
+		status, body := rawRequestBody(t, g.socket, req.method, req.path, req.contentType, req.body)
+		if status != http.StatusForbidden || !strings.Contains(body, "docker guard") {
+			t.Errorf("%s %s: %d %s, want a 403", req.method, req.path, status, body)
+		}
+	}
+	in, err := g.rawDirect.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.Container.State.Running || in.Container.HostConfig.Privileged || in.Container.HostConfig.PidMode != "" {
+		t.Errorf("the container after the refusals: running %v, privileged %v, pid %q", in.Container.State.Running, in.Container.HostConfig.Privileged, in.Container.HostConfig.PidMode)
+	}
+	for _, ref := range []string{"toolbox:smuggled", tag + ":ok"} {
+		if ok, err := g.direct.ImagePresent(ctx, ref); err != nil || ok {
+			_ = g.direct.RemoveImage(ctx, ref)
+			t.Errorf("image %s after the refusals: present %v, %v", ref, ok, err)
+		}
+	}
+}
+
+func rawRequestBody(t *testing.T, socket, method, path, contentType, body string) (int, string) {
+	t.Helper()
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", socket)
+	}}}
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, "http://docker"+path, rd)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	res, err := hc.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}

@@ -30,15 +30,19 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
 )
 
 // maxBody bounds the bodies the guard reads to check them (a container's
@@ -108,13 +112,82 @@ func (g *Guard) Serve(ctx context.Context, ln net.Listener, grace time.Duration)
 
 type versionKey struct{}
 
-var versionPrefix = regexp.MustCompile(`^/v[0-9]+\.[0-9]+/`)
+var versionPrefix = regexp.MustCompile(`^/v([0-9]+)\.([0-9]+)/`)
+
+// The API versions let through: those of the client the toolbox uses.
+// Older ones change what endpoints read (below 1.24 the engine applies a
+// HostConfig sent to start, past every check of the creation). A request
+// without a version gets the engine's newest.
+var (
+	minAPIVersion = mustAPIVersion(client.MinAPIVersion)
+	maxAPIVersion = mustAPIVersion(client.MaxAPIVersion)
+)
+
+type apiVersion struct{ major, minor int }
+
+func (v apiVersion) less(o apiVersion) bool {
+	return v.major < o.major || v.major == o.major && v.minor < o.minor
+}
+
+func parseAPIVersion(major, minor string) (apiVersion, error) {
+	ma, err1 := strconv.Atoi(major)
+	mi, err2 := strconv.Atoi(minor)
+	if err := errors.Join(err1, err2); err != nil {
+		return apiVersion{}, err
+	}
+	return apiVersion{ma, mi}, nil
+}
+
+func mustAPIVersion(s string) apiVersion {
+	major, minor, _ := strings.Cut(s, ".")
+	v, err := parseAPIVersion(major, minor)
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// bodyTypes are the media types a request may declare. Form encodings
+// are never let through: the engine reads a form's values in place of the
+// query's (a tag's repo, a build's options), which is what the guard checks.
+var bodyTypes = map[string]bool{"": true, "application/json": true, "application/x-tar": true, "text/plain": true}
+
+// mediaType is the request's declared body type, "" for none.
+func mediaType(r *http.Request) (string, error) {
+	values := r.Header.Values("Content-Type")
+	switch {
+	case len(values) == 0:
+		return "", nil
+	case len(values) > 1:
+		return "", deny("a request has one Content-Type, not %d", len(values))
+	}
+	mt, _, err := mime.ParseMediaType(values[0])
+	if err != nil {
+		return "", deny("the Content-Type %q cannot be read", values[0])
+	}
+	if !bodyTypes[mt] {
+		return "", deny("requests come as JSON or a tar archive, not %s", mt)
+	}
+	return mt, nil
+}
 
 // ServeHTTP routes the request, the API version prefix set aside.
 func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	version := ""
-	if m := versionPrefix.FindString(r.URL.Path); m != "" {
-		version = strings.TrimSuffix(m, "/")
+	if m := versionPrefix.FindStringSubmatch(r.URL.Path); m != nil {
+		version = strings.TrimSuffix(m[0], "/")
+		v, err := parseAPIVersion(m[1], m[2])
+		if err == nil && (v.less(minAPIVersion) || maxAPIVersion.less(v)) {
+			err = errors.New("out of range")
+		}
+		if err != nil {
+			g.refuse(w, r, deny("the API version %s is not one the toolbox uses (%s to %s)", version[1:], client.MinAPIVersion, client.MaxAPIVersion))
+			return
+		}
+	}
+	if _, err := mediaType(r); err != nil {
+		g.refuse(w, r, err)
+		return
 	}
 	r2 := r.Clone(context.WithValue(r.Context(), versionKey{}, version))
 	r2.URL.Path = strings.TrimPrefix(r.URL.Path, version)
@@ -122,10 +195,38 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.mux.ServeHTTP(w, r2)
 }
 
+// bodiless refuses a request with a body: the endpoint takes none from the
+// toolbox, and the engine may read one all the same.
+func (g *Guard) bodiless(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength != 0 {
+			g.refuse(w, r, deny("%s %s takes no body", r.Method, r.URL.Path))
+			return
+		}
+		h(w, r)
+	}
+}
+
+// withBody lets a body through only as one of the media types listed.
+func (g *Guard) withBody(h http.HandlerFunc, types ...string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if mt, _ := mediaType(r); r.ContentLength != 0 && !slices.Contains(types, mt) {
+			g.refuse(w, r, deny("%s %s takes a body of type %s, not %q", r.Method, r.URL.Path, strings.Join(types, " or "), mt))
+			return
+		}
+		h(w, r)
+	}
+}
+
 func (g *Guard) routes() {
 	m := http.NewServeMux()
 	g.mux = m
-	pass := g.forward
+	// Only the endpoints that take a body from the toolbox get one, of the
+	// type it sends; the rest take none.
+	none := g.bodiless
+	asJSON := func(h http.HandlerFunc) http.HandlerFunc { return g.withBody(h, "", "application/json") }
+	asTar := func(h http.HandlerFunc) http.HandlerFunc { return g.withBody(h, "", "application/x-tar") }
+	pass := none(g.forward)
 	for _, p := range []string{"GET /_ping", "HEAD /_ping", "GET /version", "GET /info", "GET /images/json"} {
 		m.HandleFunc(p, pass)
 	}
@@ -135,44 +236,47 @@ func (g *Guard) routes() {
 		g.refuse(w, r, deny("%s %s is not something the toolbox does", r.Method, r.URL.Path))
 	})
 
-	m.HandleFunc("GET /containers/json", g.listFiltered)
-	m.HandleFunc("GET /volumes", g.listFiltered)
+	m.HandleFunc("GET /containers/json", none(g.listFiltered))
+	m.HandleFunc("GET /volumes", none(g.listFiltered))
 	m.HandleFunc("GET /networks", pass)
-	m.HandleFunc("POST /containers/create", g.containerCreate)
+	m.HandleFunc("POST /containers/create", asJSON(g.containerCreate))
 
 	// Containers the toolbox made: read, run, stop, remove.
 	for _, op := range []string{"GET /containers/{id}/json", "GET /containers/{id}/logs"} {
-		m.HandleFunc(op, g.onContainer(readOnly))
+		m.HandleFunc(op, none(g.onContainer(readOnly)))
 	}
 	for _, op := range []string{
-		"POST /containers/{id}/start", "POST /containers/{id}/stop", "POST /containers/{id}/kill",
+		"POST /containers/{id}/stop", "POST /containers/{id}/kill",
 		"POST /containers/{id}/restart", "POST /containers/{id}/pause", "POST /containers/{id}/unpause",
-		"POST /containers/{id}/wait", "POST /containers/{id}/attach", "POST /containers/{id}/resize",
+		"POST /containers/{id}/wait", "POST /containers/{id}/resize",
 		"DELETE /containers/{id}", "GET /containers/{id}/archive", "HEAD /containers/{id}/archive",
 	} {
-		m.HandleFunc(op, g.onContainer(change))
+		m.HandleFunc(op, none(g.onContainer(change)))
 	}
-	m.HandleFunc("PUT /containers/{id}/archive", g.onContainer(copyInto))
-	m.HandleFunc("POST /containers/{id}/exec", g.onContainer(execInto))
-	for _, op := range []string{"POST /exec/{id}/start", "GET /exec/{id}/json", "POST /exec/{id}/resize"} {
-		m.HandleFunc(op, g.onExec)
+	m.HandleFunc("POST /containers/{id}/start", none(g.onContainer(start)))
+	m.HandleFunc("POST /containers/{id}/attach", none(g.onContainer(attach)))
+	m.HandleFunc("PUT /containers/{id}/archive", asTar(g.onContainer(copyInto)))
+	m.HandleFunc("POST /containers/{id}/exec", asJSON(g.onContainer(execInto)))
+	m.HandleFunc("POST /exec/{id}/start", asJSON(g.onExec))
+	for _, op := range []string{"GET /exec/{id}/json", "POST /exec/{id}/resize"} {
+		m.HandleFunc(op, none(g.onExec))
 	}
 
-	m.HandleFunc("POST /networks/create", g.networkCreate)
-	m.HandleFunc("GET /networks/{id}", g.onNetwork)
-	m.HandleFunc("DELETE /networks/{id}", g.onNetwork)
-	m.HandleFunc("POST /networks/{id}/connect", g.networkConnect)
-	m.HandleFunc("POST /networks/{id}/disconnect", g.networkConnect)
+	m.HandleFunc("POST /networks/create", asJSON(g.networkCreate))
+	m.HandleFunc("GET /networks/{id}", none(g.onNetwork))
+	m.HandleFunc("DELETE /networks/{id}", none(g.onNetwork))
+	m.HandleFunc("POST /networks/{id}/connect", asJSON(g.networkConnect))
+	m.HandleFunc("POST /networks/{id}/disconnect", asJSON(g.networkConnect))
 
-	m.HandleFunc("POST /volumes/create", g.volumeCreate)
-	m.HandleFunc("GET /volumes/{name}", g.onVolume)
-	m.HandleFunc("DELETE /volumes/{name}", g.onVolume)
+	m.HandleFunc("POST /volumes/create", asJSON(g.volumeCreate))
+	m.HandleFunc("GET /volumes/{name}", none(g.onVolume))
+	m.HandleFunc("DELETE /volumes/{name}", none(g.onVolume))
 
-	m.HandleFunc("POST /build", g.imageBuild)
-	m.HandleFunc("POST /images/create", g.imageCreate)
-	m.HandleFunc("GET /images/{rest...}", g.imageRead)
-	m.HandleFunc("POST /images/{rest...}", g.imageTag)
-	m.HandleFunc("DELETE /images/{rest...}", g.imageRemove)
+	m.HandleFunc("POST /build", asTar(g.imageBuild))
+	m.HandleFunc("POST /images/create", asTar(g.imageCreate))
+	m.HandleFunc("GET /images/{rest...}", none(g.imageRead))
+	m.HandleFunc("POST /images/{rest...}", none(g.imageTag))
+	m.HandleFunc("DELETE /images/{rest...}", none(g.imageRemove))
 }
 
 // forward sends the request on to the engine, its version prefix back.
@@ -310,6 +414,8 @@ type containerOp int
 const (
 	readOnly containerOp = iota
 	change
+	start  // with no options: a checkpoint would restore from a path of the machine
+	attach // not to a container holding the engine's socket
 	copyInto
 	execInto
 )
@@ -343,6 +449,16 @@ func (g *Guard) onContainer(op containerOp) http.HandlerFunc {
 		socket := c.holdsBind()
 		var body []byte
 		switch op {
+		case start:
+			if r.URL.RawQuery != "" {
+				g.refuse(w, r, deny("containers are started with no options (%s)", r.URL.RawQuery))
+				return
+			}
+		case attach:
+			if socket {
+				g.refuse(w, r, deny("no attaching to %q: it holds the engine's socket", name))
+				return
+			}
 		case execInto:
 			if socket {
 				g.refuse(w, r, deny("no exec in %q: it holds the engine's socket", name))
@@ -704,6 +820,8 @@ func (g *Guard) imageCreate(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	var err error
 	switch {
+	case q.Get("fromImage") != "" && r.ContentLength != 0:
+		err = deny("a pull takes no body")
 	case q.Get("fromImage") != "":
 		ref := q.Get("fromImage")
 		if tag := q.Get("tag"); tag != "" {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"path"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -159,6 +160,9 @@ func (p Policy) checkCreate(req createRequest, look lookups) error {
 	if problems != nil {
 		return deny("containers get no %s", strings.Join(problems, ", no "))
 	}
+	if err := checkCreateFields(req, hc); err != nil {
+		return err
+	}
 
 	if err := p.checkNetworks(hc, req.NetworkingConfig, look); err != nil {
 		return err
@@ -169,12 +173,109 @@ func (p Policy) checkCreate(req createRequest, look lookups) error {
 		if err != nil {
 			return err
 		}
+		if extra := unlisted(m, mountFields); len(extra) > 0 {
+			return deny("mounts are created with none of the settings the toolbox does not use: %s (%s)", strings.Join(extra, ", "), m.Target)
+		}
 		socket = socket || isSocket
 	}
 	if socket {
 		if _, err := p.grantFor(req, hc); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// The fields of a container's creation that the toolbox sets through the
+// guard (deploy/docker's apiConfig and runConfig): any other one set is
+// refused, so that a field the guard does not know of (Cgroup, VolumeDriver,
+// PortBindings, Ulimits, Tty, a Healthcheck on a launcher, ...) never
+// passes unchecked. Caddy's published ports are set by `up` on the engine
+// itself, never through the guard.
+var (
+	createConfigFields = fieldSet("Image", "Cmd", "Entrypoint", "Env", "Labels", "User", "StopTimeout", "Healthcheck",
+		"AttachStdin", "AttachStdout", "AttachStderr", "OpenStdin", "StdinOnce")
+	createHostFields     = fieldSet("Mounts", "NetworkMode", "RestartPolicy", "ShmSize", "Memory", "MemoryReservation")
+	createEndpointFields = fieldSet("Aliases")
+	mountFields          = fieldSet("Type", "Source", "Target", "ReadOnly")
+	// A launcher holds the engine's socket: it runs its grant's command and
+	// nothing else (no health check, stdin or terminal, resources or user).
+	grantConfigFields = fieldSet("Image", "Cmd", "Entrypoint", "Env", "Labels")
+	grantHostFields   = fieldSet("Mounts", "NetworkMode", "RestartPolicy")
+)
+
+func fieldSet(names ...string) map[string]bool {
+	set := map[string]bool{}
+	for _, n := range names {
+		set[n] = true
+	}
+	return set
+}
+
+// setFields names the fields of the struct v that are set (not zero, not an
+// empty list or map), those of embedded structs (Resources) flattened.
+func setFields(v any) []string {
+	var out []string
+	rv := reflect.ValueOf(v)
+	if rv.Kind() == reflect.Pointer {
+		if rv.IsNil() {
+			return nil
+		}
+		rv = rv.Elem()
+	}
+	rt := rv.Type()
+	for i := range rt.NumField() {
+		f, fv := rt.Field(i), rv.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		if f.Anonymous && fv.Kind() == reflect.Struct {
+			out = append(out, setFields(fv.Interface())...)
+			continue
+		}
+		switch fv.Kind() {
+		case reflect.Slice, reflect.Map:
+			if fv.Len() == 0 {
+				continue
+			}
+		default:
+			if fv.IsZero() {
+				continue
+			}
+		}
+		out = append(out, f.Name)
+	}
+	return out
+}
+
+// unlisted is the fields set in v that allowed does not list.
+func unlisted(v any, allowed map[string]bool) []string {
+	var out []string
+	for _, f := range setFields(v) {
+		if !allowed[f] {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// checkCreateFields refuses the fields the toolbox never sets, and bounds
+// the resources it does.
+func checkCreateFields(req createRequest, hc *container.HostConfig) error {
+	extra := unlisted(req.Config, createConfigFields)
+	extra = append(extra, unlisted(hc, createHostFields)...)
+	if nc := req.NetworkingConfig; nc != nil {
+		for _, n := range slices.Sorted(maps.Keys(nc.EndpointsConfig)) {
+			for _, f := range unlisted(nc.EndpointsConfig[n], createEndpointFields) {
+				extra = append(extra, "EndpointsConfig."+n+"."+f)
+			}
+		}
+	}
+	if len(extra) > 0 {
+		return deny("containers are created with none of the settings the toolbox does not use: %s", strings.Join(extra, ", "))
+	}
+	if hc.Memory < 0 || hc.MemoryReservation < 0 || hc.ShmSize < 0 {
+		return deny("memory limits and /dev/shm's size are not negative")
 	}
 	return nil
 }
@@ -258,9 +359,28 @@ func (p Policy) grantFor(req createRequest, hc *container.HostConfig) (SocketGra
 		k, v, _ := strings.Cut(kv, "=")
 		env[k] = v
 	}
+	fail := deny("the engine's socket is mounted only into the launchers the catalog names, exactly as it names them")
+	extra := unlisted(req.Config, grantConfigFields)
+	extra = append(extra, unlisted(hc, grantHostFields)...)
+	if len(extra) > 0 {
+		return SocketGrant{}, fmt.Errorf("%w, with none of %s", fail, strings.Join(extra, ", "))
+	}
+	mode := string(hc.NetworkMode)
+	switch mode {
+	case "", "default", "bridge", "none":
+	default:
+		return SocketGrant{}, fmt.Errorf("%w, on the default network or none", fail)
+	}
+	if nc := req.NetworkingConfig; nc != nil {
+		for n := range nc.EndpointsConfig {
+			if n != mode {
+				return SocketGrant{}, fmt.Errorf("%w, on the default network or none", fail)
+			}
+		}
+	}
 	for _, g := range p.SocketGrants {
 		if req.Image != g.Image || !slices.Equal(req.Entrypoint, g.Entrypoint) || !slices.Equal(req.Cmd, g.Cmd) ||
-			!maps.Equal(env, g.Env) || req.User != "" || req.WorkingDir != "" || len(req.OnBuild) > 0 {
+			!maps.Equal(env, g.Env) {
 			continue
 		}
 		if len(hc.Mounts) != 1 || hc.Mounts[0].Target != g.Target {
@@ -268,7 +388,7 @@ func (p Policy) grantFor(req createRequest, hc *container.HostConfig) (SocketGra
 		}
 		return g, nil
 	}
-	return SocketGrant{}, deny("the engine's socket is mounted only into the launchers the catalog names, exactly as it names them")
+	return SocketGrant{}, fail
 }
 
 // grantOf is the grant of an existing container that mounts the engine's

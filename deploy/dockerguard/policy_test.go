@@ -93,12 +93,25 @@ func TestCheckCreate(t *testing.T) {
 		"tmpfs":            mounts(mount.Mount{Type: mount.TypeTmpfs, Target: "/tmp"}),
 		"its network":      hc(func(h *container.HostConfig) { h.NetworkMode = "apps" }),
 		"no network":       hc(func(h *container.HostConfig) { h.NetworkMode = "none" }),
-		"shareable ipc":    hc(func(h *container.HostConfig) { h.IpcMode = container.IPCModeShareable }),
 		"published port":   hc(func(h *container.HostConfig) { h.PortBindings = network.PortMap{} }),
 		"endpoint on its network": managedCreate(func(r *createRequest) {
 			r.NetworkingConfig = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{"apps": {}}}
 		}),
 		"the catalog's launcher": launcherCreate(nil),
+		"launcher, no network": launcherCreate(func(r *createRequest) {
+			r.HostConfig.NetworkMode = "none"
+			r.NetworkingConfig = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{"none": {}}}
+		}),
+		"what the toolbox sets": managedCreate(func(r *createRequest) {
+			r.Cmd, r.Entrypoint, r.Env, r.User, r.StopTimeout = []string{"serve"}, []string{"/app"}, []string{"A=1"}, "1000", new(int)
+			r.Healthcheck = &container.HealthConfig{Test: []string{"CMD", "/app", "health"}, Retries: 3}
+			r.AttachStdin, r.AttachStdout, r.AttachStderr, r.OpenStdin, r.StdinOnce = true, true, true, true, true
+			r.HostConfig.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyUnlessStopped}
+			r.HostConfig.Memory, r.HostConfig.MemoryReservation, r.HostConfig.ShmSize = 256<<20, 64<<20, 128<<20
+			r.HostConfig.NetworkMode = "apps"
+			r.HostConfig.Mounts = []mount.Mount{{Type: mount.TypeVolume, Source: "data", Target: "/data", ReadOnly: true}}
+			r.NetworkingConfig = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{"apps": {Aliases: []string{"app"}}}}
+		}),
 	}
 	for name, req := range allowed {
 		t.Run("allowed/"+name, func(t *testing.T) {
@@ -165,6 +178,48 @@ func TestCheckCreate(t *testing.T) {
 			r.HostConfig.Mounts = append(r.HostConfig.Mounts, mount.Mount{Type: mount.TypeVolume, Source: "data", Target: "/data"})
 		}), "mounted only into the launchers"},
 		"launcher, privileged": {launcherCreate(func(r *createRequest) { r.HostConfig.Privileged = true }), "privileged"},
+		// A launcher runs its grant's command only: no health check (run in
+		// it, with the socket), stdin, terminal or other settings.
+		"launcher, health check": {launcherCreate(func(r *createRequest) {
+			r.Healthcheck = &container.HealthConfig{Test: []string{"CMD-SHELL", "docker run --privileged -v /:/h alpine"}}
+		}), "with none of Healthcheck"},
+		"launcher, stdin":       {launcherCreate(func(r *createRequest) { r.OpenStdin, r.AttachStdin = true, true }), "with none of AttachStdin, OpenStdin"},
+		"launcher, stop signal": {launcherCreate(func(r *createRequest) { r.StopTimeout = new(int) }), "with none of StopTimeout"},
+		"launcher, memory":      {launcherCreate(func(r *createRequest) { r.HostConfig.Memory = 1 << 30 }), "with none of Memory"},
+		"launcher, on a network": {launcherCreate(func(r *createRequest) {
+			r.HostConfig.NetworkMode = "apps"
+			r.NetworkingConfig = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{"apps": {}}}
+		}), "on the default network or none"},
+		"launcher, tty":     {launcherCreate(func(r *createRequest) { r.Tty = true }), "Tty"},
+		"launcher, tmpfs":   {launcherCreate(func(r *createRequest) { r.HostConfig.Tmpfs = map[string]string{"/x": ""} }), "Tmpfs"},
+		"launcher, volumes": {launcherCreate(func(r *createRequest) { r.Volumes = map[string]struct{}{"/x": {}} }), "Volumes"},
+		"launcher, ports": {launcherCreate(func(r *createRequest) {
+			r.HostConfig.PortBindings = network.PortMap{network.MustParsePort("80/tcp"): {{HostPort: "80"}}}
+		}), "PortBindings"},
+		"launcher, bind options": {launcherCreate(func(r *createRequest) {
+			r.HostConfig.Mounts[0].BindOptions = &mount.BindOptions{Propagation: mount.PropagationRShared}
+		}), "BindOptions"},
+		// Settings the toolbox never sets through the guard.
+		"other's cgroup": {hc(func(h *container.HostConfig) { h.Cgroup = "container:toolbox-guard" }), "Cgroup"},
+		"published ports": {hc(func(h *container.HostConfig) {
+			h.PortBindings = network.PortMap{network.MustParsePort("22/tcp"): {{HostPort: "2222"}}}
+		}), "PortBindings"},
+		"publish all":        {hc(func(h *container.HostConfig) { h.PublishAllPorts = true }), "PublishAllPorts"},
+		"host volume driver": {hc(func(h *container.HostConfig) { h.VolumeDriver = "local" }), "VolumeDriver"},
+		"no oom killer":      {hc(func(h *container.HostConfig) { h.OomKillDisable = new(bool) }), "OomKillDisable"},
+		"no pids limit":      {hc(func(h *container.HostConfig) { l := int64(-1); h.PidsLimit = &l }), "PidsLimit"},
+		"ulimits": {hc(func(h *container.HostConfig) {
+			h.Ulimits = []*container.Ulimit{{Name: "nofile", Soft: 1 << 20, Hard: 1 << 20}}
+		}), "Ulimits"},
+		"cpu shares":      {hc(func(h *container.HostConfig) { h.CPUShares = 1 << 20 }), "CPUShares"},
+		"negative memory": {hc(func(h *container.HostConfig) { h.Memory = -1 }), "not negative"},
+		"shareable ipc":   {hc(func(h *container.HostConfig) { h.IpcMode = container.IPCModeShareable }), "IpcMode"},
+		"exposed ports":   {managedCreate(func(r *createRequest) { r.ExposedPorts = network.PortSet{network.MustParsePort("22/tcp"): {}} }), "ExposedPorts"},
+		"terminal":        {managedCreate(func(r *createRequest) { r.Tty = true }), "Tty"},
+		"static address": {managedCreate(func(r *createRequest) {
+			r.NetworkingConfig = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{"apps": {MacAddress: network.HardwareAddr{2, 0, 0, 0, 0, 1}}}}
+		}), "EndpointsConfig.apps.MacAddress"},
+		"tmpfs size": {mounts(mount.Mount{Type: mount.TypeTmpfs, Target: "/t", TmpfsOptions: &mount.TmpfsOptions{SizeBytes: 1 << 40}}), "TmpfsOptions"},
 	}
 	for name, c := range refused {
 		t.Run("refused/"+name, func(t *testing.T) {

@@ -1,0 +1,199 @@
+package dockerguard
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeEngine stands for the engine behind the guard: it knows the managed
+// containers "app" and "launcher" (which binds the engine's socket), and
+// records every other request that reaches it.
+type fakeEngine struct {
+	mu   sync.Mutex
+	seen []string // "METHOD path?query body"
+}
+
+const (
+	fakeAppID      = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	fakeLauncherID = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+)
+
+func (f *fakeEngine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	managed := map[string]string{"toolbox.managed": "1"}
+	switch r.URL.Path {
+	case "/containers/app/json", "/containers/" + fakeAppID + "/json":
+		_ = json.NewEncoder(w).Encode(map[string]any{"Id": fakeAppID, "Name": "/app", "Config": map[string]any{"Image": "app:1", "Labels": managed}})
+		return
+	case "/containers/launcher/json", "/containers/" + fakeLauncherID + "/json":
+		_ = json.NewEncoder(w).Encode(map[string]any{"Id": fakeLauncherID, "Name": "/launcher",
+			"Config": map[string]any{"Image": "docker:27.5.1-cli", "Labels": managed},
+			"Mounts": []map[string]string{{"Type": "bind", "Source": "/var/run/docker.sock", "Destination": "/var/run/docker.sock"}}})
+		return
+	}
+	body, _ := io.ReadAll(r.Body)
+	f.mu.Lock()
+	f.seen = append(f.seen, strings.TrimSpace(r.Method+" "+r.URL.RequestURI()+" "+string(body)))
+	f.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (f *fakeEngine) requests() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.seen...)
+}
+
+// startFakeGuard runs a guard with testPolicy in front of a fake engine and
+// returns a client of the guard's socket.
+func startFakeGuard(t *testing.T) (*fakeEngine, func(method, path, contentType, body string) (int, string)) {
+	t.Helper()
+	dir := t.TempDir()
+	engine := &fakeEngine{}
+	eln, err := net.Listen("unix", filepath.Join(dir, "engine.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	esrv := &http.Server{Handler: engine}
+	go func() { _ = esrv.Serve(eln) }()
+	t.Cleanup(func() { _ = esrv.Close() })
+
+	gln, err := net.Listen("unix", filepath.Join(dir, "guard.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- New(filepath.Join(dir, "engine.sock"), testPolicy(), nil).Serve(ctx, gln, time.Second) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", filepath.Join(dir, "guard.sock"))
+	}}}
+	do := func(method, path, contentType, body string) (int, string) {
+		t.Helper()
+		var rd io.Reader
+		if body != "" {
+			rd = strings.NewReader(body)
+		}
+		req, err := http.NewRequest(method, "http://docker"+path, rd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if contentType != "" {
+			req.Header.Set("Content-Type", contentType)
+		}
+		res, err := hc.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	return engine, do
+}
+
+type guardCase struct{ method, path, contentType, body string }
+
+func expectRefused(t *testing.T, engine *fakeEngine, do func(string, string, string, string) (int, string), cases []guardCase) {
+	t.Helper()
+	for _, c := range cases {
+		before := len(engine.requests())
+		status, body := do(c.method, c.path, c.contentType, c.body)
+		if status != http.StatusForbidden || !strings.Contains(body, "refused by the toolbox's docker guard") {
+			t.Errorf("%s %s (%s %q): %d %s, want a 403", c.method, c.path, c.contentType, c.body, status, body)
+		}
+		if after := engine.requests(); len(after) != before {
+			t.Errorf("%s %s: the engine received %q", c.method, c.path, after[before:])
+		}
+	}
+}
+
+func expectForwarded(t *testing.T, engine *fakeEngine, do func(string, string, string, string) (int, string), c guardCase, want string) {
+	t.Helper()
+	before := len(engine.requests())
+	if status, body := do(c.method, c.path, c.contentType, c.body); status != http.StatusNoContent {
+		t.Errorf("%s %s: %d %s, want it forwarded", c.method, c.path, status, body)
+		return
+	}
+	if after := engine.requests(); len(after) != before+1 || !strings.HasPrefix(after[before], want) {
+		t.Errorf("%s %s: the engine received %q, want %q", c.method, c.path, after[before:], want)
+	}
+}
+
+// TestGuardAPIVersionAndBodies: API versions older than the client's (below
+// 1.24 the engine applies a HostConfig sent to start) are refused, and so
+// is a body on an endpoint that takes none, or options on start.
+func TestGuardAPIVersionAndBodies(t *testing.T) {
+	engine, do := startFakeGuard(t)
+	hostConfig := `{"Binds":["/:/host"],"Privileged":true,"PidMode":"host"}`
+	cases := []guardCase{
+		{"POST", "/v1.23/containers/app/start", "application/json", hostConfig},
+		{"POST", "/v1.23/containers/app/start", "", ""},
+		{"POST", "/v1.39/containers/app/stop", "", ""},
+		{"GET", "/v1.12/version", "", ""},
+		{"GET", "/v9.99/version", "", ""},
+		{"GET", "/v1.99999999999999999999/version", "", ""},
+		{"POST", "/v1.41/containers/app/start", "application/json", hostConfig},
+		{"POST", "/containers/app/start", "application/json", hostConfig},
+		{"POST", "/v1.41/containers/app/start?checkpoint=c&checkpoint-dir=/root", "", ""},
+		{"GET", "/v1.41/_ping", "text/plain", "x"},
+	}
+	for _, op := range []string{"stop", "kill", "restart", "pause", "unpause", "wait", "resize", "attach"} {
+		cases = append(cases, guardCase{"POST", "/v1.41/containers/app/" + op, "application/json", hostConfig})
+	}
+	cases = append(cases, guardCase{"DELETE", "/v1.41/containers/app", "application/json", hostConfig})
+	expectRefused(t, engine, do, cases)
+
+	expectForwarded(t, engine, do, guardCase{"POST", "/v1.41/containers/app/start", "", ""}, "POST /v1.41/containers/"+fakeAppID+"/start")
+	expectForwarded(t, engine, do, guardCase{"POST", "/v1.40/containers/app/stop?t=5", "text/plain", ""}, "POST /v1.40/containers/"+fakeAppID+"/stop?t=5")
+	expectForwarded(t, engine, do, guardCase{"POST", "/containers/app/start", "", ""}, "POST /containers/"+fakeAppID+"/start")
+}
+
+// TestGuardFormBodies: the engine reads a form body's values in place of
+// the query's, so no request comes as a form, and the image endpoints take
+// only the bodies the toolbox sends (a tar to build and import, none to tag
+// or pull).
+func TestGuardFormBodies(t *testing.T) {
+	engine, do := startFakeGuard(t)
+	form := "application/x-www-form-urlencoded"
+	multipart := "multipart/form-data; boundary=x"
+	multipartBody := "--x\r\nContent-Disposition: form-data; name=\"t\"\r\n\r\ntoolbox:latest\r\n--x--\r\n"
+	expectRefused(t, engine, do, []guardCase{
+		{"POST", "/v1.41/images/evil/tag?repo=ok", form, "repo=toolbox&tag=latest"},
+		{"POST", "/v1.41/images/evil/tag?repo=ok", "Application/X-WWW-Form-Urlencoded; charset=utf-8", "repo=toolbox&tag=latest"},
+		{"POST", "/v1.41/build?t=ok:1", form, "remote=http://x/&networkmode=host&t=toolbox:latest"},
+		{"POST", "/v1.41/build?t=ok:1", multipart, multipartBody},
+		{"POST", "/v1.41/images/create?fromImage=alpine&tag=3", form, "fromImage=&fromSrc=http://x/&repo=docker"},
+		{"POST", "/v1.41/containers/app/stop", form, "t=1"},
+		{"POST", "/v1.41/images/evil/tag?repo=ok", "application/json", `{"repo":"toolbox"}`},
+		{"POST", "/v1.41/images/create?fromImage=alpine&tag=3", "application/x-tar", "tar"},
+		{"POST", "/v1.41/build?t=ok:1", "application/json", "{}"},
+		{"POST", "/v1.41/images/create?fromSrc=-&repo=ok", "application/json", "{}"},
+		{"POST", "/v1.41/build?t=ok:1", "no/such type;;", ""},
+	})
+	expectForwarded(t, engine, do, guardCase{"POST", "/v1.41/images/evil/tag?repo=ok&tag=1", "", ""}, "POST /v1.41/images/evil/tag?repo=ok&tag=1")
+	expectForwarded(t, engine, do, guardCase{"POST", "/v1.41/build?t=ok:1", "application/x-tar", "tar"}, "POST /v1.41/build?t=ok:1 tar")
+	expectForwarded(t, engine, do, guardCase{"POST", "/v1.41/images/create?fromSrc=-&repo=ok", "", "tar"}, "POST /v1.41/images/create?fromSrc=-&repo=ok tar")
+}
+
+// TestGuardAttachToLauncher: nobody attaches to a container holding the
+// engine's socket (nor execs in it); an app's container is attached to.
+func TestGuardAttachToLauncher(t *testing.T) {
+	engine, do := startFakeGuard(t)
+	expectRefused(t, engine, do, []guardCase{
+		{"POST", "/v1.41/containers/launcher/attach?stream=1&stdin=1", "text/plain", ""},
+		{"POST", "/v1.41/containers/launcher/exec", "application/json", `{"Cmd":["sh"]}`},
+	})
+	expectForwarded(t, engine, do, guardCase{"POST", "/v1.41/containers/app/attach?stream=1", "text/plain", ""}, "POST /v1.41/containers/"+fakeAppID+"/attach")
+	expectForwarded(t, engine, do, guardCase{"POST", "/v1.41/containers/launcher/wait", "", ""}, "POST /v1.41/containers/"+fakeLauncherID+"/wait")
+}
