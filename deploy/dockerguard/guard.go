@@ -42,6 +42,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 )
 
@@ -709,9 +710,17 @@ func (g *Guard) networkConnect(w http.ResponseWriter, r *http.Request) {
 		g.refuse(w, r, err)
 		return
 	}
-	var req struct{ Container string }
+	var req struct {
+		Container      string
+		Force          bool                      `json:",omitempty"` // a disconnection's
+		EndpointConfig *network.EndpointSettings `json:",omitempty"`
+	}
 	if err := json.Unmarshal(body, &req); err != nil {
 		g.refuse(w, r, deny("the network connection cannot be read: %v", err))
+		return
+	}
+	if extra := unlisted(req.EndpointConfig, createEndpointFields); len(extra) > 0 {
+		g.refuse(w, r, deny("containers join networks with none of the settings the toolbox does not use: %s", strings.Join(extra, ", ")))
 		return
 	}
 	c, err := g.container(r.Context(), req.Container)
@@ -724,7 +733,19 @@ func (g *Guard) networkConnect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.URL.Path = strings.Replace(r.URL.Path, "/networks/"+id, "/networks/"+n.ID, 1)
-	g.forwardBody(w, r, body)
+	type endpoint struct {
+		Aliases []string `json:",omitempty"`
+	}
+	out := struct {
+		Container      string
+		Force          bool      `json:",omitempty"`
+		EndpointConfig *endpoint `json:",omitempty"`
+	}{Container: c.ID, Force: req.Force}
+	if req.EndpointConfig != nil {
+		out.EndpointConfig = &endpoint{Aliases: req.EndpointConfig.Aliases}
+	}
+	clean, _ := json.Marshal(out)
+	g.forwardBody(w, r, clean)
 }
 
 func (g *Guard) volumeCreate(w http.ResponseWriter, r *http.Request) {

@@ -23,6 +23,7 @@ type fakeEngine struct {
 
 const (
 	fakeAppID      = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	fakeNetworkID  = "cccccccccccc"
 	fakeLauncherID = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 )
 
@@ -36,6 +37,9 @@ func (f *fakeEngine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(map[string]any{"Id": fakeLauncherID, "Name": "/launcher",
 			"Config": map[string]any{"Image": "docker:27.5.1-cli", "Labels": managed},
 			"Mounts": []map[string]string{{"Type": "bind", "Source": "/var/run/docker.sock", "Destination": "/var/run/docker.sock"}}})
+		return
+	case "/networks/apps":
+		_ = json.NewEncoder(w).Encode(map[string]any{"Id": fakeNetworkID, "Name": "apps", "Labels": managed})
 		return
 	}
 	body, _ := io.ReadAll(r.Body)
@@ -196,4 +200,19 @@ func TestGuardAttachToLauncher(t *testing.T) {
 	})
 	expectForwarded(t, engine, do, guardCase{"POST", "/v1.41/containers/app/attach?stream=1", "text/plain", ""}, "POST /v1.41/containers/"+fakeAppID+"/attach")
 	expectForwarded(t, engine, do, guardCase{"POST", "/v1.41/containers/launcher/wait", "", ""}, "POST /v1.41/containers/"+fakeLauncherID+"/wait")
+}
+
+// TestGuardNetworkConnect: a container joins a network with none of the
+// endpoint settings the toolbox does not use, and the engine gets the
+// container's full id.
+func TestGuardNetworkConnect(t *testing.T) {
+	engine, do := startFakeGuard(t)
+	expectRefused(t, engine, do, []guardCase{
+		{"POST", "/v1.41/networks/apps/connect", "application/json", `{"Container":"app","EndpointConfig":{"IPAMConfig":{"IPv4Address":"172.18.0.2"}}}`},
+		{"POST", "/v1.41/networks/apps/connect", "application/json", `{"Container":"app","EndpointConfig":{"DriverOpts":{"x":"y"}}}`},
+	})
+	expectForwarded(t, engine, do, guardCase{"POST", "/v1.41/networks/apps/connect", "application/json", `{"Container":"app","EndpointConfig":{"Aliases":["a"]}}`},
+		`POST /v1.41/networks/`+fakeNetworkID+`/connect {"Container":"`+fakeAppID+`","EndpointConfig":{"Aliases":["a"]`)
+	expectForwarded(t, engine, do, guardCase{"POST", "/v1.41/networks/apps/disconnect", "application/json", `{"Container":"app","Force":true}`},
+		`POST /v1.41/networks/`+fakeNetworkID+`/disconnect {"Container":"`+fakeAppID+`","Force":true}`)
 }
