@@ -27,7 +27,7 @@ func (s *Store) AddAdmin(a Admin) error {
 	if a.Added.IsZero() {
 		a.Added = s.stamp()
 	}
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err := s.update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte(bucketAdmins))
 		if b.Get([]byte(a.UserID)) != nil {
 			return ErrConflict
@@ -42,7 +42,7 @@ func (s *Store) AddAdmin(a Admin) error {
 
 // RemoveAdmin removes an admin, or returns ErrNotFound.
 func (s *Store) RemoveAdmin(userID string) error {
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err := s.update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte(bucketAdmins))
 		if b.Get([]byte(userID)) == nil {
 			return ErrNotFound
@@ -58,7 +58,7 @@ func (s *Store) RemoveAdmin(userID string) error {
 // Admins returns the admins sorted by UserName (then UserID).
 func (s *Store) Admins() ([]Admin, error) {
 	admins := []Admin{}
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.view(func(tx *bbolt.Tx) error {
 		return tx.Bucket([]byte(bucketAdmins)).ForEach(func(k, v []byte) error {
 			a, err := decode[Admin](v)
 			if err != nil {
@@ -83,7 +83,7 @@ func (s *Store) IsAdmin(userID string) (bool, error) {
 		return false, nil
 	}
 	var ok bool
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.view(func(tx *bbolt.Tx) error {
 		ok = tx.Bucket([]byte(bucketAdmins)).Get([]byte(userID)) != nil
 		return nil
 	})

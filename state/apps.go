@@ -47,7 +47,7 @@ func (s *Store) PutApp(a App) error {
 	if a.Name == "" {
 		return errors.New("state: put app: empty name")
 	}
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err := s.update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte(bucketApps))
 		a.Updated = s.stamp()
 		if a.Created.IsZero() {
@@ -72,7 +72,7 @@ func (s *Store) PutApp(a App) error {
 // App returns the app called name, or ErrNotFound.
 func (s *Store) App(name string) (App, error) {
 	var a App
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.view(func(tx *bbolt.Tx) error {
 		var err error
 		a, err = get[App](tx.Bucket([]byte(bucketApps)), []byte(name))
 		return err
@@ -86,7 +86,7 @@ func (s *Store) App(name string) (App, error) {
 // Apps returns every app, sorted by name.
 func (s *Store) Apps() ([]App, error) {
 	apps := []App{}
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.view(func(tx *bbolt.Tx) error {
 		return tx.Bucket([]byte(bucketApps)).ForEach(func(k, v []byte) error {
 			a, err := decode[App](v)
 			if err != nil {
@@ -104,7 +104,7 @@ func (s *Store) Apps() ([]App, error) {
 
 // DeleteApp deletes the app called name, or returns ErrNotFound.
 func (s *Store) DeleteApp(name string) error {
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err := s.update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte(bucketApps))
 		if b.Get([]byte(name)) == nil {
 			return ErrNotFound

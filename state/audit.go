@@ -279,7 +279,7 @@ func (it *auditItem) take() bool {
 
 // commitAudit writes batch in one transaction, filling each item's result.
 func (s *Store) commitAudit(batch []*auditItem) error {
-	return s.db.Update(func(tx *bbolt.Tx) error {
+	return s.update(func(tx *bbolt.Tx) error {
 		audit := tx.Bucket([]byte(bucketAudit))
 		for _, it := range batch {
 			switch it.op {
@@ -500,7 +500,7 @@ func (s *Store) stopAuditWriter() error {
 func (s *Store) RecentAudit(n int) ([]AuditRecord, error) {
 	s.FlushAudit()
 	var recs []AuditRecord
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.view(func(tx *bbolt.Tx) error {
 		var err error
 		recs, err = newest[AuditRecord](tx.Bucket([]byte(bucketAudit)), n)
 		return err

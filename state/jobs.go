@@ -72,7 +72,7 @@ func (s *Store) CreateJob(j Job) (Job, error) {
 	if j.Status == "" {
 		j.Status = JobQueued
 	}
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err := s.update(func(tx *bbolt.Tx) error {
 		var err error
 		j, err = createJob(tx, j)
 		return err
@@ -113,7 +113,7 @@ func putJob(tx *bbolt.Tx, j Job) error {
 func (s *Store) UpdateJob(id uint64, fn func(*Job) error) (Job, error) {
 	var j Job
 	var fnErr error
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err := s.update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte(bucketJobs))
 		var err error
 		if j, err = get[Job](b, itob(id)); err != nil {
@@ -137,7 +137,7 @@ func (s *Store) UpdateJob(id uint64, fn func(*Job) error) (Job, error) {
 // Job returns job id, or ErrNotFound.
 func (s *Store) Job(id uint64) (Job, error) {
 	var j Job
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.view(func(tx *bbolt.Tx) error {
 		var err error
 		j, err = get[Job](tx.Bucket([]byte(bucketJobs)), itob(id))
 		return err
@@ -151,7 +151,7 @@ func (s *Store) Job(id uint64) (Job, error) {
 // RecentJobs returns up to n jobs, newest first. n <= 0 returns none.
 func (s *Store) RecentJobs(n int) ([]Job, error) {
 	var jobs []Job
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.view(func(tx *bbolt.Tx) error {
 		var err error
 		jobs, err = newest[Job](tx.Bucket([]byte(bucketJobs)), n)
 		return err
@@ -166,7 +166,7 @@ func (s *Store) RecentJobs(n int) ([]Job, error) {
 // index of active jobs, not the whole history.
 func (s *Store) ActiveJobs() ([]Job, error) {
 	var jobs []Job
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.view(func(tx *bbolt.Tx) error {
 		var err error
 		jobs, err = activeJobs(tx)
 		return err
@@ -219,7 +219,7 @@ func buildActiveIndex(tx *bbolt.Tx) error {
 // start-up: no job survives its process.
 func (s *Store) InterruptRunning(reason string) ([]Job, error) {
 	var jobs []Job
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err := s.update(func(tx *bbolt.Tx) error {
 		var err error
 		if jobs, err = activeJobs(tx); err != nil { // collect first: no writes while a cursor walks
 			return err

@@ -125,12 +125,27 @@ func (k *keyring) open(name, sealed string) (string, error) {
 	return string(clear), nil
 }
 
-// readKeyFile reads a key file; a missing one is (nil, nil).
+// readKeyFile reads a key file; a missing one is (nil, nil). It refuses a
+// file that group or others may read (or write): the key must stay the
+// owner's.
 func readKeyFile(path string) ([]byte, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
+	if err != nil {
+		return nil, fmt.Errorf("read the state key %s: %w", path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("read the state key %s: %w", path, err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("%w: the state key file %s has mode %04o, open to group or others: run `chmod 600 %s` (and consider the key leaked: rotate it with `toolbox state rotate-key`)",
+			ErrKey, path, perm, path)
+	}
+	data, err := io.ReadAll(f)
 	if err != nil {
 		return nil, fmt.Errorf("read the state key %s: %w", path, err)
 	}
@@ -242,8 +257,9 @@ var ErrKeyFromEnv = fmt.Errorf("the state key comes from %s", EnvKey)
 // after it with the new one (whose rename Open finishes). It returns the new
 // key's check (an identifier, not the key).
 //
-// Values sealed with the old key may stay in the file's free pages until
-// bbolt reuses them; they open only with the old key.
+// Then it compacts the file (compact), so that no value sealed with the
+// old key stays in a free page; a stop before that leaves the file marked
+// and Open compacts it.
 func (s *Store) RotateKey() (string, error) {
 	if s.keyFromEnv {
 		return "", fmt.Errorf("state: rotate key: %w: unset it to keep the key in %s, or stop the toolbox and change both yourself", ErrKeyFromEnv, KeyPath(s.Path()))
@@ -265,7 +281,7 @@ func (s *Store) RotateKey() (string, error) {
 	if err := WriteKeyFile(keyPathNew(path), next); err != nil {
 		return "", fmt.Errorf("state: rotate key: %w", err)
 	}
-	err = s.db.Update(func(tx *bbolt.Tx) error {
+	err = s.update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte(bucketSecrets))
 		type entry struct{ name, value string }
 		var all []entry
@@ -292,6 +308,9 @@ func (s *Store) RotateKey() (string, error) {
 				return err
 			}
 		}
+		if err := markScrub(tx); err != nil {
+			return err
+		}
 		return put(tx.Bucket([]byte(bucketMeta)), []byte(keyCheckKey), nextKeys.check)
 	})
 	if err != nil {
@@ -305,6 +324,11 @@ func (s *Store) RotateKey() (string, error) {
 	}
 	if err := syncDir(filepath.Dir(path)); err != nil {
 		return "", fmt.Errorf("state: rotate key: %w", err)
+	}
+	// The values sealed with the old key are in free pages now: whoever
+	// holds the old key and a copy of the file would open them.
+	if err := s.compact(); err != nil {
+		return nextKeys.check, fmt.Errorf("state: rotate key: the secrets use the new key, but the old ciphertexts are still in the file's free pages (the next open removes them): %w", err)
 	}
 	return nextKeys.check, nil
 }
@@ -414,7 +438,7 @@ func TakeBundledKey(path string) ([]byte, error) {
 	}
 	if err := compactFile(path, time.Second, func(tx *bbolt.Tx) error {
 		return tx.Bucket([]byte(bucketMeta)).Delete([]byte(keyBundled))
-	}, nil); err != nil {
+	}); err != nil {
 		return nil, fmt.Errorf("state: take the key of %s: %w", path, err)
 	}
 	return key, nil

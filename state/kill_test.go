@@ -30,6 +30,10 @@ func TestMain(m *testing.M) {
 		rotateChild(path)
 		return
 	}
+	if path := os.Getenv(compactChildEnv); path != "" {
+		compactChild(path)
+		return
+	}
 	os.Exit(m.Run())
 }
 

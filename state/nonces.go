@@ -26,7 +26,7 @@ func (s *Store) UseNonce(nonce string, expires time.Time) (bool, error) {
 		return false, errors.New("state: use nonce: empty nonce")
 	}
 	fresh := false
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err := s.update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte(bucketNonces))
 		if b.Get([]byte(nonce)) != nil {
 			return nil

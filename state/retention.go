@@ -63,7 +63,7 @@ func (s *Store) Prune(r Retention) (Pruned, error) {
 func (s *Store) pruneJobs(cutoff time.Time, keep int) (int, error) {
 	// Jobs from the keep-th newest on stay whatever their age.
 	var boundary uint64
-	if err := s.db.View(func(tx *bbolt.Tx) error {
+	if err := s.view(func(tx *bbolt.Tx) error {
 		c := tx.Bucket([]byte(bucketJobs)).Cursor()
 		if keep == 0 {
 			boundary = ^uint64(0)
@@ -83,7 +83,7 @@ func (s *Store) pruneJobs(cutoff time.Time, keep int) (int, error) {
 	for {
 		var doomed [][]byte
 		done := false
-		err := s.db.Update(func(tx *bbolt.Tx) error {
+		err := s.update(func(tx *bbolt.Tx) error {
 			b := tx.Bucket([]byte(bucketJobs))
 			c := b.Cursor()
 			k, v := c.Seek(itob(from))
@@ -135,7 +135,7 @@ func (s *Store) pruneAudit(cutoff time.Time) (int, error) {
 	for {
 		var doomed [][]byte
 		done := false
-		err := s.db.Update(func(tx *bbolt.Tx) error {
+		err := s.update(func(tx *bbolt.Tx) error {
 			b := tx.Bucket([]byte(bucketAudit))
 			c := b.Cursor()
 			k, v := c.First()

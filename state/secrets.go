@@ -112,7 +112,9 @@ func (s *Store) readSecret(b *bbolt.Bucket, name string) (Secret, error) {
 		return "", errNoKey
 	}
 	if rec.Sealed == "" {
-		return Secret(rec.Value), nil
+		// Open sealed every clear value of a version-1 file, so this one
+		// was written by someone without the key: refuse to trust it.
+		return "", fmt.Errorf("secret %q is stored unsealed, which only a version-1 file holds and Open seals: it was written without the state key, so it is refused; set it again", name)
 	}
 	v, err := s.keys.open(name, rec.Sealed)
 	return Secret(v), err
@@ -135,7 +137,7 @@ func (s *Store) Secret(name string) (Secret, error) {
 	s.keysMu.RLock()
 	defer s.keysMu.RUnlock()
 	var v Secret
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.view(func(tx *bbolt.Tx) error {
 		var err error
 		v, err = s.readSecret(tx.Bucket([]byte(bucketSecrets)), name)
 		return err
@@ -153,7 +155,7 @@ func (s *Store) SetSecret(name string, v Secret) error {
 	}
 	s.keysMu.RLock()
 	defer s.keysMu.RUnlock()
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err := s.update(func(tx *bbolt.Tx) error {
 		return s.writeSecret(tx.Bucket([]byte(bucketSecrets)), name, v)
 	})
 	if err != nil {
@@ -173,7 +175,7 @@ func (s *Store) EnsureSecret(name string, generate func() (Secret, error)) (Secr
 	s.keysMu.RLock()
 	defer s.keysMu.RUnlock()
 	var v Secret
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err := s.update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte(bucketSecrets))
 		var err error
 		v, err = s.readSecret(b, name)
@@ -195,10 +197,23 @@ func (s *Store) EnsureSecret(name string, generate func() (Secret, error)) (Secr
 }
 
 // DeleteSecret removes the secret called name; a missing one is no error.
+// It then compacts the file (compact), so that the sealed value does not
+// stay in a free page, where the key beside the file would open it.
 func (s *Store) DeleteSecret(name string) error {
-	err := s.db.Update(func(tx *bbolt.Tx) error {
-		return tx.Bucket([]byte(bucketSecrets)).Delete([]byte(name))
+	found := false
+	err := s.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket([]byte(bucketSecrets))
+		if found = b.Get([]byte(name)) != nil; !found {
+			return nil
+		}
+		if err := b.Delete([]byte(name)); err != nil {
+			return err
+		}
+		return markScrub(tx)
 	})
+	if err == nil && found {
+		err = s.compact()
+	}
 	if err != nil {
 		return fmt.Errorf("state: delete secret %q: %w", name, err)
 	}
@@ -206,13 +221,14 @@ func (s *Store) DeleteSecret(name string) error {
 }
 
 // DeleteSecrets removes every secret whose name starts with prefix (an app's
-// secrets when its data is purged) and returns how many went.
+// secrets when its data is purged) and returns how many went, then compacts
+// the file as DeleteSecret does.
 func (s *Store) DeleteSecrets(prefix string) (int, error) {
 	if prefix == "" {
 		return 0, errors.New("state: delete secrets: empty prefix")
 	}
 	n := 0
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err := s.update(func(tx *bbolt.Tx) error {
 		c := tx.Bucket([]byte(bucketSecrets)).Cursor()
 		p := []byte(prefix)
 		for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Seek(p) {
@@ -221,10 +237,18 @@ func (s *Store) DeleteSecrets(prefix string) (int, error) {
 			}
 			n++
 		}
-		return nil
+		if n == 0 {
+			return nil
+		}
+		return markScrub(tx)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("state: delete secrets %q: %w", prefix, err)
+	}
+	if n > 0 {
+		if err := s.compact(); err != nil { // as DeleteSecret
+			return n, fmt.Errorf("state: delete secrets %q: deleted %d, but their sealed values are still in free pages (the next open removes them): %w", prefix, n, err)
+		}
 	}
 	return n, nil
 }

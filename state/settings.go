@@ -11,7 +11,7 @@ import (
 // or ErrNotFound if it was never set.
 func (s *Store) Setting(key string) (string, error) {
 	var v string
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.view(func(tx *bbolt.Tx) error {
 		var err error
 		v, err = get[string](tx.Bucket([]byte(bucketSettings)), []byte(key))
 		return err
@@ -27,7 +27,7 @@ func (s *Store) SetSetting(key, value string) error {
 	if key == "" {
 		return errors.New("state: set setting: empty key")
 	}
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err := s.update(func(tx *bbolt.Tx) error {
 		return put(tx.Bucket([]byte(bucketSettings)), []byte(key), value)
 	})
 	if err != nil {
@@ -40,7 +40,7 @@ func (s *Store) SetSetting(key, value string) error {
 // from the map.
 func (s *Store) Settings(keys ...string) (map[string]string, error) {
 	out := make(map[string]string, len(keys))
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.view(func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte(bucketSettings))
 		for _, k := range keys {
 			v, err := get[string](b, []byte(k))

@@ -88,9 +88,15 @@ type Options struct {
 
 // Store is the toolbox's database. It is safe for concurrent use.
 type Store struct {
-	db    *bbolt.DB
+	path  string
 	now   func() time.Time
 	audit *auditWriter
+
+	// dbMu is held for reading by every transaction (view, update) and for
+	// writing by compact, which replaces db with a compacted copy.
+	dbMu    sync.RWMutex
+	db      *bbolt.DB
+	timeout time.Duration
 
 	// keysMu is held for reading by every use of keys for the length of its
 	// transaction, and for writing by RotateKey.
@@ -116,7 +122,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, now: opts.Now, keyFromEnv: opts.Key != nil}
+	s := &Store{path: path, db: db, timeout: opts.Timeout, now: opts.Now, keyFromEnv: opts.Key != nil}
 	if err := s.open(path, opts); err != nil {
 		_ = s.db.Close()
 		return nil, fmt.Errorf("state: open %s: %w", path, err)
@@ -125,15 +131,26 @@ func Open(path string, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// openBolt opens path and locks it. A process that compacts the file
+// renames a new one over path while others may wait for the lock of the
+// old one: a lock taken on a file no longer at path is dropped and taken
+// again on the one there, lest this process read and write a dead copy.
 func openBolt(path string, timeout time.Duration) (*bbolt.DB, error) {
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: timeout})
-	if errors.Is(err, bbolt.ErrTimeout) {
-		return nil, fmt.Errorf("state: open %s: %w (waited %s)", path, ErrLocked, timeout)
+	for range 10 {
+		before, _ := os.Stat(path)
+		db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: timeout})
+		if errors.Is(err, bbolt.ErrTimeout) {
+			return nil, fmt.Errorf("state: open %s: %w (waited %s)", path, ErrLocked, timeout)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("state: open %s: %w", path, err)
+		}
+		if after, err := os.Stat(path); err == nil && before != nil && os.SameFile(before, after) {
+			return db, nil
+		}
+		_ = db.Close()
 	}
-	if err != nil {
-		return nil, fmt.Errorf("state: open %s: %w", path, err)
-	}
-	return db, nil
+	return nil, fmt.Errorf("state: open %s: the file kept being replaced while this process waited for its lock", path)
 }
 
 // open finds the key, migrates and initializes the file, and scrubs it if a
@@ -170,37 +187,90 @@ func (s *Store) open(path string, opts Options) error {
 		return err
 	}
 	if scrub {
-		return s.scrub(path, opts.Timeout)
+		return s.compact()
 	}
 	return nil
 }
 
-// scrub rewrites the file with only its live keys and values (bbolt's
-// Compact), so that nothing deleted or overwritten, such as the clear
-// secrets a migration sealed, stays in its free pages; then reopens it.
-func (s *Store) scrub(path string, timeout time.Duration) error {
-	if err := s.db.Close(); err != nil {
-		return err
-	}
-	// The mark goes in the copy, so that a stop before the rename scrubs
-	// again at the next open.
-	if err := compactFile(path, timeout, nil, func(tx *bbolt.Tx) error {
-		return tx.Bucket([]byte(bucketMeta)).Delete([]byte(keyScrub))
-	}); err != nil {
-		return fmt.Errorf("scrub: %w", err)
-	}
-	db, err := openBolt(path, timeout)
+// view and update run every transaction of the Store, so that compact can
+// swap the file under them.
+func (s *Store) view(fn func(*bbolt.Tx) error) error {
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	return s.db.View(fn)
+}
+
+func (s *Store) update(fn func(*bbolt.Tx) error) error {
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	return s.db.Update(fn)
+}
+
+// markScrub records in tx that the file's free pages now hold something
+// that must go (a deleted secret, a value sealed with a retired key): if
+// the process stops before compact's rename, Open compacts again.
+func markScrub(tx *bbolt.Tx) error {
+	return put(tx.Bucket([]byte(bucketMeta)), []byte(keyScrub), true)
+}
+
+// compact rewrites the live file with only its live keys and values
+// (bbolt's Compact), so that nothing deleted or overwritten, such as a
+// deleted secret or one sealed with the previous key, stays in its free
+// pages, and clears the scrub mark in the copy. Transactions wait for it.
+// A stop at any point leaves either the old file (still marked, so Open
+// compacts it) or the complete new one: the copy is synced before it is
+// renamed over path.
+func (s *Store) compact() error {
+	s.dbMu.Lock()
+	defer s.dbMu.Unlock()
+	tmp := s.path + ".compact"
+	_ = os.Remove(tmp) // left by a stop in the middle of an earlier one
+	// NoSync while copying, one fsync at the end: the copy counts only
+	// once renamed, after that fsync.
+	dst, err := bbolt.Open(tmp, 0o600, &bbolt.Options{Timeout: s.timeout, NoSync: true})
 	if err != nil {
-		return err
+		return fmt.Errorf("state: compact: %w", err)
 	}
+	err = bbolt.Compact(dst, s.db, 1<<20)
+	if err == nil {
+		err = dst.Update(func(tx *bbolt.Tx) error {
+			return tx.Bucket([]byte(bucketMeta)).Delete([]byte(keyScrub))
+		})
+	}
+	if err == nil {
+		err = dst.Sync()
+	}
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, s.path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("state: compact: %w", err)
+	}
+	// From here path is the copy. Open it before closing the old file, so
+	// that the lock on path is never free for another process to take.
+	if err := syncDir(filepath.Dir(s.path)); err != nil {
+		return fmt.Errorf("state: compact: %w", err)
+	}
+	db, err := openBolt(s.path, s.timeout)
+	if err != nil {
+		return fmt.Errorf("state: compact: reopen: %w", err)
+	}
+	old := s.db
 	s.db = db
+	if err := old.Close(); err != nil {
+		return fmt.Errorf("state: compact: close the old file: %w", err)
+	}
 	return nil
 }
 
-// compactFile runs before on the database at path (what it deletes is not
-// copied), copies it into a new file with bbolt's Compact, runs after on the
-// copy, and renames the copy over path.
-func compactFile(path string, timeout time.Duration, before, after func(*bbolt.Tx) error) error {
+// compactFile runs before on the database at path, which is not open (what
+// it deletes is not copied), copies it into a new file with bbolt's Compact
+// and renames the copy over path.
+func compactFile(path string, timeout time.Duration, before func(*bbolt.Tx) error) error {
 	if before != nil {
 		db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: timeout})
 		if err != nil {
@@ -226,9 +296,6 @@ func compactFile(path string, timeout time.Duration, before, after func(*bbolt.T
 		return err
 	}
 	err = bbolt.Compact(dst, src, 1<<20)
-	if err == nil && after != nil {
-		err = dst.Update(after)
-	}
 	if cerr := dst.Close(); err == nil {
 		err = cerr
 	}
@@ -331,6 +398,8 @@ func initialize(tx *bbolt.Tx, keys *keyring) (scrub bool, err error) {
 // Close closes the database. Running transactions finish first.
 func (s *Store) Close() error {
 	auditErr := s.stopAuditWriter()
+	s.dbMu.Lock()
+	defer s.dbMu.Unlock()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("state: close: %w", err)
 	}
@@ -340,26 +409,26 @@ func (s *Store) Close() error {
 // Check verifies the whole file's consistency (bbolt's tx.Check): for a
 // backup received over a stream.
 func (s *Store) Check() error {
-	return s.db.View(func(tx *bbolt.Tx) error {
+	return s.view(func(tx *bbolt.Tx) error {
 		var errs []error
 		for err := range tx.Check() {
 			errs = append(errs, err)
 		}
 		if err := errors.Join(errs...); err != nil {
-			return fmt.Errorf("state: %s is damaged: %w", s.db.Path(), err)
+			return fmt.Errorf("state: %s is damaged: %w", s.path, err)
 		}
 		return nil
 	})
 }
 
 // Path is the database file.
-func (s *Store) Path() string { return s.db.Path() }
+func (s *Store) Path() string { return s.path }
 
 // Backup writes a consistent copy of the whole database to w while the store
 // stays in use (a read transaction), and returns the number of bytes written.
 func (s *Store) Backup(w io.Writer) (int64, error) {
 	var n int64
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.view(func(tx *bbolt.Tx) error {
 		var err error
 		n, err = tx.WriteTo(w)
 		return err
@@ -375,7 +444,7 @@ func (s *Store) Backup(w io.Writer) (int64, error) {
 // live database.
 func (s *Store) BackupFile(path string) (n int64, err error) {
 	if fi, err := os.Stat(path); err == nil {
-		if live, err := os.Stat(s.db.Path()); err == nil && os.SameFile(fi, live) {
+		if live, err := os.Stat(s.path); err == nil && os.SameFile(fi, live) {
 			return 0, fmt.Errorf("state: backup to %s: that is the live database", path)
 		}
 	}
@@ -427,7 +496,7 @@ func syncDir(dir string) error {
 // long the commit took.
 func (s *Store) CheckWritable() (time.Duration, error) {
 	start := time.Now() // the real clock: this measures the disk, not the injected time
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err := s.update(func(tx *bbolt.Tx) error {
 		meta := tx.Bucket([]byte(bucketMeta))
 		if err := put(meta, []byte(keyProbe), s.now()); err != nil {
 			return err
