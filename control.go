@@ -79,7 +79,11 @@ func stateBackup(ctx context.Context, cfg config, path string, stdout io.Writer)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "wrote %d bytes of state to %s\n", n, path)
+	key := "TOOLBOX_STATE_KEY"
+	if cfg.StateKey == nil {
+		key = state.KeyPath(cfg.StatePath)
+	}
+	fmt.Fprintf(stdout, "wrote %d bytes of state to %s\nIts secrets are sealed: the copy opens only with the state's key (%s). Keep the key apart from the copy, and both.\n", n, path, key)
 	return nil
 }
 

@@ -122,7 +122,8 @@ func (c *Client) IsSystemAdmin(ctx context.Context, userID string) (bool, error)
 // UserByName finds a user by name.
 func (c *Client) UserByName(ctx context.Context, name string) (commands.User, error) {
 	u, resp, err := c.api.GetUserByUsername(ctx, name, "")
-	if resp != nil && resp.StatusCode == http.StatusNotFound {
+	// Mattermost answers 400 for a name no user may have (channel, here, all...).
+	if resp != nil && (resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusBadRequest) {
 		return commands.User{}, commands.Errorf(commands.NotFound, "There is no user @%s here.", name)
 	}
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -285,7 +286,18 @@ func TestChatFoundation(t *testing.T) {
 		if !strings.Contains(out, "bytes of state to "+backup) {
 			t.Fatalf("state backup answered %q", out)
 		}
-		// The copy is a state of its own: the audit log holds this test's commands.
+		// The copy alone reveals no secret: it opens only with the state's key.
+		if _, err := toolboxTry(t, []string{"TOOLBOX_STATE=" + backup}, "do", "audit 200"); err == nil {
+			t.Error("the state's copy opened without its key")
+		}
+		key, err := os.ReadFile(statePath + ".key")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(backup+".key", key, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		// With it, the copy is a state of its own: the audit log holds this test's commands.
 		got := toolboxRun(t, []string{"TOOLBOX_STATE=" + backup}, "do", "audit 200")
 		if !strings.Contains(got, "admins remove @member") {
 			t.Errorf("the backup's audit log lacks the confirmation test:\n%s", got)
