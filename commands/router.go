@@ -199,6 +199,11 @@ func (r *Router) handle(ctx context.Context, req Request, trail *auditTrail) (Re
 	if err := r.permitted(ctx, req.Caller, v, args); err != nil {
 		return Reply{}, "", err
 	}
+	if v.Validate != nil {
+		if err := v.Validate(ctx, args); err != nil {
+			return Reply{}, "", err
+		}
+	}
 	if v.confirmations(args) > 0 && !req.Confirmed {
 		if v.Job { // no prompt for a job that would be refused
 			if err := r.jobs.admissible(req.Caller, v, args); err != nil {
@@ -322,20 +327,15 @@ func distance(a, b string) int {
 	return prev[len(rb)]
 }
 
-// permitted checks that c may run v with args, and that args are valid:
-// when a command is typed, and again when its confirmation is clicked
-// (permissions may have changed in between).
+// permitted checks that c may run v with args: when a command is typed,
+// and again when its confirmation is clicked (permissions may have changed
+// in between).
 func (r *Router) permitted(ctx context.Context, c Caller, v *Verb, args []string) error {
 	if err := r.authorize(ctx, c, v); err != nil {
 		return err
 	}
 	if v.Permit != nil {
-		if err := v.Permit(ctx, c, args); err != nil {
-			return err
-		}
-	}
-	if v.Validate != nil {
-		return v.Validate(ctx, args)
+		return v.Permit(ctx, c, args)
 	}
 	return nil
 }
