@@ -489,7 +489,8 @@ func (g *Guard) onContainer(op containerOp) http.HandlerFunc {
 					g.refuse(w, r, err)
 					return
 				}
-				if err := checkGrantArchive(grant, r.URL.Query().Get("path"), body); err != nil {
+				// The engine gets the guard's own archive of the file checked.
+				if body, err = checkGrantArchive(grant, r.URL.Query().Get("path"), body); err != nil {
 					g.refuse(w, r, err)
 					return
 				}

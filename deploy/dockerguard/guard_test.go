@@ -1,12 +1,20 @@
 package dockerguard
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/flate"
+	"compress/gzip"
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"fmt"
+	"hash/crc32"
 	"io"
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -215,4 +223,133 @@ func TestGuardNetworkConnect(t *testing.T) {
 		`POST /v1.41/networks/`+fakeNetworkID+`/connect {"Container":"`+fakeAppID+`","EndpointConfig":{"Aliases":["a"]`)
 	expectForwarded(t, engine, do, guardCase{"POST", "/v1.41/networks/apps/disconnect", "application/json", `{"Container":"app","Force":true}`},
 		`POST /v1.41/networks/`+fakeNetworkID+`/disconnect {"Container":"`+fakeAppID+`","Force":true}`)
+}
+
+// polyglotArchive is a tar that archive/tar reads as the launcher's app.yml
+// alone, and that the engine, which detects gzip by the first bytes, reads
+// as a gzip'd tar of usr/local/bin/docker: the plain tar's first entry is
+// a PAX header (whose own name no reader uses) named with a gzip header
+// whose FEXTRA field covers the rest of the plain tar; after it come the
+// deflated evil tar and gzip's trailer.
+func polyglotArchive(t *testing.T) []byte {
+	t.Helper()
+	var plain bytes.Buffer
+	tw := tar.NewWriter(&plain)
+	content := []byte("ok: yes\n")
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "build/app.yml", Mode: 0o644, Size: int64(len(content)),
+		Format: tar.FormatPAX, PAXRecords: map[string]string{"comment": "x"}}); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = tw.Write(content)
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b := plain.Bytes()
+	if b[156] != tar.TypeXHeader {
+		t.Fatalf("the first entry is of type %q, want a PAX header", b[156])
+	}
+	extra := len(b) - 12
+	header := []byte{0x1f, 0x8b, 8, 4 /* FEXTRA */, 1, 1, 1, 1 /* mtime */, 2, 3, byte(extra), byte(extra >> 8)}
+	copy(b[:12], header)
+	// The PAX header's checksum, recomputed over its new name.
+	copy(b[148:156], "        ")
+	sum := 0
+	for _, c := range b[:512] {
+		sum += int(c)
+	}
+	copy(b[148:156], fmt.Sprintf("%06o\x00 ", sum))
+
+	var evil bytes.Buffer
+	etw := tar.NewWriter(&evil)
+	payload := []byte("#!/bin/sh\nchroot /host sh\n")
+	_ = etw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "usr/local/bin/docker", Mode: 0o755, Size: int64(len(payload))})
+	_, _ = etw.Write(payload)
+	_ = etw.Close()
+	fw, _ := flate.NewWriter(&plain, flate.BestCompression)
+	_, _ = fw.Write(evil.Bytes())
+	_ = fw.Close()
+	plain.Write(binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, crc32.ChecksumIEEE(evil.Bytes())), uint32(evil.Len())))
+	poly := plain.Bytes()
+
+	// Both readings hold, or the test proves nothing.
+	tr := tar.NewReader(bytes.NewReader(poly))
+	h, err := tr.Next()
+	if err != nil || h.Name != "build/app.yml" {
+		t.Fatalf("archive/tar reads %v, %v; want build/app.yml", h, err)
+	}
+	if _, err := tr.Next(); err != io.EOF {
+		t.Fatalf("archive/tar reads a second entry: %v", err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(poly))
+	if err != nil {
+		t.Fatalf("gzip: %v", err)
+	}
+	h, err = tar.NewReader(zr).Next()
+	if err != nil || h.Name != "usr/local/bin/docker" {
+		t.Fatalf("through gzip, the archive holds %v, %v; want usr/local/bin/docker", h, err)
+	}
+	return poly
+}
+
+// TestGuardLauncherArchive: what reaches the engine for a launcher is the
+// guard's own plain tar of the checked app.yml, never the client's bytes;
+// compressed archives, and a plain tar that is also a gzip one, are refused.
+func TestGuardLauncherArchive(t *testing.T) {
+	engine, do := startFakeGuard(t)
+	put := "/v1.41/containers/launcher/archive?path=%2F"
+	content := "ok: yes\n"
+	var plain bytes.Buffer
+	tw := tar.NewWriter(&plain)
+	_ = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "./build//app.yml", Mode: 0o4755, Uid: 1000,
+		Size: int64(len(content)), Format: tar.FormatPAX, PAXRecords: map[string]string{"comment": "x"}})
+	_, _ = tw.Write([]byte(content))
+	_ = tw.Close()
+	var zipped bytes.Buffer
+	zw := gzip.NewWriter(&zipped)
+	_, _ = zw.Write(plain.Bytes())
+	_ = zw.Close()
+	expectRefused(t, engine, do, []guardCase{
+		{"PUT", put, "application/x-tar", string(polyglotArchive(t))},
+		{"PUT", put, "application/x-tar", zipped.String()},
+		{"PUT", put, "application/x-tar", "BZh91AY&SY" + plain.String()},
+	})
+
+	// A tar with data after its end marker: the engine gets neither that nor
+	// the client's headers (PAX records, set-uid mode, owner).
+	body := plain.String() + zipped.String()
+	wantPrefix := "PUT /v1.41/containers/" + fakeLauncherID + "/archive?path=%2F "
+	before := len(engine.requests())
+	if status, answer := do("PUT", put, "application/x-tar", body); status != http.StatusNoContent {
+		t.Fatalf("the app.yml archive: %d %s, want it forwarded", status, answer)
+	}
+	seen := engine.requests()[before:]
+	if len(seen) != 1 || !strings.HasPrefix(seen[0], wantPrefix) {
+		t.Fatalf("the engine received %q", seen)
+	}
+	got := []byte(strings.TrimPrefix(seen[0], wantPrefix))
+	tr := tar.NewReader(bytes.NewReader(got))
+	var entries []string
+	used := 0
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("the engine's archive: %v", err)
+		}
+		data, _ := io.ReadAll(tr)
+		if h.Format != tar.FormatUSTAR || len(h.PAXRecords) > 0 || h.Uid != 0 || h.Gid != 0 {
+			t.Errorf("%s: format %v, PAX %v, owner %d:%d; want plain USTAR, root's", h.Name, h.Format, h.PAXRecords, h.Uid, h.Gid)
+		}
+		entries = append(entries, fmt.Sprintf("%c %s %o %q", h.Typeflag, h.Name, h.Mode, data))
+		used += 512 + (len(data)+511)/512*512
+	}
+	want := []string{"5 build/ 755 \"\"", "0 build/app.yml 644 \"ok: yes\\n\""}
+	if !slices.Equal(entries, want) {
+		t.Errorf("the engine's archive holds %q, want %q", entries, want)
+	}
+	if rest := got[min(used, len(got)):]; len(rest) == 0 || bytes.ContainsFunc(rest, func(r rune) bool { return r != 0 }) {
+		t.Errorf("the engine's archive ends with %d bytes that are not only its zero end marker", len(rest))
+	}
 }

@@ -402,11 +402,25 @@ func (p Policy) grantOf(image string) (SocketGrant, bool) {
 	return SocketGrant{}, false
 }
 
+// compressedMagic are the first bytes of the compressions the engine
+// detects in an archive it is sent (gzip, bzip2, xz, zstd): it unpacks
+// whatever it detects, whatever the guard read.
+var compressedMagic = [][]byte{{0x1f, 0x8b}, []byte("BZh"), {0xfd, '7', 'z', 'X', 'Z', 0x00}, {0x28, 0xb5, 0x2f, 0xfd}}
+
 // checkGrantArchive vets what is copied into a socket-mounting container:
-// only the grant's one file, as a plain tar extracted at "/".
-func checkGrantArchive(g SocketGrant, dest string, body []byte) error {
+// only the grant's one file, as a plain tar extracted at "/". It returns the
+// archive to forward, which the guard writes itself from the checked file:
+// the client's bytes never reach the engine, which may read them otherwise
+// than archive/tar does (a gzip header in a PAX entry's name, data past the
+// end marker).
+func checkGrantArchive(g SocketGrant, dest string, body []byte) ([]byte, error) {
 	if path.Clean(dest) != "/" {
-		return deny("a launcher's files are copied at /, not %s", dest)
+		return nil, deny("a launcher's files are copied at /, not %s", dest)
+	}
+	for _, magic := range compressedMagic {
+		if bytes.HasPrefix(body, magic) {
+			return nil, deny("a launcher's files come as a plain tar archive, not a compressed one")
+		}
 	}
 	want := strings.TrimPrefix(path.Clean(g.ConfigPath), "/")
 	tr := tar.NewReader(bytes.NewReader(body))
@@ -418,7 +432,7 @@ func checkGrantArchive(g SocketGrant, dest string, body []byte) error {
 			break
 		}
 		if err != nil {
-			return deny("a launcher's files come as a plain tar archive: %v", err)
+			return nil, deny("a launcher's files come as a plain tar archive: %v", err)
 		}
 		name := strings.TrimPrefix(path.Clean("/"+h.Name), "/")
 		switch {
@@ -427,23 +441,48 @@ func checkGrantArchive(g SocketGrant, dest string, body []byte) error {
 		case h.Typeflag == tar.TypeReg && name == want && !found:
 			content, err = io.ReadAll(tr)
 			if err != nil {
-				return deny("a launcher's files: %v", err)
+				return nil, deny("a launcher's files: %v", err)
 			}
 			found = true
 		default:
-			return deny("a launcher receives only %s, not %s", g.ConfigPath, h.Name)
+			return nil, deny("a launcher receives only %s, not %s", g.ConfigPath, h.Name)
 		}
 	}
 	if !found {
-		return deny("a launcher receives only %s", g.ConfigPath)
+		return nil, deny("a launcher receives only %s", g.ConfigPath)
 	}
 	if g.CheckConfig == nil {
-		return deny("this launcher receives no file")
+		return nil, deny("this launcher receives no file")
 	}
 	if err := g.CheckConfig(content); err != nil {
-		return deny("the launcher's %s: %v", g.ConfigPath, err)
+		return nil, deny("the launcher's %s: %v", g.ConfigPath, err)
 	}
-	return nil
+	return grantArchive(want, content)
+}
+
+// grantArchive is a plain tar of the file name (its parent folders first),
+// owned by root, as the toolbox writes it (deploy/docker's writeTar).
+func grantArchive(name string, content []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	dirs := strings.Split(name, "/")
+	for i := 1; i < len(dirs); i++ {
+		h := &tar.Header{Typeflag: tar.TypeDir, Name: strings.Join(dirs[:i], "/") + "/", Mode: 0o755, Format: tar.FormatUSTAR}
+		if err := tw.WriteHeader(h); err != nil {
+			return nil, fmt.Errorf("docker guard: rebuild the launcher's archive: %w", err)
+		}
+	}
+	h := &tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: int64(len(content)), Format: tar.FormatUSTAR}
+	if err := tw.WriteHeader(h); err != nil {
+		return nil, fmt.Errorf("docker guard: rebuild the launcher's archive: %w", err)
+	}
+	if _, err := tw.Write(content); err != nil {
+		return nil, fmt.Errorf("docker guard: rebuild the launcher's archive: %w", err)
+	}
+	if err := tw.Close(); err != nil {
+		return nil, fmt.Errorf("docker guard: rebuild the launcher's archive: %w", err)
+	}
+	return buf.Bytes(), nil
 }
 
 // checkExecCreate vets the body of POST /containers/{id}/exec.
