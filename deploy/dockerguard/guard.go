@@ -656,13 +656,42 @@ func (g *Guard) networkCreate(w http.ResponseWriter, r *http.Request) {
 		err = deny("networks are local bridges (no ingress, swarm scope or configuration networks)")
 	case len(req.Options) > 0:
 		err = deny("networks get no driver options")
+	default:
+		err = checkNetworkIPAM(req.IPAM)
 	}
 	if err != nil {
 		g.refuse(w, r, err)
 		return
 	}
+	req.IPAM = nil // the engine's default, as the toolbox asks
 	clean, _ := json.Marshal(req)
 	g.forwardBody(w, r, clean)
+}
+
+// checkNetworkIPAM refuses any address setting of a network's creation:
+// the toolbox sets none (deploy/docker's EnsureNetwork), and a subnet or
+// gateway of the engine's choosing is one no other network of the machine
+// already routes.
+func checkNetworkIPAM(raw json.RawMessage) error {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	var ipam network.IPAM
+	if err := json.Unmarshal(raw, &ipam); err != nil {
+		return deny("the network's addresses cannot be read: %v", err)
+	}
+	var fields map[string]json.RawMessage
+	_ = json.Unmarshal(raw, &fields)
+	for k, v := range fields {
+		if k == "Driver" && (ipam.Driver == "" || ipam.Driver == "default") {
+			continue
+		}
+		if string(v) == "null" || string(v) == "[]" || string(v) == "{}" {
+			continue
+		}
+		return deny("networks get the engine's default addresses, with no IPAM setting (%s)", k)
+	}
+	return nil
 }
 
 type labelled struct {
@@ -729,7 +758,9 @@ func (g *Guard) networkConnect(w http.ResponseWriter, r *http.Request) {
 		g.refuse(w, r, err)
 		return
 	}
-	if !g.policy.managed(c.Config.Labels) || g.policy.protected(c.Config.Labels) {
+	// A container holding the engine's socket stays on the network it was
+	// created with: on the toolbox's, the apps could reach it.
+	if !g.policy.managed(c.Config.Labels) || g.policy.protected(c.Config.Labels) || c.holdsBind() {
 		g.refuse(w, r, deny("the container %q is not one the toolbox may connect", strings.TrimPrefix(c.Name, "/")))
 		return
 	}

@@ -218,6 +218,8 @@ func TestGuardNetworkConnect(t *testing.T) {
 	expectRefused(t, engine, do, []guardCase{
 		{"POST", "/v1.41/networks/apps/connect", "application/json", `{"Container":"app","EndpointConfig":{"IPAMConfig":{"IPv4Address":"172.18.0.2"}}}`},
 		{"POST", "/v1.41/networks/apps/connect", "application/json", `{"Container":"app","EndpointConfig":{"DriverOpts":{"x":"y"}}}`},
+		{"POST", "/v1.41/networks/apps/connect", "application/json", `{"Container":"launcher"}`},
+		{"POST", "/v1.41/networks/apps/connect", "application/json", `{"Container":"` + fakeLauncherID + `","EndpointConfig":{"Aliases":["a"]}}`},
 	})
 	expectForwarded(t, engine, do, guardCase{"POST", "/v1.41/networks/apps/connect", "application/json", `{"Container":"app","EndpointConfig":{"Aliases":["a"]}}`},
 		`POST /v1.41/networks/`+fakeNetworkID+`/connect {"Container":"`+fakeAppID+`","EndpointConfig":{"Aliases":["a"]`)
@@ -351,5 +353,37 @@ func TestGuardLauncherArchive(t *testing.T) {
 	}
 	if rest := got[min(used, len(got)):]; len(rest) == 0 || bytes.ContainsFunc(rest, func(r rune) bool { return r != 0 }) {
 		t.Errorf("the engine's archive ends with %d bytes that are not only its zero end marker", len(rest))
+	}
+}
+
+// TestGuardNetworkIPAM: a network is created with the engine's default
+// addresses: any IPAM setting is refused, and none reaches the engine.
+func TestGuardNetworkIPAM(t *testing.T) {
+	engine, do := startFakeGuard(t)
+	create := "/v1.41/networks/create"
+	base := `{"Name":"apps","Driver":"bridge","Labels":{"toolbox.managed":"1"}`
+	var cases []guardCase
+	for _, ipam := range []string{
+		`{"Config":[{"Subnet":"10.0.0.0/8"}]}`,
+		`{"Config":[{"Gateway":"192.168.1.1"}]}`,
+		`{"Config":[{"AuxiliaryAddresses":{"host":"172.17.0.1"}}]}`,
+		`{"Config":[{"IPRange":"172.17.0.0/24"}]}`,
+		`{"Driver":"evil"}`,
+		`{"Options":{"x":"y"}}`,
+		`{"Unknown":1}`,
+		`[1]`,
+	} {
+		cases = append(cases, guardCase{"POST", create, "application/json", base + `,"IPAM":` + ipam + `}`})
+	}
+	expectRefused(t, engine, do, cases)
+	for _, ipam := range []string{``, `,"IPAM":null`, `,"IPAM":{"Driver":"default","Config":[],"Options":{}}`} {
+		before := len(engine.requests())
+		if status, body := do("POST", create, "application/json", base+ipam+`}`); status != http.StatusNoContent {
+			t.Errorf("IPAM %q: %d %s, want it forwarded", ipam, status, body)
+			continue
+		}
+		if seen := engine.requests()[before:]; len(seen) != 1 || strings.Contains(seen[0], "IPAM") {
+			t.Errorf("IPAM %q: the engine received %q, want no IPAM", ipam, seen)
+		}
 	}
 }
