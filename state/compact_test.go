@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -537,4 +538,93 @@ func TestOpenWaitingThroughACompaction(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// Another process that opens the path while the store compacts it, as soon
+// as the copy is renamed over it, never gets the lock (review 2, finding
+// 2): the copy stays locked from its creation on, so the store never writes
+// to a file no longer at path, and every write after a compaction is in
+// the file there.
+func TestCompactNeverUnlocksThePath(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "toolbox.db")
+	// A short lock timeout, so that a store that had to take the lock again
+	// after the rename would give up while the intruder holds it.
+	s, err := Open(path, Options{Timeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	setKnownSecrets(t, s)
+	stop := make(chan struct{})
+	var tries, intruded atomic.Int32
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		last, _ := os.Stat(path)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			// Open as soon as the inode at path changes: that is when a
+			// store that reopens after its rename leaves path unlocked.
+			now, err := os.Stat(path)
+			if err != nil || (last != nil && os.SameFile(last, now)) {
+				continue
+			}
+			last = now
+			tries.Add(1)
+			db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Millisecond})
+			if err == nil {
+				intruded.Add(1)
+				time.Sleep(200 * time.Millisecond) // longer than the store waits
+				_ = db.Close()
+			}
+		}
+	})
+	written := map[uint64]string{}
+	const compactions = 60
+	for n := range compactions {
+		if err := s.SetSecret("app/tmp/X", Secret(fmt.Sprint("x", n))); err != nil {
+			t.Errorf("compaction %d: SetSecret: %v", n, err)
+		}
+		if err := s.DeleteSecret("app/tmp/X"); err != nil { // compacts
+			t.Errorf("compaction %d: %v", n, err)
+		}
+		text := fmt.Sprint("after compaction ", n)
+		if id, err := s.AppendAuditDurable(AuditRecord{Kind: AuditCommand, Text: text}); err == nil {
+			written[id] = text
+		} else {
+			t.Errorf("compaction %d: AppendAuditDurable: %v", n, err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if tries.Load() < compactions/2 {
+		t.Fatalf("the intruder saw %d of %d renames: the test proves nothing", tries.Load(), compactions)
+	}
+	if n := intruded.Load(); n > 0 {
+		t.Errorf("another opener got the lock of the path %d times during %d compactions", n, compactions)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	checkKnownSecrets(t, s)
+	lost := 0
+	_ = s.view(func(tx *bbolt.Tx) error {
+		audit := tx.Bucket([]byte(bucketAudit))
+		for id, text := range written {
+			if rec, err := get[AuditRecord](audit, itob(id)); err != nil || rec.Text != text {
+				lost++
+			}
+		}
+		return nil
+	})
+	if lost > 0 {
+		t.Errorf("%d of %d audit records written after compactions are not in the file at the path", lost, len(written))
+	}
 }

@@ -220,18 +220,25 @@ func markScrub(tx *bbolt.Tx) error {
 // A stop at any point leaves either the old file (still marked, so Open
 // compacts it) or the complete new one: the copy is synced before it is
 // renamed over path.
+//
+// The copy's own handle becomes the store's database: it has held the
+// copy's lock since its creation, so the lock on path is never free for
+// another process to take, and there is no reopen that could fail and
+// leave the store writing to the old, unlinked file.
 func (s *Store) compact() error {
 	s.dbMu.Lock()
 	defer s.dbMu.Unlock()
 	tmp := s.path + ".compact"
 	_ = os.Remove(tmp) // left by a stop in the middle of an earlier one
-	// NoSync while copying, one fsync at the end: the copy counts only
-	// once renamed, after that fsync.
+	// NoSync while copying, then synced like the live file: the copy
+	// counts only once renamed, after the fsync, and is the live file
+	// after that.
 	dst, err := bbolt.Open(tmp, 0o600, &bbolt.Options{Timeout: s.timeout, NoSync: true})
 	if err != nil {
 		return fmt.Errorf("state: compact: %w", err)
 	}
 	err = bbolt.Compact(dst, s.db, 1<<20)
+	dst.NoSync = false
 	if err == nil {
 		err = dst.Update(func(tx *bbolt.Tx) error {
 			return tx.Bucket([]byte(bucketMeta)).Delete([]byte(keyScrub))
@@ -240,29 +247,24 @@ func (s *Store) compact() error {
 	if err == nil {
 		err = dst.Sync()
 	}
-	if cerr := dst.Close(); err == nil {
-		err = cerr
-	}
 	if err == nil {
 		err = os.Rename(tmp, s.path)
 	}
 	if err != nil {
+		_ = dst.Close()
 		_ = os.Remove(tmp)
 		return fmt.Errorf("state: compact: %w", err)
 	}
-	// From here path is the copy. Open it before closing the old file, so
-	// that the lock on path is never free for another process to take.
-	if err := syncDir(filepath.Dir(s.path)); err != nil {
-		return fmt.Errorf("state: compact: %w", err)
-	}
-	db, err := openBolt(s.path, s.timeout)
-	if err != nil {
-		return fmt.Errorf("state: compact: reopen: %w", err)
-	}
+	// From here path is the copy, whatever fails next: the store uses it.
+	// (dst.Path() still names tmp; nothing here reopens by that name.)
 	old := s.db
-	s.db = db
-	if err := old.Close(); err != nil {
-		return fmt.Errorf("state: compact: close the old file: %w", err)
+	s.db = dst
+	closeErr := old.Close()
+	if err := syncDir(filepath.Dir(s.path)); err != nil {
+		return fmt.Errorf("state: compact: sync the rename: %w", err)
+	}
+	if closeErr != nil {
+		return fmt.Errorf("state: compact: close the old file: %w", closeErr)
 	}
 	return nil
 }
