@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/distribution/reference"
@@ -105,11 +107,17 @@ func guardPolicy(botRepository string) (dockerguard.Policy, error) {
 		if err != nil {
 			return dockerguard.Policy{}, err
 		}
+		volumes, err := launcherVolumes(a, l.Service)
+		if err != nil {
+			return dockerguard.Policy{}, err
+		}
 		run := stack.LauncherRunFor(l, image)
 		grants = append(grants, dockerguard.SocketGrant{
 			Image: run.Image, Entrypoint: run.Entrypoint, Cmd: run.Cmd, Env: run.Env,
 			Target: run.Socket, ConfigPath: run.ConfigPath,
-			CheckConfig: func(b []byte) error { return stack.CheckLauncherConfig(l, b) },
+			CheckConfig: func(container string, b []byte) error {
+				return stack.CheckLauncherConfig(l, volumes, container, b)
+			},
 		})
 		// The launcher runs its base image to read its configuration: an
 		// image under that name would steer the launcher's own `docker run`.
@@ -132,4 +140,26 @@ func builtImage(a catalog.App, output string) (string, error) {
 		}
 	}
 	return "", errors.New("catalog: " + a.Name + ": no image is named after its launcher's output " + output)
+}
+
+// launcherVolumes are the volumes of app a's service built by its launcher.
+// Volumes are named in the Compose file itself, so placeholder values of
+// the app's variables load them as any install does.
+func launcherVolumes(a catalog.App, service string) (map[string]string, error) {
+	vars := map[string]string{catalog.VarDomain: a.Name + ".example.org", catalog.VarApp: a.Name}
+	for _, s := range a.Secrets {
+		vars[s.Name] = strings.Repeat("x", max(s.Length, 1))
+	}
+	for _, s := range a.Settings {
+		vars[s.Name] = cmp.Or(s.Default, "placeholder")
+	}
+	p, err := a.Project(context.Background(), vars)
+	if err != nil {
+		return nil, err
+	}
+	svc, ok := p.Services[service]
+	if !ok {
+		return nil, errors.New("catalog: " + a.Name + ": no service " + service + " for its launcher")
+	}
+	return stack.LauncherVolumes(svc), nil
 }

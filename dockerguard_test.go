@@ -43,6 +43,29 @@ func TestGuardPolicy(t *testing.T) {
 			t.Errorf("protected repositories %v lack %q", p.ProtectedRepositories, want)
 		}
 	}
+	// The grant's check knows the app's own volumes: an install's app.yml
+	// passes for its build container, not for another app's.
+	vars := map[string]string{catalog.VarDomain: "forum.example.org", catalog.VarApp: "forum"}
+	for _, s := range app.Secrets {
+		vars[s.Name] = strings.Repeat("x", s.Length)
+	}
+	for _, s := range app.Settings {
+		vars[s.Name] = "value"
+	}
+	proj, err := app.Project(context.Background(), vars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appYML, err := stack.LauncherConfig("forum", stack.Launcher(*app.Build), proj.Services[app.Build.Service])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.CheckConfig(stack.ContainerName("forum", "build"), appYML); err != nil {
+		t.Errorf("the app.yml of the install forum: %v", err)
+	}
+	if err := g.CheckConfig(stack.ContainerName("wiki", "build"), appYML); err == nil {
+		t.Error("the app.yml of the install forum was accepted for the build of wiki")
+	}
 	if p.ManagedLabel != stack.LabelManaged || p.ProtectedLabel != host.GuardLabel {
 		t.Errorf("labels: managed %q, protected %q", p.ManagedLabel, p.ProtectedLabel)
 	}

@@ -408,7 +408,7 @@ func TestGuardSocketGrant(t *testing.T) {
 		p.SocketGrants = []SocketGrant{{
 			Image: standin, Cmd: []string{"sleep"}, Env: map[string]string{"REF": "pinned"},
 			Target: engineSocket, ConfigPath: "/build/app.yml",
-			CheckConfig: func(b []byte) error {
+			CheckConfig: func(_ string, b []byte) error {
 				if !bytes.Contains(b, []byte("templates")) {
 					return errors.New("no templates")
 				}

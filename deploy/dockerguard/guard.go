@@ -490,7 +490,7 @@ func (g *Guard) onContainer(op containerOp) http.HandlerFunc {
 					return
 				}
 				// The engine gets the guard's own archive of the file checked.
-				if body, err = checkGrantArchive(grant, r.URL.Query().Get("path"), body); err != nil {
+				if body, err = checkGrantArchive(grant, name, r.URL.Query().Get("path"), body); err != nil {
 					g.refuse(w, r, err)
 					return
 				}

@@ -54,8 +54,9 @@ type SocketGrant struct {
 	Env        map[string]string
 	Target     string // where the socket is mounted
 	ConfigPath string // absolute path of the one file it may be given
-	// CheckConfig vets that file's content; nil refuses any file.
-	CheckConfig func([]byte) error
+	// CheckConfig vets that file's content for the container it is copied
+	// into (its name, without the leading "/"); nil refuses any file.
+	CheckConfig func(container string, content []byte) error
 }
 
 // errDenied wraps every refusal: the handler answers 403 with its message.
@@ -413,7 +414,7 @@ var compressedMagic = [][]byte{{0x1f, 0x8b}, []byte("BZh"), {0xfd, '7', 'z', 'X'
 // the client's bytes never reach the engine, which may read them otherwise
 // than archive/tar does (a gzip header in a PAX entry's name, data past the
 // end marker).
-func checkGrantArchive(g SocketGrant, dest string, body []byte) ([]byte, error) {
+func checkGrantArchive(g SocketGrant, container, dest string, body []byte) ([]byte, error) {
 	if path.Clean(dest) != "/" {
 		return nil, deny("a launcher's files are copied at /, not %s", dest)
 	}
@@ -454,7 +455,7 @@ func checkGrantArchive(g SocketGrant, dest string, body []byte) ([]byte, error) 
 	if g.CheckConfig == nil {
 		return nil, deny("this launcher receives no file")
 	}
-	if err := g.CheckConfig(content); err != nil {
+	if err := g.CheckConfig(container, content); err != nil {
 		return nil, deny("the launcher's %s: %v", g.ConfigPath, err)
 	}
 	return grantArchive(want, content)

@@ -24,7 +24,7 @@ func testPolicy() Policy {
 		SocketGrants: []SocketGrant{{
 			Image: "docker:27.5.1-cli", Entrypoint: []string{"sh", "-c", "script"}, Cmd: []string{"./launcher", "bootstrap", "app"},
 			Env: map[string]string{"REF": "abc"}, Target: "/var/run/docker.sock", ConfigPath: "/build/app.yml",
-			CheckConfig: func(b []byte) error {
+			CheckConfig: func(_ string, b []byte) error {
 				if !bytes.HasPrefix(b, []byte("ok")) {
 					return errors.New("not ok")
 				}
@@ -259,7 +259,7 @@ func TestCheckGrantArchive(t *testing.T) {
 	g := testPolicy().SocketGrants[0]
 	dir := tar.Header{Name: "build/", Typeflag: tar.TypeDir, Mode: 0o755}
 	file := tar.Header{Name: "build/app.yml", Typeflag: tar.TypeReg, Mode: 0o644}
-	if _, err := checkGrantArchive(g, "/", tarOf(t, dir, file)); err != nil {
+	if _, err := checkGrantArchive(g, "launcher", "/", tarOf(t, dir, file)); err != nil {
 		t.Errorf("the app.yml archive: %v, want allowed", err)
 	}
 	for name, c := range map[string]struct {
@@ -276,13 +276,13 @@ func TestCheckGrantArchive(t *testing.T) {
 		"not a tar":        {"/", []byte("\x1f\x8b compressed")},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if _, err := checkGrantArchive(g, c.dest, c.tar); !errors.Is(err, errDenied) {
+			if _, err := checkGrantArchive(g, "launcher", c.dest, c.tar); !errors.Is(err, errDenied) {
 				t.Errorf("checkGrantArchive = %v, want refused", err)
 			}
 		})
 	}
-	g.CheckConfig = func([]byte) error { return errors.New("docker_args is not allowed") }
-	if _, err := checkGrantArchive(g, "/", tarOf(t, file)); err == nil || !strings.Contains(err.Error(), "docker_args") {
+	g.CheckConfig = func(string, []byte) error { return errors.New("docker_args is not allowed") }
+	if _, err := checkGrantArchive(g, "launcher", "/", tarOf(t, file)); err == nil || !strings.Contains(err.Error(), "docker_args") {
 		t.Errorf("a config the grant refuses: %v", err)
 	}
 }

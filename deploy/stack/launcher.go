@@ -212,11 +212,38 @@ func LauncherRunFor(l Launcher, image string) LauncherRun {
 	}
 }
 
+// LauncherVolumes are the volumes of a launcher's service, by the path
+// they are mounted at (guest) to their name in the Compose file: app.yml
+// mounts each as VolumeName(app, name).
+func LauncherVolumes(svc types.ServiceConfig) map[string]string {
+	out := map[string]string{}
+	for _, v := range svc.Volumes {
+		if v.Type == types.VolumeTypeVolume {
+			out[v.Target] = v.Source
+		}
+	}
+	return out
+}
+
+// launcherApp is the app whose build container is called container
+// (ContainerName(app, "build")).
+func launcherApp(container string) (string, bool) {
+	app := strings.TrimSuffix(strings.TrimPrefix(container, "tb-"), "-build")
+	return app, app != "" && ContainerName(app, "build") == container
+}
+
 // CheckLauncherConfig vets an app.yml for l's launcher as LauncherConfig
-// writes it: the launcher turns parts of app.yml into arguments of its own
-// `docker run` (docker_args, binds from volume hosts that are paths, links,
-// ports), run with the engine's socket, so anything else is refused.
-func CheckLauncherConfig(l Launcher, data []byte) error {
+// writes it, for the build container called container, whose service mounts
+// volumes (LauncherVolumes): the launcher turns parts of app.yml into
+// arguments of its own `docker run` (docker_args, binds from volume hosts
+// that are paths, links, ports), run with the engine's socket and past the
+// docker guard's label checks, so anything else is refused, and its volumes
+// are exactly the app's own, under the names LauncherConfig gives them.
+func CheckLauncherConfig(l Launcher, volumes map[string]string, container string, data []byte) error {
+	app, ok := launcherApp(container)
+	if !ok {
+		return fmt.Errorf("the container %q is not an app's build container", container)
+	}
 	var raw map[string]any
 	if err := yaml.Unmarshal(data, &raw); err != nil {
 		return fmt.Errorf("not YAML: %w", err)
@@ -259,11 +286,17 @@ func CheckLauncherConfig(l Launcher, data []byte) error {
 			problems = append(problems, fmt.Errorf("the variable %q has a line break or a bad name", k))
 		}
 	}
+	seen := map[string]bool{}
 	for _, v := range cfg.Volumes {
-		h := v.Volume.Host
-		if h == "" || strings.HasPrefix(h, ".") || strings.ContainsAny(h, "/: \t") || !strings.HasPrefix(v.Volume.Guest, "/") || strings.ContainsAny(v.Volume.Guest, " :") {
-			problems = append(problems, fmt.Errorf("the volume %q at %q is not a named volume of the app", h, v.Volume.Guest))
+		h, guest := v.Volume.Host, v.Volume.Guest
+		source, ok := volumes[guest]
+		if !ok || seen[guest] || h != VolumeName(app, source) {
+			problems = append(problems, fmt.Errorf("the volume %q at %q is not one of the app %s's own volumes", h, guest, app))
 		}
+		seen[guest] = true
+	}
+	if len(seen) != len(volumes) {
+		problems = append(problems, fmt.Errorf("the volumes are not exactly the app %s's own (%d of %d)", app, len(seen), len(volumes)))
 	}
 	return errors.Join(problems...)
 }

@@ -62,7 +62,7 @@ func TestLauncherConfig(t *testing.T) {
 	}
 }
 
-func discourseLauncher(t *testing.T) (Launcher, []byte) {
+func discourseLauncher(t *testing.T) (Launcher, map[string]string, []byte) {
 	t.Helper()
 	app, err := catalog.Get("discourse")
 	if err != nil {
@@ -84,14 +84,15 @@ func discourseLauncher(t *testing.T) (Launcher, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return l, out
+	return l, LauncherVolumes(p.Services[l.Service]), out
 }
 
 // TestCheckLauncherConfig: the app.yml the toolbox writes passes; one that
 // would steer the launcher's own `docker run` does not.
 func TestCheckLauncherConfig(t *testing.T) {
-	l, good := discourseLauncher(t)
-	if err := CheckLauncherConfig(l, good); err != nil {
+	l, volumes, good := discourseLauncher(t)
+	build := ContainerName("discourse", "build")
+	if err := CheckLauncherConfig(l, volumes, build, good); err != nil {
 		t.Fatalf("the toolbox's own app.yml: %v", err)
 	}
 	if !pinnedCommit.MatchString(l.Ref) {
@@ -106,15 +107,29 @@ func TestCheckLauncherConfig(t *testing.T) {
 		"bind volume":    strings.Replace(string(good), "host: tb-discourse-shared", "host: /etc", 1),
 		"env line break": strings.Replace(string(good), "env:\n", "env:\n    EVIL: \"x\\n--privileged\"\n", 1),
 		"not yaml":       "{",
+		// The launcher mounts app.yml's volumes past the guard's label
+		// checks: only the app's own, under the toolbox's names.
+		"any volume":         strings.Replace(string(good), "host: tb-discourse-shared", "host: someones_data", 1),
+		"another app's":      strings.Replace(string(good), "host: tb-discourse-shared", "host: tb-wiki-shared", 1),
+		"own volume swapped": strings.Replace(string(good), "host: tb-discourse-shared", "host: tb-discourse-log", 1),
+		"extra volume":       strings.Replace(string(good), "volumes:\n", "volumes:\n    - volume:\n        host: tb-discourse-shared\n        guest: /root\n", 1),
+		"missing volume":     strings.Replace(string(good), "guest: /var/log", "guest: /shared", 1),
 	} {
 		t.Run(name, func(t *testing.T) {
 			if bad == string(good) {
 				t.Fatal("the test's change did not apply")
 			}
-			if err := CheckLauncherConfig(l, []byte(bad)); err == nil {
+			if err := CheckLauncherConfig(l, volumes, build, []byte(bad)); err == nil {
 				t.Errorf("CheckLauncherConfig accepted:\n%s", bad)
 			}
 		})
+	}
+	// The same app.yml, copied into another app's build container, names
+	// volumes that are not that app's; and only build containers get one.
+	for _, c := range []string{ContainerName("forum", "build"), ContainerName("discourse", "app"), "discourse", "tb--build"} {
+		if err := CheckLauncherConfig(l, volumes, c, good); err == nil {
+			t.Errorf("the app.yml of discourse was accepted for the container %q", c)
+		}
 	}
 }
 
