@@ -21,21 +21,8 @@ import (
 func TestChatFoundation(t *testing.T) {
 	mm := mmtest.Start(t, mmtest.Options{})
 	ctx := context.Background()
-	botAddr := freeAddr(t)
-	statePath := t.TempDir() + "/toolbox.db"
-	env := []string{
-		"TOOLBOX_STATE=" + statePath,
-		"TOOLBOX_LISTEN=" + botAddr,
-		"TOOLBOX_MATTERMOST_URL=" + mm.URL,
-		"TOOLBOX_BOT_URL=http://" + botAddr,
-		"TOOLBOX_CONFIRM_TTL=6s",
-	}
-
-	out := toolboxRun(t, env, "mattermost", "bootstrap")
-	password := regexp.MustCompile(`Password:\s+(\S+)`).FindStringSubmatch(out)
-	if password == nil {
-		t.Fatalf("bootstrap printed no password:\n%s", out)
-	}
+	bot := bootstrapChat(t, mm, "TOOLBOX_CONFIRM_TTL=6s")
+	env, botAddr, statePath, out := bot.env, bot.addr, bot.statePath, bot.bootstrap
 	for _, want := range []string{"created the first admin @admin", "created the team", "created the bot @toolbox", "registered /toolbox"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("bootstrap output lacks %q:\n%s", want, out)
@@ -46,7 +33,7 @@ func TestChatFoundation(t *testing.T) {
 	}
 
 	admin := model.NewAPIv4Client(mm.URL)
-	team, channel := loginToToolbox(t, admin, password[1])
+	team, channel := loginToToolbox(t, admin, bot.password)
 	cmds, _, err := admin.ListCommands(ctx, team.Id, true)
 	if err != nil || len(cmds) != 1 || !cmds[0].AutoComplete || cmds[0].AutoCompleteHint == "" {
 		t.Fatalf("after two bootstraps, commands = %+v (err %v), want one /toolbox with autocomplete", cmds, err)
@@ -57,20 +44,7 @@ func TestChatFoundation(t *testing.T) {
 	}
 
 	// A plain member of the team and channel.
-	member, _, err := admin.CreateUser(ctx, &model.User{Username: "member", Email: "member@example.invalid", Password: "Member-password-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := admin.AddTeamMember(ctx, team.Id, member.Id); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := admin.AddChannelMember(ctx, channel.Id, member.Id); err != nil {
-		t.Fatal(err)
-	}
-	memberClient := model.NewAPIv4Client(mm.URL)
-	if _, _, err := memberClient.Login(ctx, "member", "Member-password-1"); err != nil {
-		t.Fatal(err)
-	}
+	member, memberClient := addMember(t, admin, team, channel, "member")
 
 	serve := startToolbox(t, env, "serve")
 	waitHTTP(t, "http://"+botAddr+"/healthz", 30*time.Second)

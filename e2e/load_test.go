@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"regexp"
 	"slices"
@@ -28,89 +30,57 @@ func TestChatLoad(t *testing.T) {
 	// A team holds 50 people by default: the members, the admin and the bot are more.
 	mm := mmtest.Start(t, mmtest.Options{Env: map[string]string{"MM_TEAMSETTINGS_MAXUSERSPERTEAM": "100"}})
 	ctx := context.Background()
-	botAddr := freeAddr(t)
-	statePath := t.TempDir() + "/toolbox.db"
-	env := []string{
-		"TOOLBOX_STATE=" + statePath,
-		"TOOLBOX_LISTEN=" + botAddr,
-		"TOOLBOX_MATTERMOST_URL=" + mm.URL,
-		"TOOLBOX_BOT_URL=http://" + botAddr,
-		"TOOLBOX_MAX_JOBS=" + strconv.Itoa(jobCap),
-	}
-	out := toolboxRun(t, env, "mattermost", "bootstrap")
-	password := regexp.MustCompile(`Password:\s+(\S+)`).FindStringSubmatch(out)
-	if password == nil {
-		t.Fatalf("bootstrap printed no password:\n%s", out)
-	}
+	bot := bootstrapChat(t, mm, "TOOLBOX_MAX_JOBS="+strconv.Itoa(jobCap))
+	env, botAddr, statePath := bot.env, bot.addr, bot.statePath
 	admin := model.NewAPIv4Client(mm.URL)
-	team, channel := loginToToolbox(t, admin, password[1])
+	team, channel := loginToToolbox(t, admin, bot.password)
 
 	clients := make([]*model.Client4, members)
 	for i := range clients {
-		name := fmt.Sprintf("member%02d", i)
-		u, _, err := admin.CreateUser(ctx, &model.User{Username: name, Email: name + "@example.invalid", Password: "Member-password-1"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, _, err := admin.AddTeamMember(ctx, team.Id, u.Id); err != nil {
-			t.Fatal(err)
-		}
-		if _, _, err := admin.AddChannelMember(ctx, channel.Id, u.Id); err != nil {
-			t.Fatal(err)
-		}
-		clients[i] = model.NewAPIv4Client(mm.URL)
-		if _, _, err := clients[i].Login(ctx, name, "Member-password-1"); err != nil {
-			t.Fatal(err)
-		}
+		_, clients[i] = addMember(t, admin, team, channel, fmt.Sprintf("member%02d", i))
 	}
-
-	serve := startToolbox(t, env, "serve")
-	waitHTTP(t, "http://"+botAddr+"/healthz", 30*time.Second)
-	rssBefore := residentKiB(t, serve.cmd.Process.Pid)
 
 	// A member's mix: reads, a job (selftest), refusals (an admin verb,
 	// unknown words, a malformed text) and an attempted mention.
 	mix := []string{"help", "status", "jobs", "version", "catalog", "selftest", "audit 5",
 		"help status", "nope", `"unterminated`, "admins list", "status @channel"}
-	var (
-		mu        sync.Mutex
-		latencies []time.Duration
-		failures  []string
-	)
-	var wg sync.WaitGroup
-	start := time.Now()
-	for i, c := range clients {
-		wg.Go(func() {
-			for k := range perMember {
-				text := mix[(i+k)%len(mix)]
-				began := time.Now()
-				resp, _, err := c.ExecuteCommand(ctx, channel.Id, "/toolbox "+text)
-				took := time.Since(began)
-				mu.Lock()
-				latencies = append(latencies, took)
-				if err != nil || resp == nil || resp.Text == "" {
-					failures = append(failures, fmt.Sprintf("member%02d /toolbox %s: %v", i, text, err))
-				}
-				mu.Unlock()
-			}
-		})
+
+	// The baseline: the same load on a slash command whose endpoint answers
+	// at once, so that what Mattermost itself takes on these two cores is
+	// measured in the same run as what the bot adds.
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"response_type":"ephemeral","text":"ok"}`)
+	}))
+	defer echo.Close()
+	if _, _, err := admin.CreateCommand(ctx, &model.Command{
+		TeamId: team.Id, Trigger: "echo", Method: model.CommandMethodPost, URL: echo.URL,
+		DisplayName: "echo", Description: "the load test's baseline",
+	}); err != nil {
+		t.Fatal(err)
 	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	if len(failures) > 0 {
-		t.Errorf("%d of %d commands got no answer, first: %s", len(failures), members*perMember, failures[0])
+	base := driveLoad(ctx, clients, channel.Id, "/echo", mix, perMember)
+	if len(base.failures) > 0 {
+		t.Fatalf("%d baseline commands got no answer, first: %s", len(base.failures), base.failures[0])
 	}
-	slices.Sort(latencies)
-	at := func(q float64) time.Duration {
-		return latencies[int(q*float64(len(latencies)-1))].Round(time.Millisecond)
+	t.Logf("baseline, an endpoint that answers at once: %s", base)
+
+	// The bot as it ships (no race detector, whose overhead would be measured instead).
+	serve := startBinary(t, plainToolboxBinary(t), env, "serve")
+	waitHTTP(t, "http://"+botAddr+"/healthz", 30*time.Second)
+	rssBefore := residentKiB(t, serve.cmd.Process.Pid)
+
+	res := driveLoad(ctx, clients, channel.Id, "/toolbox", mix, perMember)
+	if len(res.failures) > 0 {
+		t.Errorf("%d of %d commands got no answer, first: %s", len(res.failures), members*perMember, res.failures[0])
 	}
-	t.Logf("%d commands from %d members through Mattermost in %s: p50 %s, p99 %s, max %s",
-		len(latencies), members, elapsed.Round(time.Millisecond), at(0.5), at(0.99), latencies[len(latencies)-1].Round(time.Millisecond))
+	t.Logf("the bot: %s", res)
+	t.Logf("bot/baseline: p50 %.2f, p99 %.2f", res.at(0.5).Seconds()/base.at(0.5).Seconds(), res.at(0.99).Seconds()/base.at(0.99).Seconds())
 
 	// Let the self-tests end, then read the state the bot leaves.
 	time.Sleep(2 * time.Second)
 	rssAfter := residentKiB(t, serve.cmd.Process.Pid)
-	t.Logf("bot resident memory (a -race build: several times a plain one): %d KiB before the load, %d KiB after", rssBefore, rssAfter)
+	t.Logf("bot resident memory (a plain build): %d KiB before the load, %d KiB after", rssBefore, rssAfter)
 	serve.stop(t, 30*time.Second)
 
 	st, err := state.Open(statePath, state.Options{WithoutKey: true})
@@ -145,6 +115,54 @@ func TestChatLoad(t *testing.T) {
 		t.Errorf("at most %d jobs ran at once (%d self-tests), want at most %d and 1", most, selftests, jobCap)
 	}
 	t.Logf("%d jobs started under load, none beyond the cap", len(jobs))
+}
+
+// load is what one run of driveLoad saw.
+type load struct {
+	latencies []time.Duration // sorted
+	failures  []string
+	elapsed   time.Duration
+}
+
+// driveLoad has every client type perMember commands of the mix, one after
+// the other, all clients at once, through Mattermost's command endpoint.
+func driveLoad(ctx context.Context, clients []*model.Client4, channelID, trigger string, mix []string, perMember int) load {
+	var (
+		mu sync.Mutex
+		l  load
+		wg sync.WaitGroup
+	)
+	start := time.Now()
+	for i, c := range clients {
+		wg.Go(func() {
+			for k := range perMember {
+				text := mix[(i+k)%len(mix)]
+				began := time.Now()
+				resp, _, err := c.ExecuteCommand(ctx, channelID, trigger+" "+text)
+				took := time.Since(began)
+				mu.Lock()
+				l.latencies = append(l.latencies, took)
+				if err != nil || resp == nil || resp.Text == "" {
+					l.failures = append(l.failures, fmt.Sprintf("member%02d %s %s: %v", i, trigger, text, err))
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	l.elapsed = time.Since(start)
+	slices.Sort(l.latencies)
+	return l
+}
+
+// at is the latency at quantile q.
+func (l load) at(q float64) time.Duration {
+	return l.latencies[int(q*float64(len(l.latencies)-1))].Round(time.Millisecond)
+}
+
+func (l load) String() string {
+	return fmt.Sprintf("%d commands in %s: p50 %s, p99 %s, max %s", len(l.latencies),
+		l.elapsed.Round(time.Millisecond), l.at(0.5), l.at(0.99), l.at(1))
 }
 
 // mostAtOnce is the largest number of jobs (of verb, or all when "") whose

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -17,37 +18,58 @@ import (
 	"time"
 
 	"github.com/mattermost/mattermost/server/public/model"
+
+	"github.com/toolbox-collective/toolbox/internal/mmtest"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
+// builds holds the toolbox binaries built for this test binary run, by flavour.
+var builds sync.Map // bool (race) → *build
 
-// toolboxBinary builds the toolbox once per test binary run.
-func toolboxBinary(t *testing.T) string {
+type build struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// toolboxBinary builds the toolbox once per test binary run, with the race
+// detector, as the rest of the tests run.
+func toolboxBinary(t *testing.T) string { return buildToolbox(t, true) }
+
+// plainToolboxBinary is the toolbox as it ships, without the race detector,
+// whose overhead (several times the CPU and memory) would hide what a load
+// test measures.
+func plainToolboxBinary(t *testing.T) string { return buildToolbox(t, false) }
+
+func buildToolbox(t *testing.T, race bool) string {
 	t.Helper()
-	buildOnce.Do(func() {
+	v, _ := builds.LoadOrStore(race, &build{})
+	b := v.(*build)
+	b.once.Do(func() {
 		dir, err := os.MkdirTemp("", "toolbox-e2e-bin")
 		if err != nil {
-			buildErr = err
+			b.err = err
 			return
 		}
-		binPath = filepath.Join(dir, "toolbox")
+		b.path = filepath.Join(dir, "toolbox")
 		_, file, _, _ := runtime.Caller(0)
 		root := filepath.Dir(filepath.Dir(file))
-		cmd := exec.Command("go", "build", "-race", "-o", binPath, ".")
+		args := []string{"build", "-o", b.path, "."}
+		env := append(os.Environ(), "CGO_ENABLED=0")
+		if race {
+			args = []string{"build", "-race", "-o", b.path, "."}
+			env = append(os.Environ(), "CGO_ENABLED=1")
+		}
+		cmd := exec.Command("go", args...)
 		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+		cmd.Env = env
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			b.err = fmt.Errorf("go build: %v\n%s", err, out)
 		}
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return binPath
+	return b.path
 }
 
 // toolboxRun runs one toolbox command to completion; it must succeed.
@@ -100,7 +122,13 @@ func (s *syncBuffer) String() string {
 
 func startToolbox(t *testing.T, env []string, args ...string) *process {
 	t.Helper()
-	cmd := exec.Command(toolboxBinary(t), args...)
+	return startBinary(t, toolboxBinary(t), env, args...)
+}
+
+// startBinary is startToolbox with a given toolbox binary.
+func startBinary(t *testing.T, bin string, env []string, args ...string) *process {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	p := &process{cmd: cmd, out: &syncBuffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
@@ -169,6 +197,61 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// chatBot is a bot's configuration against a test Mattermost, bootstrapped:
+// what TestChatFoundation and TestChatLoad share.
+type chatBot struct {
+	env       []string // the bot's TOOLBOX_* settings
+	addr      string   // where it listens
+	statePath string
+	bootstrap string // what `toolbox mattermost bootstrap` printed
+	password  string // the first admin's, from that output
+}
+
+// bootstrapChat configures a bot for mm, with extra settings, and runs
+// `toolbox mattermost bootstrap` once.
+func bootstrapChat(t *testing.T, mm *mmtest.Server, extra ...string) chatBot {
+	t.Helper()
+	b := chatBot{addr: freeAddr(t), statePath: t.TempDir() + "/toolbox.db"}
+	b.env = append([]string{
+		"TOOLBOX_STATE=" + b.statePath,
+		"TOOLBOX_LISTEN=" + b.addr,
+		"TOOLBOX_MATTERMOST_URL=" + mm.URL,
+		"TOOLBOX_BOT_URL=http://" + b.addr,
+	}, extra...)
+	b.bootstrap = toolboxRun(t, b.env, "mattermost", "bootstrap")
+	password := regexp.MustCompile(`Password:\s+(\S+)`).FindStringSubmatch(b.bootstrap)
+	if password == nil {
+		t.Fatalf("bootstrap printed no password:\n%s", b.bootstrap)
+	}
+	b.password = password[1]
+	return b
+}
+
+// memberPassword is every test member's password.
+const memberPassword = "Member-password-1"
+
+// addMember creates a plain member of the team and channel, and returns a
+// client logged in as them.
+func addMember(t *testing.T, admin *model.Client4, team *model.Team, channel *model.Channel, name string) (*model.User, *model.Client4) {
+	t.Helper()
+	ctx := context.Background()
+	u, _, err := admin.CreateUser(ctx, &model.User{Username: name, Email: name + "@example.invalid", Password: memberPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := admin.AddTeamMember(ctx, team.Id, u.Id); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := admin.AddChannelMember(ctx, channel.Id, u.Id); err != nil {
+		t.Fatal(err)
+	}
+	c := model.NewAPIv4Client(admin.URL)
+	if _, _, err := c.Login(ctx, name, memberPassword); err != nil {
+		t.Fatal(err)
+	}
+	return u, c
 }
 
 // loginToToolbox logs in as the bootstrap's admin and finds the team and the

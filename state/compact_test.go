@@ -1,20 +1,17 @@
 package state
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -384,31 +381,13 @@ func TestCompactKill9(t *testing.T) {
 	acked := map[uint64]string{}
 	compactions := 0
 	for run := range runs {
-		cmd := exec.Command(exe, "-test.run=^$")
-		cmd.Env = append(os.Environ(), compactChildEnv+"="+path)
-		stdout, _ := cmd.StdoutPipe()
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		lines := bufio.NewScanner(stdout)
-		if !lines.Scan() || lines.Text() != "ready" {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			t.Fatalf("run %d: child did not start: %s", run, stderr.String())
-		}
-		time.AfterFunc(time.Duration(20+rand.IntN(400))*time.Millisecond, func() { _ = cmd.Process.Signal(syscall.SIGKILL) })
-		for lines.Scan() {
-			f := strings.SplitN(lines.Text(), " ", 3)
+		after := time.Duration(20+rand.IntN(400)) * time.Millisecond
+		killChildAfter(t, exe, []string{compactChildEnv + "=" + path}, after, func(line string) {
+			f := strings.SplitN(line, " ", 3)
 			id, _ := strconv.ParseUint(f[1], 10, 64)
 			acked[id] = f[2]
 			compactions++
-		}
-		_ = cmd.Wait()
-		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
-			t.Fatalf("run %d: child ended without the kill: %s", run, stderr.String())
-		}
+		})
 		s, err := Open(path, Options{})
 		if err != nil {
 			t.Fatalf("run %d: Open after kill -9 during compactions: %v", run, err)

@@ -1,18 +1,15 @@
 package state
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -417,28 +414,8 @@ func TestRotateKeyKill9(t *testing.T) {
 	s.Close()
 	rotations := 0
 	for run := range runs {
-		cmd := exec.Command(exe, "-test.run=^$")
-		cmd.Env = append(os.Environ(), rotateChildEnv+"="+path)
-		stdout, _ := cmd.StdoutPipe()
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		lines := bufio.NewScanner(stdout)
-		if !lines.Scan() || lines.Text() != "ready" {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			t.Fatalf("run %d: child did not start: %s", run, stderr.String())
-		}
-		time.AfterFunc(time.Duration(5+rand.IntN(150))*time.Millisecond, func() { _ = cmd.Process.Signal(syscall.SIGKILL) })
-		for lines.Scan() {
-			rotations++
-		}
-		_ = cmd.Wait()
-		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
-			t.Fatalf("run %d: child ended without the kill: %s", run, stderr.String())
-		}
+		after := time.Duration(5+rand.IntN(150)) * time.Millisecond
+		killChildAfter(t, exe, []string{rotateChildEnv + "=" + path}, after, func(string) { rotations++ })
 		s, err := Open(path, Options{})
 		if err != nil {
 			t.Fatalf("run %d: Open after kill -9 during a rotation: %v", run, err)

@@ -153,11 +153,41 @@ type ack struct {
 
 func runAndKill(t *testing.T, exe, path string, flood bool, after time.Duration) []ack {
 	t.Helper()
-	cmd := exec.Command(exe, "-test.run=^$")
-	cmd.Env = append(os.Environ(), killChildEnv+"="+path)
+	env := []string{killChildEnv + "=" + path}
 	if flood {
-		cmd.Env = append(cmd.Env, killFloodEnv+"=1")
+		env = append(env, killFloodEnv+"=1")
 	}
+	var acks []ack
+	var read []time.Time
+	killedAt := killChildAfter(t, exe, env, after, func(line string) {
+		read = append(read, time.Now())
+		f := strings.Fields(line)
+		a := ack{kind: f[0]}
+		a.seq, _ = strconv.Atoi(f[1])
+		switch a.kind {
+		case "D":
+			a.record, _ = strconv.ParseUint(f[2], 10, 64)
+		case "J":
+			a.job, _ = strconv.ParseUint(f[2], 10, 64)
+			a.record, _ = strconv.ParseUint(f[3], 10, 64)
+		}
+		acks = append(acks, a)
+	})
+	for i := range acks {
+		acks[i].age = killedAt.Sub(read[i])
+	}
+	return acks
+}
+
+// killChildAfter runs this test binary as a child with env added (TestMain
+// picks the child's part from it), waits for its "ready" line, kills it
+// with SIGKILL after the given time, and hands every later line to line. It
+// returns when the child is gone, with the time of the kill, and fails the
+// test unless the kill is what ended it.
+func killChildAfter(t *testing.T, exe string, env []string, after time.Duration, line func(string)) time.Time {
+	t.Helper()
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -179,31 +209,14 @@ func runAndKill(t *testing.T, exe, path string, flood bool, after time.Duration)
 		_ = cmd.Process.Signal(syscall.SIGKILL)
 	})
 	defer timer.Stop()
-	var acks []ack
-	var read []time.Time
 	for lines.Scan() {
-		read = append(read, time.Now())
-		f := strings.Fields(lines.Text())
-		a := ack{kind: f[0]}
-		a.seq, _ = strconv.Atoi(f[1])
-		switch a.kind {
-		case "D":
-			a.record, _ = strconv.ParseUint(f[2], 10, 64)
-		case "J":
-			a.job, _ = strconv.ParseUint(f[2], 10, 64)
-			a.record, _ = strconv.ParseUint(f[3], 10, 64)
-		}
-		acks = append(acks, a)
+		line(lines.Text())
 	}
 	err = cmd.Wait()
-	killedAt := <-killed
-	for i := range acks {
-		acks[i].age = killedAt.Sub(read[i])
-	}
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 		t.Fatalf("child ended with %v, not SIGKILL: %s", err, stderr.String())
 	}
-	return acks
+	return <-killed
 }
 
 // checkAfterKill opens the killed file and checks it against acks; it
