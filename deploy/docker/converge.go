@@ -42,6 +42,7 @@ func (e *Engine) lock(name string) func() {
 // is stopped, removed and created again. There is never more than one.
 // The image must be present on the engine.
 func (e *Engine) EnsureContainer(ctx context.Context, spec ContainerSpec) (Result, error) {
+	spec.CgroupParent = e.cgroupParent
 	spec = spec.normalized()
 	if err := spec.validate(); err != nil {
 		return Result{}, err

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -58,6 +59,10 @@ type Config struct {
 	// does not list yet, and records it there (a key that differs from one
 	// listed is still refused).
 	SSHTrustOnFirstUse bool
+	// CgroupParent, when set, is the parent cgroup of every container this
+	// engine value creates (Docker's --cgroup-parent): all of the toolbox
+	// under one memory limit, as on a machine of that size.
+	CgroupParent string
 }
 
 // Engine is a connection to one Docker Engine. It is safe for concurrent use.
@@ -65,6 +70,8 @@ type Engine struct {
 	cli  *client.Client
 	host string     // for messages
 	ssh  *sshTunnel // nil unless ssh://
+	// cgroupParent is Config.CgroupParent.
+	cgroupParent string
 
 	lastDialErr atomic.Pointer[error]
 
@@ -117,7 +124,10 @@ func Connect(ctx context.Context, cfg Config) (*Engine, error) {
 			host = client.DefaultDockerHost
 		}
 	}
-	e := &Engine{host: host}
+	if err := validCgroupParent(cfg.CgroupParent); err != nil {
+		return nil, err
+	}
+	e := &Engine{host: host, cgroupParent: cfg.CgroupParent}
 
 	var opts []client.Opt
 	switch {
@@ -168,6 +178,23 @@ func Connect(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	return e, nil
 }
+
+// validCgroupParent accepts what both of Docker's cgroup drivers take: a
+// path of plain names for cgroupfs ("/toolbox" or "toolbox/limited"), a
+// slice name for systemd ("toolbox.slice").
+func validCgroupParent(p string) error {
+	if p == "" {
+		return nil
+	}
+	for _, part := range strings.Split(strings.TrimPrefix(p, "/"), "/") {
+		if part == "" || part == "." || part == ".." || !cgroupName.MatchString(part) {
+			return fmt.Errorf("docker: cgroup parent %q: want a path of names made of letters, digits, '.', '_' and '-', such as /toolbox or toolbox.slice", p)
+		}
+	}
+	return nil
+}
+
+var cgroupName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 
 // recordDial wraps a dialer so that the last dial error is kept: the client
 // replaces it with a generic message, and people need the real cause.

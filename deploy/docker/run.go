@@ -54,6 +54,8 @@ type RunSpec struct {
 	GroupAdd   []string // supplementary groups, such as the engine socket's
 	// MemoryLimit is in bytes; 0 means none.
 	MemoryLimit int64
+	// CgroupParent is set by the engine from its Config.
+	CgroupParent string
 	// Stdin nil gives the process no stdin (an immediate EOF); else it is
 	// streamed in and closed after the reader's EOF, so that the process sees
 	// EOF. A read error kills the process instead, and so does ctx ending or
@@ -122,7 +124,7 @@ func runConfig(s RunSpec) (*container.Config, *container.HostConfig) {
 		Mounts:        apiMounts(s.Mounts),
 		NetworkMode:   container.NetworkMode(s.Network),
 		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled},
-		Resources:     container.Resources{Memory: s.MemoryLimit},
+		Resources:     container.Resources{Memory: s.MemoryLimit, CgroupParent: s.CgroupParent},
 		GroupAdd:      s.GroupAdd,
 	}
 	return cfg, hc
@@ -145,6 +147,7 @@ func runConfig(s RunSpec) (*container.Config, *container.HostConfig) {
 // Run returns once the process has gone and its output has ended; it does
 // not wait for a Read of Stdin that blocks (see RunSpec.Stdin).
 func (e *Engine) Run(ctx context.Context, spec RunSpec) (exitCode int, err error) {
+	spec.CgroupParent = e.cgroupParent
 	if err := spec.validate(); err != nil {
 		return -1, err
 	}

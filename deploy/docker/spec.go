@@ -50,6 +50,9 @@ type ContainerSpec struct {
 	// owns the engine's socket).
 	GroupAdd   []string
 	PublishTCP []Publish
+	// CgroupParent is set by the engine from its Config, so that it is part
+	// of the spec's hash: a container made under another parent is made again.
+	CgroupParent string
 }
 
 // Mount puts a named volume into the container.
@@ -242,6 +245,7 @@ func apiConfig(spec ContainerSpec, hash string) (*container.Config, *container.H
 		Resources: container.Resources{
 			Memory:            spec.MemoryLimit,
 			MemoryReservation: spec.MemoryReservation,
+			CgroupParent:      spec.CgroupParent,
 		},
 	}
 	hc.Mounts = apiMounts(spec.Mounts)
