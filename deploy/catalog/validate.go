@@ -69,20 +69,20 @@ import (
 
 // The x-toolbox block, as written in the files.
 type xToolbox struct {
-	Description string     `yaml:"description"`
-	Upstream    string     `yaml:"upstream"`
-	Version     string     `yaml:"version"`
+	Description string                    `yaml:"description"`
+	Upstream    string                    `yaml:"upstream"`
+	Version     string                    `yaml:"version"`
 	Memory      map[string]xServiceMemory `yaml:"memory"`
-	Disk        string     `yaml:"disk"`
-	Entry       xEntry     `yaml:"entry"`
-	HealthPath  string     `yaml:"health_path"`
-	DataVolumes []string   `yaml:"data_volumes"`
-	Dumps       []xDump    `yaml:"dumps"`
-	Secrets     []xSecret  `yaml:"secrets"`
-	Settings    []xSetting `yaml:"settings"`
-	PostInstall []xStep    `yaml:"post_install"`
-	Build       *xBuild    `yaml:"build"`
-	Notes       string     `yaml:"notes"`
+	Disk        string                    `yaml:"disk"`
+	Entry       xEntry                    `yaml:"entry"`
+	HealthPath  string                    `yaml:"health_path"`
+	DataVolumes []string                  `yaml:"data_volumes"`
+	Dumps       []xDump                   `yaml:"dumps"`
+	Secrets     []xSecret                 `yaml:"secrets"`
+	Settings    []xSetting                `yaml:"settings"`
+	PostInstall []xStep                   `yaml:"post_install"`
+	Build       *xBuild                   `yaml:"build"`
+	Notes       string                    `yaml:"notes"`
 }
 
 // xServiceMemory is one service's line of x-toolbox.memory, written on one
