@@ -62,6 +62,14 @@ func Up(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) err
 		fmt.Fprintf(stdout, "- "+format+"\n", args...)
 	}
 
+	// Swap first: the image builds and Mattermost's first start need it most.
+	info, err := e.Info(ctx)
+	if err != nil {
+		return err
+	}
+	if err := ensureSwap(ctx, cfg.Swap, e.Host(), info.MemTotal, stdout, say); err != nil {
+		return err
+	}
 	if err := ensureImages(ctx, e, cfg, say); err != nil {
 		return err
 	}

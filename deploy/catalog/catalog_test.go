@@ -385,6 +385,7 @@ func TestBrokenEntries(t *testing.T) {
 		{"upstream_without_source", "memory.db: an upstream figure needs the https page that documents it"},
 		{"measured_over_reservation", "service web: mem_reservation 128 MiB is less than the 200 MiB measured"},
 		{"memory_both_bases", "memory.web: give measured or upstream, not both"},
+		{"memory_min_recommended", "memory.min: each entry of memory is a service"},
 		{"bad_size", `disk: "lots": size must be`},
 		{"healthy_without_healthcheck", "depends on db being healthy, but db has no healthcheck"},
 		{"missing_restore", "dumps[0]: missing restore"},

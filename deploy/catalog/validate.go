@@ -348,6 +348,21 @@ func (v *validator) decodeMeta(block any) (xToolbox, bool) {
 		v.addf("%s: %w", extensionKey, err)
 		return xToolbox{}, false
 	}
+	// The memory block of before the per-service model (min, recommended)
+	// would fail the decoding below with a message about types.
+	if block, ok := tree[extensionKey].(map[string]any); ok {
+		if memory, ok := block["memory"].(map[string]any); ok {
+			for _, k := range slices.Sorted(maps.Keys(memory)) {
+				if _, ok := memory[k].(map[string]any); !ok {
+					v.addf("%s: memory.%s: each entry of memory is a service, with where its mem_reservation comes from: "+
+						"{measured: 91m, date: 2026-12-02, how: ...} or {upstream: 40m, source: https://..., note: ...}", extensionKey, k)
+				}
+			}
+			if len(v.problems) > 0 {
+				return xToolbox{}, false
+			}
+		}
+	}
 	text, err := yaml.Marshal(tree[extensionKey])
 	if err != nil {
 		v.addf("%s: %w", extensionKey, err)
