@@ -6,7 +6,7 @@ import (
 	"github.com/toolbox-collective/toolbox/deploy/catalog"
 )
 
-func (a *AppDeps) catalogVerb() *Verb {
+func (a *AppDeps) catalogVerb(r *Router) *Verb {
 	return &Verb{
 		Name: "catalog", MaxArgs: 0,
 		Summary: "list the apps I can add, with the memory each reserves and whether it fits this machine",
@@ -19,8 +19,9 @@ func (a *AppDeps) catalogVerb() *Verb {
 			c, err := a.capacity(ctx)
 			a.reserveMu.Unlock()
 			if err != nil {
-				// The catalog is still worth showing.
-				return catalog.Summary(apps, nil) + "\n" + err.Error() + "\n\nAdd one with `/toolbox add <app> [domain]`.", nil
+				// The catalog is still worth showing; the cause goes to the log.
+				r.deps.Log.Warn("catalog: memory unknown", "err", err)
+				return catalog.Summary(apps, nil) + "\nI could not ask the Docker engine how much memory is free, so I cannot say which apps fit.\n\nAdd one with `/toolbox add <app> [domain]`.", nil
 			}
 			fits := map[string]string{}
 			for _, app := range apps {

@@ -58,9 +58,6 @@ func memoryCell(m Memory) string {
 	return fmt.Sprintf("%s %s (limit %s)", formatSize(m.Reservation()), basis, formatSize(m.Limit()))
 }
 
-// FormatSize writes a byte count for people: "512 MiB", "1 GiB", "2.5 GiB".
-func FormatSize(n int64) string { return formatSize(n) }
-
 // cell keeps a value from breaking the table.
 func cell(s string) string {
 	s = strings.Join(strings.Fields(s), " ")
