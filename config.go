@@ -69,6 +69,14 @@ type config struct {
 	// TOOLBOX_JOBS_KEEP (200), TOOLBOX_AUDIT_RETENTION (365d).
 	Retention   state.Retention
 	botSettings map[string]string // settings only the bot reads, as given, passed on by up
+
+	// The machine as the capacity guard counts it, instead of what the engine
+	// and /proc/meminfo say: TOOLBOX_MACHINE_MEMORY, TOOLBOX_MACHINE_SWAP.
+	MachineMemory  int64 // 0: the engine's MemTotal
+	MachineSwap    int64
+	MachineSwapSet bool
+	// Swap is TOOLBOX_SWAP: the swap file up creates when the machine has none.
+	Swap host.SwapSetting
 }
 
 // backupEnvKeys are the variables restic's backends read (OpenStack Swift,
@@ -217,6 +225,22 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if c.Retention.JobsKeep, err = strconv.Atoi(get("TOOLBOX_JOBS_KEEP", strconv.Itoa(state.DefaultJobsKeep))); err != nil || c.Retention.JobsKeep < 0 {
 		problems = append(problems, "TOOLBOX_JOBS_KEEP is not a whole number of jobs (0 or more)")
 	}
+	if v := get("TOOLBOX_MACHINE_MEMORY", ""); v != "" {
+		c.botSettings["TOOLBOX_MACHINE_MEMORY"] = v
+		if c.MachineMemory, err = parseMachineSize(v); err != nil || c.MachineMemory < 64<<20 {
+			problems = append(problems, fmt.Sprintf("TOOLBOX_MACHINE_MEMORY=%q is not a size of 64m or more, such as 1.9g or 2048m", v))
+		}
+	}
+	if v := get("TOOLBOX_MACHINE_SWAP", ""); v != "" {
+		c.botSettings["TOOLBOX_MACHINE_SWAP"] = v
+		c.MachineSwapSet = true
+		if c.MachineSwap, err = parseMachineSize(v); err != nil {
+			problems = append(problems, fmt.Sprintf("TOOLBOX_MACHINE_SWAP=%q is not a size, such as 2g, 512m or 0", v))
+		}
+	}
+	if c.Swap, err = host.ParseSwapSetting(get("TOOLBOX_SWAP", "")); err != nil {
+		problems = append(problems, "TOOLBOX_SWAP: "+err.Error())
+	}
 	keep, err := backup.ParsePolicy(get("TOOLBOX_BACKUP_KEEP", "daily 7 weekly 4 monthly 6"))
 	if err != nil {
 		problems = append(problems, "TOOLBOX_BACKUP_KEEP: "+err.Error())
@@ -248,6 +272,31 @@ func loadConfig(getenv func(string) string) (config, error) {
 		return c, errors.New("configuration: " + strings.Join(problems, "; "))
 	}
 	return c, nil
+}
+
+// parseMachineSize reads a size in bytes as people write a machine's
+// memory: a decimal number, fractions allowed (rounded down to a byte), with
+// an optional binary suffix k, m, g or t (1024, 1024², ...; "2g" is 2 GiB),
+// upper or lower case, optionally followed by b or ib ("1.9GiB"). At most
+// 64 TiB.
+func parseMachineSize(s string) (int64, error) {
+	num := strings.ToLower(strings.TrimSpace(s))
+	num = strings.TrimSuffix(strings.TrimSuffix(num, "b"), "i")
+	mul := 1.0
+	if n := len(num); n > 0 {
+		if i := strings.IndexByte("kmgt", num[n-1]); i >= 0 {
+			mul = float64(int64(1) << (10 * (i + 1)))
+			num = num[:n-1]
+		}
+	}
+	if num == "" || strings.Trim(num, "0123456789.") != "" || strings.Count(num, ".") > 1 {
+		return 0, fmt.Errorf("%q is not a size", s)
+	}
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil || f < 0 || f*mul > float64(int64(64)<<40) {
+		return 0, fmt.Errorf("%q is not a size up to 64t", s)
+	}
+	return int64(f * mul), nil
 }
 
 // docker is how the engine is reached.
@@ -293,6 +342,6 @@ func (c config) host() host.Config {
 		ConfirmTTL: c.ConfirmTTL, ShutdownGrace: c.ShutdownGrace, LogLevel: c.LogLevel,
 		BackupSchedule: c.BackupSchedule.String(), DrillSchedule: c.DrillSchedule.String(), TimeZone: c.timeZoneName, BackupKeep: c.BackupKeep.String(),
 		BackupRepository: c.BackupRepository, BackupVolume: c.BackupVolume, BackupPassword: c.BackupPassword, BackupEnv: c.BackupEnv, ResticImage: c.ResticImage,
-		StateKey: state.Secret(stateKeyText(c.StateKey)), BotSettings: c.botSettings,
+		StateKey: state.Secret(stateKeyText(c.StateKey)), BotSettings: c.botSettings, Swap: c.Swap,
 	}
 }

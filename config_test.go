@@ -15,6 +15,7 @@ import (
 	"github.com/toolbox-collective/toolbox/commands"
 	"github.com/toolbox-collective/toolbox/deploy/backup"
 	"github.com/toolbox-collective/toolbox/engine"
+	"github.com/toolbox-collective/toolbox/host"
 	"github.com/toolbox-collective/toolbox/internal/names"
 	"github.com/toolbox-collective/toolbox/schedule"
 	"github.com/toolbox-collective/toolbox/state"
@@ -311,6 +312,40 @@ func TestLoadConfigJobLimits(t *testing.T) {
 		_, err := loadConfig(envOf(map[string]string{"TOOLBOX_MAX_JOBS": bad, "TOOLBOX_JOB_STARTS_PER_MINUTE": bad}))
 		if err == nil || !strings.Contains(err.Error(), "TOOLBOX_MAX_JOBS is not a whole number") || !strings.Contains(err.Error(), "TOOLBOX_JOB_STARTS_PER_MINUTE is not") {
 			t.Errorf("job limits %q: %v, want both refused", bad, err)
+		}
+	}
+}
+
+// The machine as the capacity guard counts it, and up's swap file.
+func TestLoadConfigMachine(t *testing.T) {
+	c, err := loadConfig(envOf(nil))
+	if err != nil || c.MachineMemory != 0 || c.MachineSwapSet || c.Swap != (host.SwapSetting{}) {
+		t.Errorf("defaults: memory %d, swap set %t, swap file %+v, %v", c.MachineMemory, c.MachineSwapSet, c.Swap, err)
+	}
+	c, err = loadConfig(envOf(map[string]string{"TOOLBOX_MACHINE_MEMORY": "1.9g", "TOOLBOX_MACHINE_SWAP": "0", "TOOLBOX_SWAP": "off"}))
+	if err != nil || c.MachineMemory != 19<<30/10 || !c.MachineSwapSet || c.MachineSwap != 0 || !c.Swap.Off {
+		t.Errorf("memory %d, swap %d (set %t), swap file %+v, %v", c.MachineMemory, c.MachineSwap, c.MachineSwapSet, c.Swap, err)
+	}
+	if got := c.host().BotSettings; got["TOOLBOX_MACHINE_MEMORY"] != "1.9g" || got["TOOLBOX_MACHINE_SWAP"] != "0" {
+		t.Errorf("passed on to the bot: %v, want both as given", got)
+	}
+	if c.host().Swap != c.Swap {
+		t.Errorf("up's swap setting = %+v", c.host().Swap)
+	}
+	for in, want := range map[string]int64{"2g": 2 << 30, "2048m": 2 << 30, "1.5GiB": 3 << 29, "2147483648": 2 << 30, "1.9G": 19 << 30 / 10} {
+		if got, err := parseMachineSize(in); err != nil || got != want {
+			t.Errorf("parseMachineSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	_, err = loadConfig(envOf(map[string]string{"TOOLBOX_MACHINE_MEMORY": "lots", "TOOLBOX_MACHINE_SWAP": "-2g", "TOOLBOX_SWAP": "huge"}))
+	for _, want := range []string{`TOOLBOX_MACHINE_MEMORY="lots" is not a size`, `TOOLBOX_MACHINE_SWAP="-2g" is not a size`, "TOOLBOX_SWAP: "} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("bad machine settings: %v, want %q", err, want)
+		}
+	}
+	for _, bad := range []string{"1m", "0", "1..5g", "100t"} {
+		if _, err := loadConfig(envOf(map[string]string{"TOOLBOX_MACHINE_MEMORY": bad})); err == nil {
+			t.Errorf("TOOLBOX_MACHINE_MEMORY=%q accepted", bad)
 		}
 	}
 }

@@ -61,7 +61,8 @@ type program struct {
 func subcommands() []subcommand {
 	return []subcommand{
 		{"up", "[--build-images]", "deploy the proxy, the bot and Mattermost on the local Docker engine, and set them up;\n" +
-			"--build-images builds here the images no registry gives", func(ctx context.Context, p *program, args []string) error {
+			"--build-images builds here the images no registry gives; a machine without swap gets a swap file\n" +
+			"(/swapfile, as large as the memory up to 4 GiB; TOOLBOX_SWAP=off or a size)", func(ctx context.Context, p *program, args []string) error {
 			return upCommand(ctx, p, "up", args)
 		}},
 		{"images", "build [--env] [--replace] [name...]", "build the images up and the tests need from Go modules and Debian's packages\n" +

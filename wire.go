@@ -24,6 +24,7 @@ func newEngine(cfg config) *engine.Engine {
 	return engine.New(engine.Config{
 		Docker: cfg.docker(), SharedNetwork: cfg.Network,
 		ChatApp: host.ChatApp, ChatNetwork: cfg.BotNetwork,
+		MachineMemory: cfg.MachineMemory, MachineSwap: cfg.MachineSwap, MachineSwapSet: cfg.MachineSwapSet,
 	})
 }
 

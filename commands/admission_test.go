@@ -253,7 +253,7 @@ func TestConcurrentAddsReserveMemory(t *testing.T) {
 	for round := range 5 {
 		t.Run(fmt.Sprint(round), func(t *testing.T) {
 			const free = 1228 << 20 // 1.2 GiB
-			m := &fakeEngine{total: 2 << 30, reserved: 2<<30 - free}
+			m := withFree(2<<30, free)
 			e := appsEnvBlocked(t, m)
 			if err := e.store.SetSetting(settingName("wordpress", "ADMIN_EMAIL"), "ann@example.org"); err != nil {
 				t.Fatal(err)
@@ -272,7 +272,7 @@ func TestConcurrentAddsReserveMemory(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				return app.Memory.Min
+				return app.Memory.Reservation()
 			}
 			accepted := map[string]bool{}
 			var sum int64
@@ -302,7 +302,7 @@ func TestConcurrentAddsReserveMemory(t *testing.T) {
 				case strings.Contains(r.Text, name+" is busy: another job on it is being started"):
 					// Its twin held it a moment, then was refused for memory:
 					// the reservations only grow here, so it did not fit either.
-				case !strings.Contains(r.Text, name+" needs at least"):
+				case !strings.Contains(r.Text, name+" needs "+formatBytes(need(name))+" of memory"):
 					t.Errorf("%s = %q, want refused for memory", texts[i], r.Text)
 				}
 			}
@@ -315,9 +315,10 @@ func TestConcurrentAddsReserveMemory(t *testing.T) {
 
 // The reservation ends with the add: a failed add gives its memory back.
 func TestReservationReleasedWhenTheAddEnds(t *testing.T) {
-	m := &fakeEngine{total: 2 << 30, reserved: 1 << 30} // 1 GiB free
+	m := withFree(2<<30, 300<<20)
 	e, _ := appsEnv(t, m)
-	// mattermost (1 GiB) fits only alone; its add fails at the engine.
+	// mattermost (224 MiB) and mediawiki (288 MiB) fit only alone; the
+	// add of mattermost fails at the engine.
 	m.DeployFn = func(string) error { return fmt.Errorf("engine down") }
 	if got := e.handle(caller("ann"), "add mattermost"); got.JobID == 0 {
 		t.Fatalf("add = %+v", got)
@@ -437,4 +438,11 @@ func TestAdmitPanicReleasesTheApp(t *testing.T) {
 	if r := e.handle(caller("ann"), "breaks"); r.JobID == 0 {
 		t.Fatalf("after a panicked admission, the same job by the same user = %q, want it started (app, place and token given back)", r.Text)
 	}
+}
+
+// withFree is a machine of total bytes, without swap, on which other
+// containers reserve what leaves free bytes to the adds.
+func withFree(total, free int64) *fakeEngine {
+	c := capacity{m: Machine{Memory: total}}
+	return &fakeEngine{total: total, reserved: c.free() - free}
 }

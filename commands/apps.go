@@ -38,8 +38,9 @@ type Engine interface {
 	Services(ctx context.Context, app string) ([]Service, error)
 	Logs(ctx context.Context, app, service string, lines int) (string, error)
 	Exec(ctx context.Context, app, service string, cmd []string) (string, error)
-	// Memory returns the machine's memory and what running containers reserve.
-	Memory(ctx context.Context) (total, reserved int64, err error)
+	// Memory returns the machine's memory and swap, and what the running
+	// containers reserve (see Machine).
+	Memory(ctx context.Context) (Machine, error)
 }
 
 // Deployment is one app as the engine runs it.

@@ -31,14 +31,17 @@ func appsEnv(t *testing.T, m *fakeEngine) (*env, *fakeProxy) {
 }
 
 func TestCapacityGuard(t *testing.T) {
-	m := &fakeEngine{total: 2 << 30, reserved: 1800 << 20}
+	m := withFree(2<<30, 248<<20)
 	e, _ := appsEnv(t, m)
 	if err := e.store.PutApp(state.App{Name: "mattermost", Catalog: "mattermost", Status: statusRunning}); err != nil {
 		t.Fatal(err)
 	}
+	m.running = map[string]int64{"mattermost": 224 << 20}
+	m.reserved -= 224 << 20
 	got := e.handle(caller("ann"), "add wordpress").Text
-	if !contains(got, "wordpress needs at least 512 MiB of memory (1.0 GiB recommended), and only 248 MiB of 2.0 GiB is free.",
-		"To free 264 MiB, remove an app you can do without (mattermost needs 1.0 GiB)") {
+	if !contains(got, "wordpress needs 288 MiB of memory (what its services reserve), and only 248 MiB is free: ",
+		"2.0 GiB of memory + 0 KiB of swap - 612 MiB margin - ", "mattermost 224 MiB",
+		"Removing mattermost (224 MiB), or a machine with 3 GiB of memory would make room.") {
 		t.Errorf("add that does not fit = %q", got)
 	}
 	if jobs, _ := e.store.RecentJobs(5); len(jobs) != 0 {

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -103,10 +103,11 @@ func (a *AppDeps) domainFree(app, domain string, r *Router) error {
 }
 
 // reserveMemory reserves the memory app needs until its add ends, or
-// refuses an app the machine's memory cannot hold, saying what would make
-// room. What is free is the machine's memory less what running containers
-// reserve and what the adds accepted before this one reserved (their
-// containers may not run yet).
+// refuses an app the machine cannot hold, saying what would make room. What
+// an app needs is what its services reserve (catalog.Memory); what is free is
+// the machine's memory plus its swap, less the margin (MemoryMargin), what
+// running containers reserve, the next backup's share, and what the adds
+// accepted before this one reserved (their containers may not run yet).
 func (a *AppDeps) reserveMemory(ctx context.Context, app catalog.App, r *Router) (release func(), err error) {
 	if _, err := a.Store.App(app.Name); err == nil {
 		return func() {}, nil // already there: its containers are counted in what runs
@@ -114,24 +115,16 @@ func (a *AppDeps) reserveMemory(ctx context.Context, app catalog.App, r *Router)
 	// Held while the engine answers: the next add waits to see this one's reservation.
 	a.reserveMu.Lock()
 	defer a.reserveMu.Unlock()
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	total, running, err := a.Engine.Memory(ctx)
+	c, err := a.capacity(ctx)
 	if err != nil {
-		return nil, &Error{Kind: Unavailable, Message: "I could not ask the Docker engine how much memory is free.", Err: err}
+		return nil, err
 	}
-	var pending int64
-	var adding []string
-	for name, n := range a.reserved {
-		pending += n
-		adding = append(adding, name)
-	}
-	free := total - running - pending
-	if app.Memory.Min <= free {
+	need := app.Memory.Reservation()
+	if need <= c.free() {
 		if a.reserved == nil {
 			a.reserved = map[string]int64{}
 		}
-		a.reserved[app.Name] = app.Memory.Min
+		a.reserved[app.Name] = need
 		var once sync.Once
 		return func() {
 			once.Do(func() {
@@ -141,36 +134,33 @@ func (a *AppDeps) reserveMemory(ctx context.Context, app catalog.App, r *Router)
 			})
 		}, nil
 	}
-	msg := fmt.Sprintf("%s needs at least %s of memory (%s recommended), and only %s of %s is free.",
-		app.Name, formatBytes(app.Memory.Min), formatBytes(app.Memory.Recommended), formatBytes(max(free, 0)), formatBytes(total))
-	if len(adding) > 0 {
-		sort.Strings(adding)
-		msg += fmt.Sprintf(" %s of it is reserved for the adds under way (%s).", formatBytes(pending), strings.Join(adding, ", "))
-	}
-	if room := a.whatMakesRoom(app.Memory.Min-free, r); room != "" {
-		msg += " " + room
+	msg := fmt.Sprintf("%s needs %s of memory (what its services reserve), and only %s is free: %s.",
+		app.Name, formatBytes(need), formatBytes(max(c.free(), 0)), c.accounts())
+	if room := c.whatMakesRoom(need); room != "" {
+		msg += " " + upperFirst(room) + " would make room."
 	} else {
-		msg += " A machine with more memory would hold it."
+		msg += " No machine up to 64 GiB would hold it."
 	}
 	return nil, Errorf(Conflict, "%s", msg)
 }
 
-func (a *AppDeps) whatMakesRoom(short int64, r *Router) string {
-	apps, err := r.deps.Store.Apps()
+// capacity asks the engine for the machine; a.reserveMu must be held (it
+// reads the adds under way).
+func (a *AppDeps) capacity(ctx context.Context) (capacity, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	m, err := a.Engine.Memory(ctx)
 	if err != nil {
-		return ""
+		return capacity{}, &Error{Kind: Unavailable, Message: "I could not ask the Docker engine how much memory is free.", Err: err}
 	}
-	var parts []string
-	sort.Slice(apps, func(i, j int) bool { return apps[i].Name < apps[j].Name })
-	for _, app := range apps {
-		if c, err := a.Catalog.Get(app.Catalog); err == nil {
-			parts = append(parts, fmt.Sprintf("%s needs %s", app.Name, formatBytes(c.Memory.Min)))
-		}
+	return capacity{m: m, pending: maps.Clone(a.reserved), chatApp: a.ChatApp}, nil
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
 	}
-	if len(parts) == 0 {
-		return ""
-	}
-	return fmt.Sprintf("To free %s, remove an app you can do without (%s), or move to a machine with more memory.", formatBytes(short), strings.Join(parts, ", "))
+	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 // engineFailed is the error people get when the engine fails at a step:

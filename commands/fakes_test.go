@@ -373,8 +373,10 @@ func (l *callLog) changes() []string {
 // simple ones, the function fields (when set) to fail or to watch. It records
 // every call in calls, shared with the fakeProxy of the same test.
 type fakeEngine struct {
-	total    int64
-	reserved int64
+	total    int64            // the machine's memory
+	swap     int64            // and its swap
+	reserved int64            // what other containers reserve
+	running  map[string]int64 // what runs besides the deployed apps, by app (such as the toolbox's own)
 	services map[string][]Service
 	logs     string
 	execErr  error // returned by the next Exec only
@@ -422,8 +424,13 @@ func (m *fakeEngine) Build(_ context.Context, app string, _ catalog.Build, _ *ty
 func (m *fakeEngine) Remove(_ context.Context, app string, purge bool) error {
 	m.calls.add("remove %s purge=%t", app, purge)
 	if m.RemoveFn != nil {
-		return m.RemoveFn(app, purge)
+		if err := m.RemoveFn(app, purge); err != nil {
+			return err
+		}
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.deployed, app) // its containers no longer reserve anything
 	return nil
 }
 
@@ -441,9 +448,29 @@ func (m *fakeEngine) Logs(_ context.Context, app, service string, n int) (string
 	return m.logs, nil
 }
 
-func (m *fakeEngine) Memory(context.Context) (int64, int64, error) {
+// Memory counts, as the engine does, each deployed app's services by their
+// reservation (else their limit), plus running and reserved.
+func (m *fakeEngine) Memory(context.Context) (Machine, error) {
 	m.calls.add("memory")
-	return m.total, m.reserved, nil
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	machine := Machine{Memory: m.total, Swap: m.swap, Running: map[string]int64{}}
+	for app, n := range m.running {
+		machine.Running[app] += n
+	}
+	if m.reserved > 0 {
+		machine.Running["other containers"] += m.reserved
+	}
+	for app, p := range m.deployed {
+		for _, s := range p.Services {
+			n := int64(s.MemReservation)
+			if n == 0 {
+				n = int64(s.MemLimit)
+			}
+			machine.Running[app] += n
+		}
+	}
+	return machine, nil
 }
 
 func (m *fakeEngine) Services(_ context.Context, app string) ([]Service, error) {

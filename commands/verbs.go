@@ -164,7 +164,7 @@ func (r *Router) builtins() []*Verb {
 	if a := r.deps.Apps; a != nil {
 		a.scrubEngine() // before any verb can reach the engine or the backups
 		a.scrubBackups()
-		verbs = append(verbs, a.catalogVerb(), a.addVerb(r), a.removeVerb(r), a.restartVerb(),
+		verbs = append(verbs, a.catalogVerb(r), a.addVerb(r), a.removeVerb(r), a.restartVerb(),
 			a.upgradeVerb(r), a.logsVerb(), a.setVerb())
 		if a.Backups != nil {
 			verbs = append(verbs, a.backupNowVerb(r), a.backupsVerb(), a.backupKeyVerb(), a.restoreVerb(r), a.restoreUndoVerb(r), a.drillNowVerb(r), a.recoverVerb(r),

@@ -37,8 +37,7 @@ func appsEnvDir(t *testing.T, e *docker.Engine) (env []string, app, dir string) 
 		t.Fatal(err)
 	}
 	huge := bytes.ReplaceAll(entry, []byte("mem_limit: 32m"), []byte("mem_limit: 4096g"))
-	huge = bytes.Replace(huge, []byte("min: 32m"), []byte("min: 4096g"), 1)
-	huge = bytes.Replace(huge, []byte("recommended: 64m"), []byte("recommended: 5000g"), 1)
+	huge = bytes.Replace(huge, []byte("mem_reservation: 16m"), []byte("mem_reservation: 4096g"), 1)
 	if err := os.WriteFile(filepath.Join(dir, app+"-huge.yaml"), huge, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +164,7 @@ func TestAddRemoveStandin(t *testing.T) {
 			{"add " + app + " not_a_domain", "is not a domain name"},
 			{"add " + app + " -rf.example.org", "is not a domain name"},
 			{"add Bad/Name", "is not an app name"},
-			{"add " + app + "-huge", "needs at least 4096.0 GiB of memory"},
+			{"add " + app + "-huge", "needs 4096.0 GiB of memory"},
 			{"remove nosuchapp", "is not installed"},
 			{"add " + app + "-huge " + app + ".localhost", "already serves " + app + ".localhost"},
 		} {

@@ -686,6 +686,7 @@ const unhealthyCopyEntry = `services:
       test: ["CMD", "/standin", "health"]
       interval: 1s
       retries: 30
+    mem_reservation: 16m
     mem_limit: 32m
   app:
     image: toolbox-test/standin:1.0
@@ -703,6 +704,7 @@ const unhealthyCopyEntry = `services:
       test: ["CMD", "/standin", "health", "http://LIVE:8080/healthz"]
       interval: 1s
       retries: 3
+    mem_reservation: 16m
     mem_limit: 32m
 
 volumes:
@@ -713,8 +715,8 @@ x-toolbox:
   upstream: https://github.com/toolbox-collective/toolbox
   version: "1.0"
   memory:
-    min: 64m
-    recommended: 64m
+    db: {measured: 2m, date: 2026-12-02, how: "VmRSS of the stand-in run as a process after 60 requests"}
+    app: {measured: 2m, date: 2026-12-02, how: "VmRSS of the stand-in run as a process after 60 requests"}
   disk: 16m
   entry:
     service: app

@@ -82,6 +82,11 @@ func toolboxRun(t *testing.T, env []string, args ...string) string {
 	return out
 }
 
+// noSwap keeps up from giving the CI machine a swap file (host/swap.go:
+// as root on the engine's machine, up would create /swapfile, turn it on
+// and add it to /etc/fstab). A test's own env comes after and may override it.
+const noSwap = "TOOLBOX_SWAP=off"
+
 // toolboxTry runs one toolbox command to completion and returns its output
 // and exit error.
 func toolboxTry(t *testing.T, env []string, args ...string) (string, error) {
@@ -89,7 +94,7 @@ func toolboxTry(t *testing.T, env []string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, toolboxBinary(t), args...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(append(os.Environ(), noSwap), env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
@@ -129,7 +134,7 @@ func startToolbox(t *testing.T, env []string, args ...string) *process {
 func startBinary(t *testing.T, bin string, env []string, args ...string) *process {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(append(os.Environ(), noSwap), env...)
 	p := &process{cmd: cmd, out: &syncBuffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {

@@ -91,6 +91,7 @@ func TestUp(t *testing.T) {
 		"TOOLBOX_STATE="+filepath.Join(t.TempDir(), "toolbox.db"),
 		"TOOLBOX_BASE_DOMAIN=localhost", "TOOLBOX_HTTP_PORT=0", "TOOLBOX_HTTPS_PORT=0",
 		"TOOLBOX_CATALOG_DIR="+catalogDir,
+		noSwap, // up would otherwise give the CI machine a swap file
 	)
 	run := func(args ...string) string {
 		t.Helper()

@@ -17,6 +17,7 @@ import (
 
 	"github.com/toolbox-collective/toolbox/commands"
 	"github.com/toolbox-collective/toolbox/deploy/backup"
+	"github.com/toolbox-collective/toolbox/deploy/catalog"
 	"github.com/toolbox-collective/toolbox/deploy/docker"
 	"github.com/toolbox-collective/toolbox/deploy/stack"
 )
@@ -151,6 +152,8 @@ func (r runner) Run(ctx context.Context, run backup.Run) (int, error) {
 	return r.d.Run(ctx, docker.RunSpec{
 		Name: name, Image: r.image, Cmd: run.Args, Env: run.Env, Labels: r.labels,
 		Mounts: mounts, Network: network, Stdin: run.Stdin, Stdout: run.Stdout, Stderr: run.Stderr,
+		// Counted by the capacity guard while it runs (deploy/catalog/toolbox.go).
+		MemoryReservation: catalog.Toolbox(catalog.ToolboxBackup).Reservation,
 	})
 }
 

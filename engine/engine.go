@@ -11,6 +11,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -31,6 +33,15 @@ type Config struct {
 	ChatApp, ChatNetwork string
 	// Labels are added to everything created (tests mark their objects).
 	Labels map[string]string
+	// MachineMemory, when above 0, is the machine's memory instead of the
+	// engine's MemTotal (TOOLBOX_MACHINE_MEMORY).
+	MachineMemory int64
+	// MachineSwap, when MachineSwapSet, is the machine's swap instead of
+	// /proc/meminfo's (TOOLBOX_MACHINE_SWAP).
+	MachineSwap    int64
+	MachineSwapSet bool
+	// Meminfo is the file localSwap reads ("" is /proc/meminfo).
+	Meminfo string
 }
 
 // Engine is the Docker engine the apps run on, connected on first use so
@@ -192,17 +203,101 @@ func lastLines(s string, n int) string {
 // maxLastLines bounds what an error quotes of a command's output.
 const maxLastLines = 1000
 
-func (e *Engine) Memory(ctx context.Context) (int64, int64, error) {
+// Memory is the machine as the capacity guard sees it: its memory (the
+// engine's MemTotal, or Config.MachineMemory), its swap (Config.MachineSwap,
+// else SwapTotal from /proc/meminfo when that file is the engine's machine's,
+// see localSwap) and what the running containers reserve, by app.
+func (e *Engine) Memory(ctx context.Context) (commands.Machine, error) {
 	s, err := e.connect(ctx)
 	if err != nil {
-		return 0, 0, err
+		return commands.Machine{}, err
 	}
 	info, err := s.Engine.Info(ctx)
 	if err != nil {
-		return 0, 0, err
+		return commands.Machine{}, err
 	}
-	reserved, err := s.Engine.Reservations(ctx)
-	return info.MemTotal, reserved, err
+	rs, err := s.Engine.RunningReservations(ctx)
+	if err != nil {
+		return commands.Machine{}, err
+	}
+	m := commands.Machine{Memory: info.MemTotal, Running: map[string]int64{}}
+	if e.cfg.MachineMemory > 0 {
+		m.Memory = e.cfg.MachineMemory
+	}
+	switch swap, ok := e.localSwap(s.Engine.Host(), info.MemTotal); {
+	case e.cfg.MachineSwapSet:
+		m.Swap = e.cfg.MachineSwap
+	case ok:
+		m.Swap = swap
+	default:
+		m.SwapUnknown = true
+	}
+	for _, r := range rs {
+		app := r.Labels[stack.LabelApp]
+		if app == "" || r.Labels[stack.LabelManaged] == "" {
+			app = "other containers"
+		}
+		m.Running[app] += r.Bytes
+		if strings.HasPrefix(r.Container, backupContainerPrefix) {
+			m.BackupRunning = true
+		}
+	}
+	return m, nil
+}
+
+// backupContainerPrefix begins the name of every restic run (runner.Run).
+const backupContainerPrefix = "tb-restic-"
+
+// localSwap reads SwapTotal from /proc/meminfo (Config.Meminfo in tests)
+// when the engine is on this machine: reached over a unix socket, and the
+// file's MemTotal the engine's own (a container reads its host's
+// /proc/meminfo, so the bot beside the engine sees the machine's; Docker
+// Desktop's engine runs in a VM whose MemTotal differs). Docker's Info has
+// no swap total.
+func (e *Engine) localSwap(host string, engineMemTotal int64) (int64, bool) {
+	if host != "" && !strings.HasPrefix(host, "unix://") {
+		return 0, false
+	}
+	path := e.cfg.Meminfo
+	if path == "" {
+		path = "/proc/meminfo"
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, false
+	}
+	fields := parseMeminfo(string(data))
+	total, okTotal := fields["MemTotal"]
+	swap, okSwap := fields["SwapTotal"]
+	if !okTotal || !okSwap || total != engineMemTotal {
+		return 0, false
+	}
+	return swap, true
+}
+
+// parseMeminfo reads /proc/meminfo's "Name:   123 kB" lines, in bytes
+// (proc(5): the figures are in KiB though written kB).
+func parseMeminfo(text string) map[string]int64 {
+	out := map[string]int64{}
+	for line := range strings.Lines(text) {
+		name, rest, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) == 0 {
+			continue
+		}
+		n, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil || n < 0 {
+			continue
+		}
+		if len(f) > 1 && f[1] == "kB" {
+			n *= 1024
+		}
+		out[name] = n
+	}
+	return out
 }
 
 // Check says which engine answers and what it has: selftest's docker line.

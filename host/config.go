@@ -56,6 +56,10 @@ type Config struct {
 	// as they are, so that its own defaults apply to the others.
 	BotSettings map[string]string
 
+	// Swap says whether up creates a swap file when the machine has none,
+	// and how large (TOOLBOX_SWAP; see swap.go).
+	Swap SwapSetting
+
 	// Passed on to the bot in its container.
 	TeamName, ChannelName, AdminUser string
 	ConfirmTTL, ShutdownGrace        time.Duration

@@ -7,6 +7,7 @@ import (
 
 	"github.com/distribution/reference"
 
+	"github.com/toolbox-collective/toolbox/deploy/catalog"
 	"github.com/toolbox-collective/toolbox/deploy/docker"
 	"github.com/toolbox-collective/toolbox/deploy/stack"
 )
@@ -61,8 +62,9 @@ func guardSpec(socket socketInfo, image string) docker.ContainerSpec {
 			{Volume: guardVolume, Target: "/tmp"},
 			{HostPath: socket.path, Target: guardEngineSocket},
 		},
-		GroupAdd:    []string{strconv.Itoa(socket.gid)},
-		MemoryLimit: 64 << 20, MemoryReservation: 16 << 20,
+		GroupAdd: []string{strconv.Itoa(socket.gid)},
+		// The figures and their sources: deploy/catalog/toolbox.go.
+		MemoryLimit: catalog.Toolbox(catalog.ToolboxGuard).Limit, MemoryReservation: catalog.Toolbox(catalog.ToolboxGuard).Reservation,
 		Health: &docker.Health{
 			Test: []string{"CMD", BotBinary, "docker-guard", "health"}, Interval: 5 * time.Second,
 			Timeout: 3 * time.Second, StartPeriod: 5 * time.Second, Retries: 3,

@@ -62,6 +62,14 @@ func Up(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) err
 		fmt.Fprintf(stdout, "- "+format+"\n", args...)
 	}
 
+	// Swap first: the image builds and Mattermost's first start need it most.
+	info, err := e.Info(ctx)
+	if err != nil {
+		return err
+	}
+	if err := ensureSwap(ctx, cfg.Swap, e.Host(), info.MemTotal, stdout, say); err != nil {
+		return err
+	}
 	if err := ensureImages(ctx, e, cfg, say); err != nil {
 		return err
 	}
@@ -299,8 +307,9 @@ func ensureCaddy(ctx context.Context, e *docker.Engine, cfg Config, say func(str
 			{Volume: caddyVolume, Target: proxy.DataDir},
 			{Volume: caddyAdminVolume, Target: proxy.AdminSocketDir},
 		},
-		Files:       map[string][]byte{proxy.ConfigFile: proxy.ContainerConfig(cfg.Local, proxy.AdminUnix)},
-		MemoryLimit: 256 << 20, MemoryReservation: 64 << 20,
+		Files: map[string][]byte{proxy.ConfigFile: proxy.ContainerConfig(cfg.Local, proxy.AdminUnix)},
+		// The figures and their sources: deploy/catalog/toolbox.go.
+		MemoryLimit: catalog.Toolbox(catalog.ToolboxProxy).Limit, MemoryReservation: catalog.Toolbox(catalog.ToolboxProxy).Reservation,
 		PublishTCP: []docker.Publish{
 			{HostIP: cfg.PublicIP, HostPort: cfg.HTTPSPort, ContainerPort: 443},
 			{HostIP: cfg.PublicIP, HostPort: cfg.HTTPPort, ContainerPort: 80},
@@ -427,7 +436,8 @@ func botSpec(cfg Config, image string) (docker.ContainerSpec, error) {
 		// Running jobs get their grace time on `docker stop`, and a little more.
 		StopTimeout: cfg.ShutdownGrace + 10*time.Second,
 		Files:       files,
-		MemoryLimit: 256 << 20, MemoryReservation: 64 << 20,
+		// The figures and their sources: deploy/catalog/toolbox.go.
+		MemoryLimit: catalog.Toolbox(catalog.ToolboxBot).Limit, MemoryReservation: catalog.Toolbox(catalog.ToolboxBot).Reservation,
 		Health: &docker.Health{
 			Test: []string{"CMD", BotBinary, "healthcheck"}, Interval: 5 * time.Second,
 			Timeout: 5 * time.Second, StartPeriod: 30 * time.Second, Retries: 3,

@@ -82,11 +82,60 @@ type App struct {
 	images []string // sorted, distinct
 }
 
-// Memory is what an app needs, in bytes: it does not start reliably with less
-// than Min, and runs comfortably with Recommended. The services' memory limits
-// add up to at least Min and at most Recommended (see validate.go).
+// Memory is the app's memory model: for each service, what it reserves
+// (uses working lightly: the capacity guard sums these), the most it may
+// reach (its limit), and where the reservation comes from.
 type Memory struct {
-	Min, Recommended int64
+	Services []ServiceMemory // sorted by service name
+}
+
+// Reservation is what the app's services reserve together, in bytes.
+func (m Memory) Reservation() int64 {
+	var sum int64
+	for _, s := range m.Services {
+		sum += s.Reservation
+	}
+	return sum
+}
+
+// Limit is the most the app's services may reach together, in bytes.
+func (m Memory) Limit() int64 {
+	var sum int64
+	for _, s := range m.Services {
+		sum += s.Limit
+	}
+	return sum
+}
+
+// Measured reports whether every reservation comes from a measurement.
+func (m Memory) Measured() bool {
+	for _, s := range m.Services {
+		if s.Basis != Measured {
+			return false
+		}
+	}
+	return len(m.Services) > 0
+}
+
+// Where a service's reservation comes from.
+const (
+	Measured = "measured" // measured here, on the date given
+	Upstream = "upstream" // documented by upstream; not measured here
+)
+
+// ServiceMemory is one service's memory: its Compose mem_reservation and
+// mem_limit, in bytes, and what the reservation is based on. Figure is the
+// size the basis gives: what was measured (the reservation is at least
+// that), or what upstream documents, which may be for the whole app or a
+// single request, as Note says.
+type ServiceMemory struct {
+	Service            string
+	Reservation, Limit int64
+	Basis              string // Measured or Upstream
+	Figure             int64
+	Date               string // a measurement's date, 2026-12-02
+	Source             string // how it was measured, or upstream's https page
+	Note               string
 }
 
 // Entry is the service and container port the reverse proxy forwards to, on
@@ -261,6 +310,7 @@ func (c *Catalog) Get(name string) (App, error) {
 // clone is a copy of a that shares nothing its holder could change with the
 // catalog's own (the Compose file and the images are never handed out).
 func (a App) clone() App {
+	a.Memory.Services = slices.Clone(a.Memory.Services)
 	a.DataVolumes = slices.Clone(a.DataVolumes)
 	a.Dumps = slices.Clone(a.Dumps)
 	for i := range a.Dumps {

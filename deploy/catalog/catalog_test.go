@@ -97,8 +97,21 @@ func TestEntries(t *testing.T) {
 					}
 				}
 			}
-			if a.Memory.Min <= 0 || a.Memory.Min > a.Memory.Recommended || a.Disk <= 0 {
+			if a.Memory.Reservation() <= 0 || a.Memory.Reservation() > a.Memory.Limit() || a.Disk <= 0 {
 				t.Errorf("Memory = %+v, Disk = %d", a.Memory, a.Disk)
+			}
+			// Every service has its reservation, its limit and its source.
+			if len(a.Memory.Services) != len(p.Services) {
+				t.Errorf("memory of %d services, want %d", len(a.Memory.Services), len(p.Services))
+			}
+			for _, sm := range a.Memory.Services {
+				if sm.Reservation <= 0 || sm.Reservation > sm.Limit || sm.Figure <= 0 || sm.Source == "" ||
+					(sm.Basis != Measured && sm.Basis != Upstream) {
+					t.Errorf("service memory %+v", sm)
+				}
+				if sm.Basis == Measured && sm.Date == "" {
+					t.Errorf("measured without a date: %+v", sm)
+				}
 			}
 		})
 	}
@@ -235,11 +248,16 @@ func TestValidFixture(t *testing.T) {
 	}
 	want := App{
 		Name: "valid", Description: "A test app", Upstream: "https://example.org", Version: "1.2.3",
-		Memory: Memory{Min: 256 << 20, Recommended: 512 << 20}, Disk: 1 << 30,
+		Memory: Memory{Services: []ServiceMemory{
+			{Service: "db", Reservation: 192 << 20, Limit: 256 << 20, Basis: Upstream, Figure: 128 << 20,
+				Source: "https://www.postgresql.org/docs/current/runtime-config-resource.html", Note: "the default shared_buffers"},
+			{Service: "web", Reservation: 128 << 20, Limit: 256 << 20, Basis: Measured, Figure: 100 << 20,
+				Date: "2026-12-02", Source: "docker stats after a few page views"},
+		}}, Disk: 1 << 30,
 		Entry: Entry{Service: "web", Port: 8080}, HealthPath: "/health", DataVolumes: []string{"files"},
 	}
 	if a.Name != want.Name || a.Description != want.Description || a.Upstream != want.Upstream ||
-		a.Version != want.Version || a.Memory != want.Memory || a.Disk != want.Disk ||
+		a.Version != want.Version || !slices.Equal(a.Memory.Services, want.Memory.Services) || a.Disk != want.Disk ||
 		a.Entry != want.Entry || a.HealthPath != want.HealthPath || !slices.Equal(a.DataVolumes, want.DataVolumes) {
 		t.Errorf("parse(valid.yaml) = %+v, want %+v", a, want)
 	}
@@ -358,10 +376,16 @@ func TestBrokenEntries(t *testing.T) {
 		{"variable_in_x_toolbox", "x-toolbox uses variables POSTGRES_USER"},
 		{"bind_mount", "volume for /srv/files is not a named volume"},
 		{"data_volume_undeclared", "data volume uploads is not a declared volume"},
-		{"memory_over_recommended", "more than memory.recommended"},
-		{"memory_under_min", "less than memory.min"},
 		{"missing_mem_limit", "service web: missing mem_limit"},
-		{"min_over_recommended", "memory.min 1g is more than memory.recommended 512m"},
+		{"missing_mem_reservation", "service web: missing mem_reservation"},
+		{"reservation_over_limit", "service web: mem_reservation 512 MiB is more than mem_limit 256 MiB"},
+		{"missing_memory_source", "memory.db is missing: say where service db's mem_reservation comes from"},
+		{"memory_source_unknown_service", `memory.cache names a service that does not exist`},
+		{"measured_without_date", "memory.web: a measurement needs its date"},
+		{"upstream_without_source", "memory.db: an upstream figure needs the https page that documents it"},
+		{"measured_over_reservation", "service web: mem_reservation 128 MiB is less than the 200 MiB measured"},
+		{"memory_both_bases", "memory.web: give measured or upstream, not both"},
+		{"memory_min_recommended", "memory.min: each entry of memory is a service"},
 		{"bad_size", `disk: "lots": size must be`},
 		{"healthy_without_healthcheck", "depends on db being healthy, but db has no healthcheck"},
 		{"missing_restore", "dumps[0]: missing restore"},
@@ -399,7 +423,7 @@ func TestSummary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := Summary(apps)
+	got := Summary(apps, nil)
 	golden := filepath.Join("testdata", "catalog.golden")
 	if *update {
 		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
@@ -511,7 +535,7 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if a.Description == "" || len(a.Dumps) == 0 || a.Memory.Min > a.Memory.Recommended {
+		if a.Description == "" || len(a.Dumps) == 0 || a.Memory.Reservation() <= 0 || a.Memory.Reservation() > a.Memory.Limit() {
 			t.Fatalf("parse accepted an invalid entry: %+v", a)
 		}
 		for _, d := range a.Dumps {

@@ -6,18 +6,29 @@ import (
 )
 
 // Summary is the catalog as a Markdown table, for /toolbox catalog: each app
-// with its description, the memory it needs (minimum / recommended), its
-// disk, and the upstream version it runs, followed by the settings each app
-// asks for.
-func Summary(apps []App) string {
+// with its description, the memory its services reserve (what the capacity
+// guard counts) and may reach at most, whether those figures were measured
+// or come from upstream's documents, its disk and the upstream version it
+// runs, followed by the settings each app asks for. When fits is not nil, a
+// last column says, for each app by name, how it fits the machine.
+func Summary(apps []App, fits map[string]string) string {
 	var b strings.Builder
-	b.WriteString("| App | Description | Memory (min / recommended) | Disk | Version |\n")
-	b.WriteString("| --- | --- | --- | --- | --- |\n")
+	b.WriteString("| App | Description | Memory reserved (limit) | Disk | Version |")
+	if fits != nil {
+		b.WriteString(" On this machine |")
+	}
+	b.WriteString("\n| --- | --- | --- | --- | --- |")
+	if fits != nil {
+		b.WriteString(" --- |")
+	}
+	b.WriteString("\n")
 	for _, a := range apps {
-		fmt.Fprintf(&b, "| %s | %s | %s / %s | %s | %s |\n",
-			cell(a.Name), cell(a.Description),
-			formatSize(a.Memory.Min), formatSize(a.Memory.Recommended),
-			formatSize(a.Disk), cell(a.Version))
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |",
+			cell(a.Name), cell(a.Description), memoryCell(a.Memory), formatSize(a.Disk), cell(a.Version))
+		if fits != nil {
+			fmt.Fprintf(&b, " %s |", cell(fits[a.Name]))
+		}
+		b.WriteString("\n")
 	}
 	var needs []string
 	for _, a := range apps {
@@ -35,6 +46,16 @@ func Summary(apps []App) string {
 		b.WriteString("\nSettings to provide: " + strings.Join(needs, "; ") + ".\n")
 	}
 	return b.String()
+}
+
+// memoryCell is "224 MiB measured (limit 2 GiB)", or "upstream figures" when
+// any service's reservation is not a measurement.
+func memoryCell(m Memory) string {
+	basis := "upstream figures"
+	if m.Measured() {
+		basis = "measured"
+	}
+	return fmt.Sprintf("%s %s (limit %s)", formatSize(m.Reservation()), basis, formatSize(m.Limit()))
 }
 
 // cell keeps a value from breaking the table.

@@ -14,9 +14,8 @@ package catalog
 //     build, no ports (the proxy reaches apps on the Docker network), no
 //     networks, no env_file, no bind mounts.
 //   - x-toolbox is decoded with unknown keys rejected; description, upstream
-//     (an https URL), version, memory.min, memory.recommended, disk,
-//     entry.service, entry.port, health_path and at least one dump are
-//     required.
+//     (an https URL), version, memory, disk, entry.service, entry.port,
+//     health_path and at least one dump are required.
 //   - Every image is a literal name pinned to a version: a tag that starts
 //     with a version of at least two numbers (17.10, v2026.8.0,
 //     7.1.2-php8.3-apache), or a digest. No latest, no missing tag, no
@@ -36,11 +35,13 @@ package catalog
 //   - Data volumes are declared named volumes that a service mounts; every
 //     service volume is a named volume declared at the top level, with no
 //     driver options.
-//   - Memory: min <= recommended; every service sets mem_limit; the sum of
-//     the mem_limits is between min and recommended (the limits are the most
-//     the app can take, so recommended must cover them, and they must leave
-//     the app at least its minimum); mem_reservation, where set, is at most
-//     the service's mem_limit, and the reservations add up to at most min.
+//   - Memory: every service sets mem_reservation (what it uses working
+//     lightly, which the capacity guard counts) and mem_limit (the most it
+//     may reach), the reservation at most the limit; x-toolbox.memory says,
+//     for every service and no other, where its reservation comes from:
+//     either measured (the figure, at most the reservation, the date and how)
+//     or upstream (the figure upstream documents and the https page that
+//     says it). See ServiceMemory.
 //   - Every service has a restart policy (always or unless-stopped); a
 //     depends_on condition service_healthy points at a service with a health
 //     check; only service_healthy and service_started are used.
@@ -57,6 +58,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/interpolation"
 	"github.com/compose-spec/compose-go/v2/template"
@@ -67,25 +69,34 @@ import (
 
 // The x-toolbox block, as written in the files.
 type xToolbox struct {
-	Description string     `yaml:"description"`
-	Upstream    string     `yaml:"upstream"`
-	Version     string     `yaml:"version"`
-	Memory      xMemory    `yaml:"memory"`
-	Disk        string     `yaml:"disk"`
-	Entry       xEntry     `yaml:"entry"`
-	HealthPath  string     `yaml:"health_path"`
-	DataVolumes []string   `yaml:"data_volumes"`
-	Dumps       []xDump    `yaml:"dumps"`
-	Secrets     []xSecret  `yaml:"secrets"`
-	Settings    []xSetting `yaml:"settings"`
-	PostInstall []xStep    `yaml:"post_install"`
-	Build       *xBuild    `yaml:"build"`
-	Notes       string     `yaml:"notes"`
+	Description string                    `yaml:"description"`
+	Upstream    string                    `yaml:"upstream"`
+	Version     string                    `yaml:"version"`
+	Memory      map[string]xServiceMemory `yaml:"memory"`
+	Disk        string                    `yaml:"disk"`
+	Entry       xEntry                    `yaml:"entry"`
+	HealthPath  string                    `yaml:"health_path"`
+	DataVolumes []string                  `yaml:"data_volumes"`
+	Dumps       []xDump                   `yaml:"dumps"`
+	Secrets     []xSecret                 `yaml:"secrets"`
+	Settings    []xSetting                `yaml:"settings"`
+	PostInstall []xStep                   `yaml:"post_install"`
+	Build       *xBuild                   `yaml:"build"`
+	Notes       string                    `yaml:"notes"`
 }
 
-type xMemory struct {
-	Min         string `yaml:"min"`
-	Recommended string `yaml:"recommended"`
+// xServiceMemory is one service's line of x-toolbox.memory, written on one
+// line so that replacing an upstream figure by a measurement is one line:
+//
+//	wordpress: {upstream: 40m, source: "https://...", note: "..."}
+//	wordpress: {measured: 120m, date: 2026-12-09, how: "docker stats ..."}
+type xServiceMemory struct {
+	Measured string `yaml:"measured"`
+	Date     string `yaml:"date"`
+	How      string `yaml:"how"`
+	Upstream string `yaml:"upstream"`
+	Source   string `yaml:"source"`
+	Note     string `yaml:"note"`
 }
 
 type xEntry struct {
@@ -337,6 +348,21 @@ func (v *validator) decodeMeta(block any) (xToolbox, bool) {
 		v.addf("%s: %w", extensionKey, err)
 		return xToolbox{}, false
 	}
+	// The memory block of before the per-service model (min, recommended)
+	// would fail the decoding below with a message about types.
+	if block, ok := tree[extensionKey].(map[string]any); ok {
+		if memory, ok := block["memory"].(map[string]any); ok {
+			for _, k := range slices.Sorted(maps.Keys(memory)) {
+				if _, ok := memory[k].(map[string]any); !ok {
+					v.addf("%s: memory.%s: each entry of memory is a service, with where its mem_reservation comes from: "+
+						"{measured: 91m, date: 2026-12-02, how: ...} or {upstream: 40m, source: https://..., note: ...}", extensionKey, k)
+				}
+			}
+			if len(v.problems) > 0 {
+				return xToolbox{}, false
+			}
+		}
+	}
 	text, err := yaml.Marshal(tree[extensionKey])
 	if err != nil {
 		v.addf("%s: %w", extensionKey, err)
@@ -406,12 +432,8 @@ func (v *validator) checkMeta(name string, m xToolbox) App {
 		}
 		return n
 	}
-	a.Memory.Min = size("memory.min", m.Memory.Min)
-	a.Memory.Recommended = size("memory.recommended", m.Memory.Recommended)
 	a.Disk = size("disk", m.Disk)
-	if a.Memory.Min > 0 && a.Memory.Recommended > 0 && a.Memory.Min > a.Memory.Recommended {
-		v.addf("%s: memory.min %s is more than memory.recommended %s", extensionKey, m.Memory.Min, m.Memory.Recommended)
-	}
+	a.Memory = v.checkMemorySources(m.Memory)
 
 	if len(m.Dumps) == 0 {
 		v.addf("%s: missing dumps: every app needs an application-consistent dump", extensionKey)
@@ -598,17 +620,9 @@ func (v *validator) checkProject(a *App, p *types.Project) {
 	}
 
 	// Resources and lifecycle.
-	var limits, reservations int64
+	v.checkMemory(&a.Memory, p)
 	for _, name := range slices.Sorted(maps.Keys(p.Services)) {
 		s := p.Services[name]
-		switch {
-		case s.MemLimit <= 0:
-			v.addf("service %s: missing mem_limit", name)
-		case s.MemReservation > s.MemLimit:
-			v.addf("service %s: mem_reservation is more than mem_limit", name)
-		}
-		limits += int64(s.MemLimit)
-		reservations += int64(s.MemReservation)
 		if s.Restart != types.RestartPolicyAlways && s.Restart != types.RestartPolicyUnlessStopped {
 			v.addf("service %s: restart must be always or unless-stopped", name)
 		}
@@ -627,15 +641,98 @@ func (v *validator) checkProject(a *App, p *types.Project) {
 	}
 	slices.Sort(a.images)
 	a.images = slices.Compact(a.images)
-	if a.Memory.Min > 0 && a.Memory.Recommended > 0 && limits > 0 {
-		if limits > a.Memory.Recommended {
-			v.addf("the services' mem_limits add up to %s, more than memory.recommended %s", formatSize(limits), formatSize(a.Memory.Recommended))
+}
+
+// isoDate is how a measurement's date is written.
+var isoDate = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}$`)
+
+// checkMemorySources reads x-toolbox.memory on its own: each service's
+// basis, figure and source. The services' own mem_ lines are read from the
+// project (checkMemory).
+func (v *validator) checkMemorySources(block map[string]xServiceMemory) Memory {
+	if len(block) == 0 {
+		v.addf("%s: missing memory: say, for each service, where its mem_reservation comes from (measured or upstream)", extensionKey)
+		return Memory{}
+	}
+	var m Memory
+	for _, service := range slices.Sorted(maps.Keys(block)) {
+		x := block[service]
+		where := fmt.Sprintf("%s: memory.%s", extensionKey, service)
+		sm := ServiceMemory{Service: service, Note: strings.TrimSpace(x.Note)}
+		figure := func(s string) int64 {
+			n, err := parseSize(s)
+			if err != nil {
+				v.addf("%s: %w", where, err)
+			}
+			return n
 		}
-		if limits < a.Memory.Min {
-			v.addf("the services' mem_limits add up to %s, less than memory.min %s", formatSize(limits), formatSize(a.Memory.Min))
+		switch {
+		case x.Measured != "" && x.Upstream != "":
+			v.addf("%s: give measured or upstream, not both", where)
+		case x.Measured != "":
+			sm.Basis, sm.Figure = Measured, figure(x.Measured)
+			// An unquoted date reaches here as the YAML timestamp it is,
+			// re-encoded at midnight UTC.
+			if t, err := time.Parse(time.RFC3339, x.Date); err == nil && t.Equal(t.Truncate(24*time.Hour)) {
+				x.Date = t.Format(time.DateOnly)
+			}
+			sm.Date, sm.Source = x.Date, strings.TrimSpace(x.How)
+			if !isoDate.MatchString(x.Date) {
+				v.addf("%s: a measurement needs its date, as 2026-12-02 (got %q)", where, x.Date)
+			} else if _, err := time.Parse(time.DateOnly, x.Date); err != nil {
+				v.addf("%s: date %q is not a date", where, x.Date)
+			}
+			if sm.Source == "" {
+				v.addf("%s: a measurement needs how it was measured (how)", where)
+			}
+			if x.Source != "" {
+				v.addf("%s: source belongs to an upstream figure; a measurement says how", where)
+			}
+		case x.Upstream != "":
+			sm.Basis, sm.Figure, sm.Source = Upstream, figure(x.Upstream), x.Source
+			if u, err := url.Parse(x.Source); err != nil || u.Scheme != "https" || u.Host == "" {
+				v.addf("%s: an upstream figure needs the https page that documents it (source), got %q", where, x.Source)
+			}
+			if x.Date != "" || x.How != "" {
+				v.addf("%s: date and how belong to a measurement", where)
+			}
+		default:
+			v.addf("%s: missing measured or upstream: where the service's mem_reservation comes from", where)
 		}
-		if reservations > a.Memory.Min {
-			v.addf("the services' mem_reservations add up to %s, more than memory.min %s", formatSize(reservations), formatSize(a.Memory.Min))
+		m.Services = append(m.Services, sm)
+	}
+	return m
+}
+
+// checkMemory fills in each service's reservation and limit from the
+// project and checks them against the memory block.
+func (v *validator) checkMemory(m *Memory, p *types.Project) {
+	sources := map[string]bool{}
+	for i := range m.Services {
+		sm := &m.Services[i]
+		sources[sm.Service] = true
+		s, ok := p.Services[sm.Service]
+		if !ok {
+			v.addf("%s: memory.%s names a service that does not exist (services: %s)", extensionKey, sm.Service, strings.Join(slices.Sorted(maps.Keys(p.Services)), ", "))
+			continue
+		}
+		sm.Reservation, sm.Limit = int64(s.MemReservation), int64(s.MemLimit)
+		if sm.Basis == Measured && sm.Reservation > 0 && sm.Figure > sm.Reservation {
+			v.addf("service %s: mem_reservation %s is less than the %s measured", sm.Service, formatSize(sm.Reservation), formatSize(sm.Figure))
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(p.Services)) {
+		s := p.Services[name]
+		switch {
+		case s.MemLimit <= 0:
+			v.addf("service %s: missing mem_limit", name)
+		case s.MemReservation <= 0:
+			v.addf("service %s: missing mem_reservation: what it uses working lightly, which the capacity guard counts", name)
+		case s.MemReservation > s.MemLimit:
+			v.addf("service %s: mem_reservation %s is more than mem_limit %s", name, formatSize(int64(s.MemReservation)), formatSize(int64(s.MemLimit)))
+		}
+		if !sources[name] && len(m.Services) > 0 {
+			v.addf("%s: memory.%s is missing: say where service %s's mem_reservation comes from (measured or upstream)", extensionKey, name, name)
 		}
 	}
 }

@@ -91,26 +91,49 @@ func (e *Engine) PublishedAddr(ctx context.Context, name string, containerPort i
 // Reservations sums, over running containers, the memory each may be
 // counted on to use: its reservation, or its limit when it has no reservation.
 func (e *Engine) Reservations(ctx context.Context) (int64, error) {
+	rs, err := e.RunningReservations(ctx)
+	var sum int64
+	for _, r := range rs {
+		sum += r.Bytes
+	}
+	return sum, err
+}
+
+// Reservation is what one running container may be counted on to use.
+type Reservation struct {
+	Container string            // its name, without the leading /
+	Labels    map[string]string // its labels
+	Bytes     int64             // its memory reservation, or its limit when it has none; 0 when neither
+}
+
+// RunningReservations lists, for each running container, the memory it may
+// be counted on to use (see Reservation), sorted by name.
+func (e *Engine) RunningReservations(ctx context.Context) ([]Reservation, error) {
 	res, err := e.cli.ContainerList(ctx, client.ContainerListOptions{})
 	if err != nil {
-		return 0, fmt.Errorf("docker: list containers: %w", err)
+		return nil, fmt.Errorf("docker: list containers: %w", err)
 	}
-	var sum int64
+	var out []Reservation
 	for _, c := range res.Items {
 		in, err := e.cli.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{})
 		if cerrdefs.IsNotFound(err) {
 			continue // gone meanwhile
 		}
 		if err != nil {
-			return 0, fmt.Errorf("docker: inspect container %s: %w", c.ID, err)
+			return nil, fmt.Errorf("docker: inspect container %s: %w", c.ID, err)
+		}
+		r := Reservation{Container: strings.TrimPrefix(in.Container.Name, "/")}
+		if cfg := in.Container.Config; cfg != nil {
+			r.Labels = cfg.Labels
 		}
 		if hc := in.Container.HostConfig; hc != nil {
-			if hc.MemoryReservation > 0 {
-				sum += hc.MemoryReservation
-			} else {
-				sum += hc.Memory
+			r.Bytes = hc.MemoryReservation
+			if r.Bytes <= 0 {
+				r.Bytes = hc.Memory
 			}
 		}
+		out = append(out, r)
 	}
-	return sum, nil
+	slices.SortFunc(out, func(a, b Reservation) int { return strings.Compare(a.Container, b.Container) })
+	return out, nil
 }

@@ -54,6 +54,9 @@ type RunSpec struct {
 	GroupAdd   []string // supplementary groups, such as the engine socket's
 	// MemoryLimit is in bytes; 0 means none.
 	MemoryLimit int64
+	// MemoryReservation is in bytes, 0 none: what the run is counted on to
+	// use (the capacity guard counts it while the run lasts).
+	MemoryReservation int64
 	// CgroupParent is set by the engine from its Config.
 	CgroupParent string
 	// Stdin nil gives the process no stdin (an immediate EOF); else it is
@@ -90,6 +93,9 @@ func (s RunSpec) validate() error {
 	if s.MemoryLimit < 0 {
 		problems = append(problems, "negative memory limit")
 	}
+	if s.MemoryReservation < 0 || (s.MemoryLimit > 0 && s.MemoryReservation > s.MemoryLimit) {
+		problems = append(problems, "memory reservation negative or over the limit")
+	}
 	if len(problems) > 0 {
 		return fmt.Errorf("docker: run %q: invalid spec: %s", s.Name, strings.Join(problems, "; "))
 	}
@@ -124,7 +130,7 @@ func runConfig(s RunSpec) (*container.Config, *container.HostConfig) {
 		Mounts:        apiMounts(s.Mounts),
 		NetworkMode:   container.NetworkMode(s.Network),
 		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled},
-		Resources:     container.Resources{Memory: s.MemoryLimit, CgroupParent: s.CgroupParent},
+		Resources:     container.Resources{Memory: s.MemoryLimit, MemoryReservation: s.MemoryReservation, CgroupParent: s.CgroupParent},
 		GroupAdd:      s.GroupAdd,
 	}
 	return cfg, hc

@@ -559,3 +559,44 @@ func (c *readCounter) Read(p []byte) (int, error) {
 	defer c.reading.Add(-1)
 	return c.r.Read(p)
 }
+
+// A run's memory reservation reaches the engine while it runs (the capacity
+// guard counts it there); one over the limit is refused before any call.
+func TestRunReservation(t *testing.T) {
+	t.Parallel()
+	e := dockertest.Engine(t)
+	image := runner(t, e)
+	labels := dockertest.Labels(t, e)
+	ctx := timeout(t, time.Minute)
+	name := dockertest.Unique(t, "tbt-run-res")
+	// cat runs until its stdin closes: once the reservation is seen.
+	stdin, feed := io.Pipe()
+	var seen int64
+	go func() {
+		defer feed.Close()
+		for ctx.Err() == nil {
+			if rs, err := e.RunningReservations(ctx); err == nil {
+				for _, r := range rs {
+					if r.Container == name {
+						seen = r.Bytes
+						return
+					}
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	if code, err := e.Run(ctx, docker.RunSpec{
+		Name: name, Image: image, Cmd: []string{"cat"}, Stdin: stdin, Stdout: io.Discard, Labels: labels, MemoryReservation: 48 << 20,
+	}); err != nil || code != 0 {
+		t.Fatalf("Run = %d, %v", code, err)
+	}
+	if seen != 48<<20 {
+		t.Errorf("reservation seen while it ran = %d, want 48 MiB", seen)
+	}
+	_, err := e.Run(ctx, docker.RunSpec{Name: name + "-bad", Image: image, Cmd: []string{"exit", "0"}, Labels: labels,
+		MemoryLimit: 32 << 20, MemoryReservation: 64 << 20})
+	if err == nil || !strings.Contains(err.Error(), "memory reservation negative or over the limit") {
+		t.Errorf("Run with a reservation over the limit = %v", err)
+	}
+}
