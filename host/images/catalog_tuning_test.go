@@ -129,7 +129,9 @@ func TestCatalogDatabaseFlags(t *testing.T) {
 		} {
 			t.Run(c.app, func(t *testing.T) {
 				s := catalogService(t, c.app, "db")
-				name := start(t, image, c.data, s, []string{"CMD", "pg_isready", "-U", c.user})
+				// Over TCP: the first start's temporary server, which makes
+				// the database and stops, listens on the socket only.
+				name := start(t, image, c.data, s, []string{"CMD", "pg_isready", "-h", "127.0.0.1", "-U", c.user})
 				for i := 1; i+1 < len(s.Command); i += 2 {
 					setting, want, _ := strings.Cut(s.Command[i+1], "=")
 					got := strings.TrimSpace(engineSh(t, ctx, e, name, `exec psql -X -tA -U `+c.user+` -d postgres -c 'SHOW `+setting+`'`))
