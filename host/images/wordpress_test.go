@@ -226,7 +226,7 @@ echo $u->user_email, ' ', implode(',', $u->roles), ' ', wp_check_password(getenv
 			t.Fatal(err)
 		}
 		if got := run(t, wp, "cat", "/var/www/html/readme.html"); got != "changed by the site\n" {
-			t.Errorf("after a restart readme.html holds %q: WordPress was copied over the volume", got)
+			t.Errorf("after a restart readme.html holds %.80q: WordPress was copied over the volume", got)
 		}
 		if got := run(t, wp, "cat", "/var/www/html/wp-config.php"); got != configOf {
 			t.Errorf("a restart rewrote wp-config.php")
