@@ -121,13 +121,15 @@ func wordpressRecipe(tag string) recipe {
 			From:  debootstrapFrom(wpPackages),
 			Takes: "about 3-4 minutes the first time",
 			Needs: debootstrapNeeds,
-			Lacks: "the official image's WordPress and PHP: this is Debian 12's WordPress 6.1 (with its security fixes) on Debian's PHP 8.2 and Apache 2.4 under the catalog's 7.x tag, so a site made here has 6.1's database schema " +
-				"(WordPress upgrades it when the official image's newer code runs on the volume, not back) and WordPress's own updates replace Debian's code in the volume as they do the official image's; " +
-				"Debian's package left out the Hello Dolly plugin, and WordPress's bundled getID3, underscore and cropper are Debian's copies; " +
-				"no imagick, ghostscript or libheif (no PDF previews, AVIF/HEIC through GD only as far as Debian's GD goes); " +
-				"its entrypoint is a small stand-in (WORDPRESS_DB_HOST, WORDPRESS_DB_USER, WORDPRESS_DB_PASSWORD, WORDPRESS_DB_NAME, WORDPRESS_DB_CHARSET, WORDPRESS_DB_COLLATE, WORDPRESS_TABLE_PREFIX, WORDPRESS_DEBUG, WORDPRESS_CONFIG_EXTRA and the eight WORDPRESS_*_KEY/*_SALT, each also as *_FILE, read at run time as upstream's wp-config-docker.php does; " +
-				"APACHE_RUN_USER and APACHE_RUN_GROUP; no php-fpm variant, no running as an arbitrary uid); " +
-				"no STOPSIGNAL (an imported image cannot carry one): apache2-foreground stays as the first process and turns the engine's SIGTERM into Apache's graceful stop, SIGWINCH, where the official image execs Apache and sets STOPSIGNAL SIGWINCH; " +
+			Lacks: "the official image's WordPress and PHP: this is Debian 12's WordPress 6.1 (with Debian's security fixes) on Debian's PHP 8.2 and Apache 2.4 under the catalog's 7.x tag, so a site made here has 6.1's database schema " +
+				"(the official image's newer code upgrades it on the volume, not back), and WordPress's own automatic updates replace Debian's code in the volume as they do the official image's; " +
+				"Debian's package leaves out the Hello Dolly plugin, and WordPress's bundled getID3, underscore, cropper and CA bundle are Debian's copies (copied into the tree, not linked); " +
+				"PHP has Debian's extensions (mysqli, gd, intl, zip, bcmath, curl, mbstring, xml, opcache and Debian's common set) but no imagick, and there is no ghostscript or libheif (no PDF previews; AVIF and HEIC only as far as Debian's GD goes), " +
+				"and Debian's php.ini (its limits are PHP's defaults, as the official image's) under the official image's opcache and error-logging settings; " +
+				"the entrypoint and wp-config-docker.php are small stand-ins written here: they read WORDPRESS_DB_HOST, WORDPRESS_DB_USER, WORDPRESS_DB_PASSWORD, WORDPRESS_DB_NAME, WORDPRESS_DB_CHARSET, WORDPRESS_DB_COLLATE, WORDPRESS_TABLE_PREFIX, WORDPRESS_DEBUG, WORDPRESS_CONFIG_EXTRA " +
+				"and the eight WORDPRESS_*_KEY and *_SALT, each also as *_FILE, at run time as upstream's do, and APACHE_RUN_USER and APACHE_RUN_GROUP; there is no php-fpm or cli variant, and running as a uid other than root is untried (Apache would also need a port above 1024); " +
+				"the image's /var/www/html is empty (the official one holds wp-content/plugins, themes and cache, mode 1777, for bind mounts); " +
+				"no STOPSIGNAL (an imported image cannot carry one): apache2-foreground stays as the container's first process and turns the engine's SIGTERM into Apache's graceful stop, SIGWINCH, where the official image execs Apache and sets STOPSIGNAL SIGWINCH; " +
 				"no VOLUME /var/www/html (mount one, as the catalog does)",
 		},
 		needs:       needsDebootstrap,
