@@ -85,7 +85,7 @@ func TestTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := Names(), []string{"caddy", "mattermost", "postgres", "standin", "restic", "mariadb"}; !slices.Equal(got, want) {
+	if got, want := Names(), []string{"caddy", "mattermost", "postgres", "standin", "restic", "mariadb", "wordpress"}; !slices.Equal(got, want) {
 		t.Errorf("Names() = %v, want %v", got, want)
 	}
 	chat, err := catalog.New(nil).Get("mattermost")
@@ -130,9 +130,11 @@ func TestTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db := rs[slices.IndexFunc(rs, func(rc recipe) bool { return rc.Name == "mariadb" })]
-	if !slices.Contains(site.Images(), db.Tag) {
-		t.Errorf("mariadb's tag %q is not one of the catalog's %v", db.Tag, site.Images())
+	for _, name := range []string{"mariadb", "wordpress"} {
+		rc := rs[slices.IndexFunc(rs, func(rc recipe) bool { return rc.Name == name })]
+		if !slices.Contains(site.Images(), rc.Tag) {
+			t.Errorf("%s's tag %q is not one of the catalog's %v", name, rc.Tag, site.Images())
+		}
 	}
 	restic := rs[slices.IndexFunc(rs, func(rc recipe) bool { return rc.Name == "restic" })]
 	if want := "restic/restic:" + strings.TrimPrefix(resticVersion, "v"); restic.Tag != want || ResticImage != want {
@@ -486,7 +488,8 @@ func TestScriptsParse(t *testing.T) {
 	if err != nil {
 		t.Skip("no sh on PATH")
 	}
-	for _, name := range []string{"postgres/docker-entrypoint.sh", "mariadb/docker-entrypoint.sh", "mariadb/healthcheck.sh"} {
+	for _, name := range []string{"postgres/docker-entrypoint.sh", "mariadb/docker-entrypoint.sh", "mariadb/healthcheck.sh",
+		"wordpress/docker-entrypoint.sh", "wordpress/apache2-foreground"} {
 		t.Run(name, func(t *testing.T) {
 			b := recipeFile(name)
 			if !bytes.HasPrefix(b, []byte("#!/bin/sh\n")) {

@@ -14,12 +14,14 @@ import (
 )
 
 // recipeFiles are the build recipes' files: the Mattermost module pin, the
-// PostgreSQL entrypoint, and the MariaDB entrypoint and health check. go:embed cannot take a folder holding a go.mod,
+// PostgreSQL entrypoint, the MariaDB entrypoint and health check, and the
+// WordPress entrypoint, apache2-foreground and wp-config template. go:embed cannot take a folder holding a go.mod,
 // so the Mattermost files carry a .txt suffix here and are written out under
 // their real names in a temporary build folder.
 //
 //go:embed mattermost/go.mod.txt mattermost/go.sum.txt mattermost/main.go.txt postgres/docker-entrypoint.sh
 //go:embed mariadb/docker-entrypoint.sh mariadb/healthcheck.sh
+//go:embed wordpress/docker-entrypoint.sh wordpress/apache2-foreground wordpress/wp-config-docker.php
 var recipeFiles embed.FS
 
 // recipe is one image the builder makes: one entry of the table below.
@@ -64,6 +66,7 @@ func recipes() ([]recipe, error) {
 		siteErr = fmt.Errorf("images: the catalog's wordpress entry: %w", siteErr)
 	}
 	dbTag, dbErr := imageOf(site, "mariadb")
+	wpTag, wpErr := imageOf(site, "wordpress")
 	return []recipe{
 		caddyRecipe(),
 		mattermostRecipe(mmTag),
@@ -71,7 +74,8 @@ func recipes() ([]recipe, error) {
 		standinRecipe(),
 		resticRecipe(),
 		mariadbRecipe(dbTag),
-	}, errors.Join(err, mmErr, pgErr, siteErr, dbErr)
+		wordpressRecipe(wpTag),
+	}, errors.Join(err, mmErr, pgErr, siteErr, dbErr, wpErr)
 }
 
 // imageOf returns the image of repository repo that app runs, so that the
