@@ -14,12 +14,14 @@ import (
 )
 
 // recipeFiles are the build recipes' files: the Mattermost module pin, the
-// PostgreSQL entrypoint, and the MariaDB entrypoint and health check. go:embed cannot take a folder holding a go.mod,
+// PostgreSQL entrypoint, the MariaDB entrypoint and health check, and the
+// MediaWiki entrypoint and apache2-foreground. go:embed cannot take a folder holding a go.mod,
 // so the Mattermost files carry a .txt suffix here and are written out under
 // their real names in a temporary build folder.
 //
 //go:embed mattermost/go.mod.txt mattermost/go.sum.txt mattermost/main.go.txt postgres/docker-entrypoint.sh
 //go:embed mariadb/docker-entrypoint.sh mariadb/healthcheck.sh
+//go:embed mediawiki/docker-php-entrypoint mediawiki/apache2-foreground
 var recipeFiles embed.FS
 
 // recipe is one image the builder makes: one entry of the table below.
@@ -64,6 +66,11 @@ func recipes() ([]recipe, error) {
 		siteErr = fmt.Errorf("images: the catalog's wordpress entry: %w", siteErr)
 	}
 	dbTag, dbErr := imageOf(site, "mariadb")
+	wiki, wikiErr := c.Get("mediawiki")
+	if wikiErr != nil {
+		wikiErr = fmt.Errorf("images: the catalog's mediawiki entry: %w", wikiErr)
+	}
+	mwTag, mwErr := imageOf(wiki, "mediawiki")
 	return []recipe{
 		caddyRecipe(),
 		mattermostRecipe(mmTag),
@@ -71,7 +78,8 @@ func recipes() ([]recipe, error) {
 		standinRecipe(),
 		resticRecipe(),
 		mariadbRecipe(dbTag),
-	}, errors.Join(err, mmErr, pgErr, siteErr, dbErr)
+		mediawikiRecipe(mwTag),
+	}, errors.Join(err, mmErr, pgErr, siteErr, dbErr, wikiErr, mwErr)
 }
 
 // imageOf returns the image of repository repo that app runs, so that the
