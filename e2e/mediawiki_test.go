@@ -125,7 +125,7 @@ func TestMediaWiki(t *testing.T) {
 		return stdout.String()
 	}
 	const title, text, shown = "Backed up page", "Kept by the '''backup''' — ünïcode ✓", "Kept by the <b>backup</b> — ünïcode ✓"
-	page := "/index.php?title=" + url.QueryEscape(title)
+	page := "/index.php?title=" + url.QueryEscape(strings.ReplaceAll(title, " ", "_"))
 	wikiRun(text, "php", "maintenance/edit.php", "--user", "Admin", "--summary", "e2e", title)
 	if code, body := get(page); code != http.StatusOK || !strings.Contains(body, shown) {
 		t.Fatalf("the new page through Caddy answered %d without its text:\n%s", code, body)

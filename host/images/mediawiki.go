@@ -106,7 +106,8 @@ func mediawikiRecipe(tag string) recipe {
 				"a database made by 1.46 does not go back to 1.39, and one made here needs `php maintenance/update.php` under the official image; " +
 				"PHP reads Debian's php.ini (php.ini-production: display_errors off; upload_max_filesize 2M, post_max_size 8M and memory_limit 128M as PHP's defaults, which the official image keeps) and has Debian's extensions (calendar, intl, mbstring, mysqli, opcache, APCu, LuaSandbox as official, and also curl, gmp, yaml, xml), configured under /etc/php/8.2, not /usr/local/etc/php; " +
 				"no git (Special:Version shows no commit; extensions come in another image, not by git clone); " +
-				"/usr/share/mediawiki and /var/lib/mediawiki are links to /var/www/html, and Debian's /mediawiki alias is off",
+				"/usr/share/mediawiki and /var/lib/mediawiki are links to /var/www/html, and Debian's /mediawiki alias is off; " +
+				"no STOPSIGNAL SIGWINCH in the image's config (docker import cannot set one): apache2-foreground stays as PID 1 and turns the engine's SIGTERM into Apache's graceful stop, which SIGWINCH is",
 		},
 		needs:       needsDebootstrap,
 		folder:      "mediawiki-rootfs-" + debianSuite,
@@ -345,8 +346,8 @@ func mediawikiImage(dir string) ([]docker.Entry, []string, error) {
 	}
 	changes := []string{
 		`ENTRYPOINT ["docker-php-entrypoint"]`, `CMD ["apache2-foreground"]`,
-		// Apache's graceful stop (https://httpd.apache.org/docs/2.4/stopping.html#gracefulstop).
-		"STOPSIGNAL SIGWINCH",
+		// No STOPSIGNAL SIGWINCH, which docker import refuses:
+		// apache2-foreground turns SIGTERM into Apache's graceful stop.
 		"WORKDIR /" + mwRoot,
 		"ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"ENV APACHE_CONFDIR=/" + mwApache, "ENV APACHE_ENVVARS=/" + mwApache + "/envvars",

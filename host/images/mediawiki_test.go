@@ -96,7 +96,7 @@ func TestMediaWikiImage(t *testing.T) {
 
 	// run runs a command in a service's container and returns its output;
 	// it fails the test unless the command exits 0.
-	run := func(service string, cmd []string, in []byte) (stdout, stderr string) {
+	run := func(t *testing.T, service string, cmd []string, in []byte) (stdout, stderr string) {
 		t.Helper()
 		var out, errOut bytes.Buffer
 		var code int
@@ -115,7 +115,7 @@ func TestMediaWikiImage(t *testing.T) {
 		t.Fatalf("the catalog's mediawiki entry has %d post-install steps, this test knows one", len(app.PostInstall))
 	}
 	step := app.PostInstall[0]
-	out, errOut := run(step.Service, step.Command, nil)
+	out, errOut := run(t, step.Service, step.Command, nil)
 	t.Logf("post-install:\n%s%s", out, errOut)
 
 	addr, err := e.PublishedAddr(ctx, wiki, app.Entry.Port)
@@ -129,7 +129,7 @@ func TestMediaWikiImage(t *testing.T) {
 		Timeout:       30 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	get := func(path string) (int, http.Header, []byte) {
+	get := func(t *testing.T, path string) (int, http.Header, []byte) {
 		t.Helper()
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
 		if err != nil {
@@ -149,7 +149,7 @@ func TestMediaWikiImage(t *testing.T) {
 	}
 
 	t.Run("health path", func(t *testing.T) {
-		code, header, body := get(app.HealthPath)
+		code, header, body := get(t, app.HealthPath)
 		if code != http.StatusOK {
 			t.Fatalf("%s answered %d:\n%s", app.HealthPath, code, body)
 		}
@@ -173,7 +173,7 @@ func TestMediaWikiImage(t *testing.T) {
 	})
 
 	t.Run("LocalSettings.php", func(t *testing.T) {
-		run("mediawiki", []string{"sh", "-c", `test "$MW_CONFIG_FILE" = /var/www/config/LocalSettings.php && test -s "$MW_CONFIG_FILE" && test ! -e /var/www/html/LocalSettings.php && grep -q wgSecretKey "$MW_CONFIG_FILE"`}, nil)
+		run(t, "mediawiki", []string{"sh", "-c", `test "$MW_CONFIG_FILE" = /var/www/config/LocalSettings.php && test -s "$MW_CONFIG_FILE" && test ! -e /var/www/html/LocalSettings.php && grep -q wgSecretKey "$MW_CONFIG_FILE"`}, nil)
 		// The config folder is the catalog's config volume.
 		if !slices.ContainsFunc(project.Services["mediawiki"].Volumes, func(v types.ServiceVolumeConfig) bool {
 			return v.Source == "config" && v.Target == "/var/www/config"
@@ -184,10 +184,13 @@ func TestMediaWikiImage(t *testing.T) {
 
 	t.Run("page", func(t *testing.T) {
 		const title, text = "Toolbox test page", "Grüße from the '''toolbox''' test."
-		run("mediawiki", []string{"php", "maintenance/edit.php", "--user", "Admin", "--summary", "test", title}, []byte(text))
-		code, _, body := get("/index.php?title=" + url.QueryEscape(title))
+		run(t, "mediawiki", []string{"php", "maintenance/edit.php", "--user", "Admin", "--summary", "test", title}, []byte(text))
+		// By its canonical name (spaces as "_"): another spelling is
+		// redirected to it, at the https:// address.
+		path := "/index.php?title=" + url.QueryEscape(strings.ReplaceAll(title, " ", "_"))
+		code, _, body := get(t, path)
 		if code != http.StatusOK || !bytes.Contains(body, []byte("Grüße from the <b>toolbox</b> test.")) {
-			t.Errorf("/index.php?title=%s answered %d without the page's text:\n%s", title, code, body)
+			t.Errorf("%s answered %d without the page's text:\n%s", path, code, body)
 		}
 	})
 
@@ -202,33 +205,60 @@ func TestMediaWikiImage(t *testing.T) {
 			t.Fatal(err)
 		}
 		// As www-data, Apache's user, which the web's uploads run as.
-		run("mediawiki", []string{"sh", "-c", `mkdir -p /tmp/import && cat >/tmp/import/Toolbox_test.png && chmod -R a+rX /tmp/import`}, pngData.Bytes())
-		run("mediawiki", []string{"setpriv", "--reuid=33", "--regid=33", "--clear-groups",
+		run(t, "mediawiki", []string{"sh", "-c", `mkdir -p /tmp/import && cat >/tmp/import/Toolbox_test.png && chmod -R a+rX /tmp/import`}, pngData.Bytes())
+		run(t, "mediawiki", []string{"setpriv", "--reuid=33", "--regid=33", "--clear-groups",
 			"php", "maintenance/importImages.php", "--user=Admin", "--comment=test", "/tmp/import"}, nil)
-		owner, _ := run("mediawiki", []string{"sh", "-c", `find /var/www/html/images -name Toolbox_test.png -printf '%u %P\n'`}, nil)
+		owner, _ := run(t, "mediawiki", []string{"sh", "-c", `find /var/www/html/images -name Toolbox_test.png -printf '%u %P\n'`}, nil)
 		fields := strings.Fields(owner)
 		if len(fields) != 2 || fields[0] != "www-data" {
 			t.Fatalf("images/ holds %q, want Toolbox_test.png owned by www-data", owner)
 		}
-		code, header, body := get("/images/" + fields[1])
+		code, header, body := get(t, "/images/" + fields[1])
 		if code != http.StatusOK || !bytes.Equal(body, pngData.Bytes()) {
 			t.Errorf("/images/%s answered %d (%s), not the file", fields[1], code, header.Get("Content-Type"))
 		}
 		// PHP is off in images/ (its .htaccess): a script there is not run.
-		run("mediawiki", []string{"sh", "-c", `echo '<?php echo "RAN" . "PHP";' >/var/www/html/images/probe.php`}, nil)
-		if _, _, body := get("/images/probe.php"); bytes.Contains(body, []byte("RANPHP")) {
+		run(t, "mediawiki", []string{"sh", "-c", `echo '<?php echo "RAN" . "PHP";' >/var/www/html/images/probe.php`}, nil)
+		if _, _, body := get(t, "/images/probe.php"); bytes.Contains(body, []byte("RANPHP")) {
 			t.Errorf("Apache runs PHP in images/")
 		}
 	})
 
 	t.Run("installed once", func(t *testing.T) {
-		before, _ := run("mediawiki", []string{"sha256sum", "/var/www/config/LocalSettings.php"}, nil)
-		out, errOut := run(step.Service, step.Command, nil)
+		before, _ := run(t, "mediawiki", []string{"sha256sum", "/var/www/config/LocalSettings.php"}, nil)
+		out, errOut := run(t, step.Service, step.Command, nil)
 		if !strings.Contains(out+errOut, "already installed") {
 			t.Errorf("the second post-install run says %q, want it to say that MediaWiki is already installed", out+errOut)
 		}
-		if after, _ := run("mediawiki", []string{"sha256sum", "/var/www/config/LocalSettings.php"}, nil); after != before {
+		if after, _ := run(t, "mediawiki", []string{"sha256sum", "/var/www/config/LocalSettings.php"}, nil); after != before {
 			t.Errorf("the second post-install run changed LocalSettings.php")
+		}
+	})
+
+	// A stop is Apache's graceful stop (the official image's STOPSIGNAL
+	// SIGWINCH, here apache2-foreground's), and the wiki comes back
+	// installed: LocalSettings.php is in the volume, not the container.
+	t.Run("restart", func(t *testing.T) {
+		if err := e.RestartContainer(ctx, wiki); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.WaitHealthy(ctx, wiki); err != nil {
+			t.Fatal(err)
+		}
+		logs, err := e.Logs(ctx, wiki, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The engine publishes the port anew.
+		if addr, err = e.PublishedAddr(ctx, wiki, app.Entry.Port); err != nil {
+			t.Fatal(err)
+		}
+		base = "http://" + addr
+		if !strings.Contains(logs, "caught SIGWINCH, shutting down gracefully") {
+			t.Errorf("the stop was not Apache's graceful stop; logs:\n%s", logs)
+		}
+		if code, _, body := get(t, app.HealthPath); code != http.StatusOK || !bytes.Contains(body, []byte(`"sitename"`)) {
+			t.Errorf("after a restart, %s answered %d:\n%s", app.HealthPath, code, body)
 		}
 	})
 
