@@ -213,7 +213,7 @@ func TestMediaWikiImage(t *testing.T) {
 		if len(fields) != 2 || fields[0] != "www-data" {
 			t.Fatalf("images/ holds %q, want Toolbox_test.png owned by www-data", owner)
 		}
-		code, header, body := get(t, "/images/" + fields[1])
+		code, header, body := get(t, "/images/"+fields[1])
 		if code != http.StatusOK || !bytes.Equal(body, pngData.Bytes()) {
 			t.Errorf("/images/%s answered %d (%s), not the file", fields[1], code, header.Get("Content-Type"))
 		}
