@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -42,7 +43,7 @@ func TestMonthBucket(t *testing.T) {
 			continue // its key runs go list on this checkout: nothing to do with the month
 		}
 		jan, feb := keyIn(rc, "2026-01"), keyIn(rc, "2026-02")
-		debootstrapped := rc.Name == "postgres" || rc.Name == "mariadb" || rc.Name == "wordpress"
+		debootstrapped := slices.Contains(rc.needs, needDebootstrapBin)
 		if debootstrapped && jan == feb {
 			t.Errorf("%s: the same folder key in two months: its root file system would never be rebuilt", rc.Name)
 		}
@@ -88,12 +89,12 @@ func TestCheck(t *testing.T) {
 	msg := err.Error()
 	t.Logf("check said:\n%s", msg)
 	for _, want := range []string{
-		"lacks what building caddy, mattermost, postgres, standin, restic, mariadb, wordpress needs",
+		"lacks what building caddy, mattermost, postgres, standin, restic, mariadb, wordpress, mediawiki needs",
 		"`go` on PATH, for caddy, mattermost, standin, restic (built from source with Go): install Go",
 		"the toolbox's source tree, for standin: ",
-		"root, for postgres, mariadb, wordpress (",
-		"sudo toolbox images build postgres mariadb wordpress",
-		"debootstrap, for postgres, mariadb, wordpress, and no apt-get",
+		"root, for postgres, mariadb, wordpress, mediawiki (",
+		"sudo toolbox images build postgres mariadb wordpress mediawiki",
+		"debootstrap, for postgres, mariadb, wordpress, mediawiki, and no apt-get",
 	} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("check said:\n%s\nwant it to say %q", msg, want)
@@ -126,7 +127,7 @@ func TestCheck(t *testing.T) {
 		}
 	}
 	msg = r.check(ctx, rs, here).Error()
-	for _, want := range []string{"`go` on PATH, for mattermost, standin, restic ", "root, for postgres, mariadb, wordpress (", "debootstrap, for mariadb, wordpress, "} {
+	for _, want := range []string{"`go` on PATH, for mattermost, standin, restic ", "root, for postgres, mariadb, wordpress, mediawiki (", "debootstrap, for mariadb, wordpress, mediawiki, "} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("with caddy and postgres cached, check said:\n%s\nwant it to say %q", msg, want)
 		}
@@ -140,7 +141,7 @@ func TestCheck(t *testing.T) {
 	r.euid = func() int { return 0 }
 	r.lookPath = func(f string) (string, error) { return f, nil }
 	msg = r.check(ctx, rs[indexOf(t, rs, "mariadb"):], target{"linux", other}).Error()
-	if !strings.Contains(msg, "an engine of this machine's architecture, for mariadb, wordpress: the engine runs "+other) || strings.Count(msg, "\n  - ") != 1 {
+	if !strings.Contains(msg, "an engine of this machine's architecture, for mariadb, wordpress, mediawiki: the engine runs "+other) || strings.Count(msg, "\n  - ") != 1 {
 		t.Errorf("with an engine of %s, check said:\n%s\nwant only the architecture", other, msg)
 	}
 

@@ -85,7 +85,7 @@ func TestTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := Names(), []string{"caddy", "mattermost", "postgres", "standin", "restic", "mariadb", "wordpress"}; !slices.Equal(got, want) {
+	if got, want := Names(), []string{"caddy", "mattermost", "postgres", "standin", "restic", "mariadb", "wordpress", "mediawiki"}; !slices.Equal(got, want) {
 		t.Errorf("Names() = %v, want %v", got, want)
 	}
 	chat, err := catalog.New(nil).Get("mattermost")
@@ -135,6 +135,17 @@ func TestTable(t *testing.T) {
 		if !slices.Contains(site.Images(), rc.Tag) {
 			t.Errorf("%s's tag %q is not one of the catalog's %v", name, rc.Tag, site.Images())
 		}
+	}
+	wiki, err := catalog.New(nil).Get("mediawiki")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mw := rs[slices.IndexFunc(rs, func(rc recipe) bool { return rc.Name == "mediawiki" })]
+	if !slices.Contains(wiki.Images(), mw.Tag) || !strings.HasPrefix(mw.Tag, "mediawiki:") {
+		t.Errorf("mediawiki's tag %q is not the catalog's MediaWiki image among %v", mw.Tag, wiki.Images())
+	}
+	if db := rs[slices.IndexFunc(rs, func(rc recipe) bool { return rc.Name == "mariadb" })]; !slices.Contains(wiki.Images(), db.Tag) {
+		t.Errorf("mariadb's tag %q is not the one the catalog's mediawiki entry runs (%v)", db.Tag, wiki.Images())
 	}
 	restic := rs[slices.IndexFunc(rs, func(rc recipe) bool { return rc.Name == "restic" })]
 	if want := "restic/restic:" + strings.TrimPrefix(resticVersion, "v"); restic.Tag != want || ResticImage != want {
@@ -489,7 +500,8 @@ func TestScriptsParse(t *testing.T) {
 		t.Skip("no sh on PATH")
 	}
 	for _, name := range []string{"postgres/docker-entrypoint.sh", "mariadb/docker-entrypoint.sh", "mariadb/healthcheck.sh",
-		"wordpress/docker-entrypoint.sh", "wordpress/apache2-foreground"} {
+		"wordpress/docker-entrypoint.sh", "wordpress/apache2-foreground",
+		"mediawiki/docker-php-entrypoint", "mediawiki/apache2-foreground"} {
 		t.Run(name, func(t *testing.T) {
 			b := recipeFile(name)
 			if !bytes.HasPrefix(b, []byte("#!/bin/sh\n")) {

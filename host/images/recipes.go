@@ -15,13 +15,15 @@ import (
 
 // recipeFiles are the build recipes' files: the Mattermost module pin, the
 // PostgreSQL entrypoint, the MariaDB entrypoint and health check, and the
-// WordPress entrypoint, apache2-foreground and wp-config template. go:embed cannot take a folder holding a go.mod,
+// WordPress entrypoint, apache2-foreground and wp-config template, and the
+// MediaWiki entrypoint and apache2-foreground. go:embed cannot take a folder holding a go.mod,
 // so the Mattermost files carry a .txt suffix here and are written out under
 // their real names in a temporary build folder.
 //
 //go:embed mattermost/go.mod.txt mattermost/go.sum.txt mattermost/main.go.txt postgres/docker-entrypoint.sh
 //go:embed mariadb/docker-entrypoint.sh mariadb/healthcheck.sh
 //go:embed wordpress/docker-entrypoint.sh wordpress/apache2-foreground wordpress/wp-config-docker.php
+//go:embed mediawiki/docker-php-entrypoint mediawiki/apache2-foreground
 var recipeFiles embed.FS
 
 // recipe is one image the builder makes: one entry of the table below.
@@ -67,6 +69,11 @@ func recipes() ([]recipe, error) {
 	}
 	dbTag, dbErr := imageOf(site, "mariadb")
 	wpTag, wpErr := imageOf(site, "wordpress")
+	wiki, wikiErr := c.Get("mediawiki")
+	if wikiErr != nil {
+		wikiErr = fmt.Errorf("images: the catalog's mediawiki entry: %w", wikiErr)
+	}
+	mwTag, mwErr := imageOf(wiki, "mediawiki")
 	return []recipe{
 		caddyRecipe(),
 		mattermostRecipe(mmTag),
@@ -75,7 +82,8 @@ func recipes() ([]recipe, error) {
 		resticRecipe(),
 		mariadbRecipe(dbTag),
 		wordpressRecipe(wpTag),
-	}, errors.Join(err, mmErr, pgErr, siteErr, dbErr, wpErr)
+		mediawikiRecipe(mwTag),
+	}, errors.Join(err, mmErr, pgErr, siteErr, dbErr, wpErr, wikiErr, mwErr)
 }
 
 // imageOf returns the image of repository repo that app runs, so that the
