@@ -219,65 +219,88 @@ func (g *Guard) withBody(h http.HandlerFunc, types ...string) http.HandlerFunc {
 	}
 }
 
-func (g *Guard) routes() {
-	m := http.NewServeMux()
-	g.mux = m
-	// Only the endpoints that take a body from the toolbox get one, of the
-	// type it sends; the rest take none.
+// A route is an endpoint the guard lets through, to its handler's checks:
+// the engine's routes it serves, as moby's routers declare them
+// (testdata/moby-routes.txt, which TestGuardMobyRoutes replays), and why
+// the toolbox uses them. Every other route of the engine is refused.
+type route struct {
+	pattern string // an http.ServeMux pattern, without the version prefix
+	handler http.HandlerFunc
+	moby    []string
+	why     string
+}
+
+// allowed is the guard's allowlist. Only the endpoints that take a body
+// from the toolbox get one, of the type it sends; the rest take none.
+func (g *Guard) allowed() []route {
 	none := g.bodiless
 	asJSON := func(h http.HandlerFunc) http.HandlerFunc { return g.withBody(h, "", "application/json") }
 	asTar := func(h http.HandlerFunc) http.HandlerFunc { return g.withBody(h, "", "application/x-tar") }
 	pass := none(g.forward)
-	for _, p := range []string{"GET /_ping", "HEAD /_ping", "GET /version", "GET /info", "GET /images/json"} {
-		m.HandleFunc(p, pass)
+	onContainer := func(op containerOp) http.HandlerFunc { return none(g.onContainer(op)) }
+	return []route{
+		{"GET /_ping", pass, []string{"GET /_ping"}, "the client's version negotiation and the guard's health check"},
+		{"HEAD /_ping", pass, []string{"HEAD /_ping"}, "the client's version negotiation"},
+		{"GET /version", pass, []string{"GET /version"}, "the engine's version, read-only (docker version; deploy/docker does not ask)"},
+		{"GET /info", pass, []string{"GET /info"}, "the machine's memory and the engine's settings, read-only"},
+		{"GET /images/json", pass, []string{"GET /images/json"}, "image lists, read-only (not asked by deploy/docker)"},
+
+		{"GET /containers/json", none(g.listFiltered), []string{"GET /containers/json"}, "the toolbox's containers, filtered to its label"},
+		{"GET /volumes", none(g.listFiltered), []string{"GET /volumes"}, "the toolbox's volumes, filtered to its label"},
+		{"GET /networks", pass, []string{"GET /networks"}, "network names, to find one a name of the toolbox's is taken by"},
+		{"POST /containers/create", asJSON(g.containerCreate), []string{"POST /containers/create"}, "containers of the toolbox, re-encoded from the checked configuration"},
+
+		{"GET /containers/{id}/json", onContainer(readOnly), []string{"GET /containers/{name:.*}/json"}, "inspection; someone else's shows its name and id only"},
+		{"GET /containers/{id}/logs", onContainer(readOnly), []string{"GET /containers/{name:.*}/logs"}, "an app's logs"},
+		{"POST /containers/{id}/stop", onContainer(change), []string{"POST /containers/{name:.*}/stop"}, "the toolbox's containers run, stop and restart"},
+		{"POST /containers/{id}/kill", onContainer(change), []string{"POST /containers/{name:.*}/kill"}, "the toolbox's containers run, stop and restart"},
+		{"POST /containers/{id}/restart", onContainer(change), []string{"POST /containers/{name:.*}/restart"}, "the toolbox's containers run, stop and restart"},
+		{"POST /containers/{id}/pause", onContainer(change), []string{"POST /containers/{name:.*}/pause"}, "the pair of unpause (deploy/docker itself only unpauses)"},
+		{"POST /containers/{id}/unpause", onContainer(change), []string{"POST /containers/{name:.*}/unpause"}, "converge unpauses a container it finds paused"},
+		{"POST /containers/{id}/wait", onContainer(change), []string{"POST /containers/{name:.*}/wait"}, "one-off runs"},
+		{"POST /containers/{id}/resize", onContainer(change), []string{"POST /containers/{name:.*}/resize"}, "a terminal's size, harmless (not asked by deploy/docker)"},
+		{"DELETE /containers/{id}", onContainer(change), []string{"DELETE /containers/{name:.*}"}, "the toolbox removes its containers"},
+		{"GET /containers/{id}/archive", onContainer(change), []string{"GET /containers/{name:.*}/archive"}, "files read back from the toolbox's containers (tests; not asked by deploy/docker)"},
+		{"HEAD /containers/{id}/archive", onContainer(change), []string{"HEAD /containers/{name:.*}/archive"}, "a file's stat, the pair of the GET"},
+		{"POST /containers/{id}/start", onContainer(start), []string{"POST /containers/{name:.*}/start"}, "the toolbox's containers run, with no options"},
+		{"POST /containers/{id}/attach", onContainer(attach), []string{"POST /containers/{name:.*}/attach"}, "one-off runs with stdin; never a socket holder"},
+		{"PUT /containers/{id}/archive", asTar(g.onContainer(copyInto)), []string{"PUT /containers/{name:.*}/archive"}, "configuration files; a launcher's only its checked app.yml"},
+		{"POST /containers/{id}/exec", asJSON(g.onContainer(execInto)), []string{"POST /containers/{name:.*}/exec"}, "backups and restores run in an app; never privileged, never in a socket holder"},
+		{"POST /exec/{id}/start", asJSON(g.onExec), []string{"POST /exec/{name:.*}/start"}, "runs an exec created as above"},
+		{"GET /exec/{id}/json", none(g.onExec), []string{"GET /exec/{id:.*}/json"}, "an exec's exit code"},
+		{"POST /exec/{id}/resize", none(g.onExec), []string{"POST /exec/{name:.*}/resize"}, "a terminal's size, harmless (not asked by deploy/docker)"},
+
+		{"POST /networks/create", asJSON(g.networkCreate), []string{"POST /networks/create"}, "the toolbox's bridges, with no driver or address settings"},
+		{"GET /networks/{id}", none(g.onNetwork), []string{"GET /networks/{id:.+}"}, "inspection; someone else's shows its name and id only"},
+		{"DELETE /networks/{id}", none(g.onNetwork), []string{"DELETE /networks/{id:.*}"}, "the toolbox removes its networks"},
+		{"POST /networks/{id}/connect", asJSON(g.networkConnect), []string{"POST /networks/{id:.*}/connect"}, "the toolbox's containers join its networks, with aliases only"},
+		{"POST /networks/{id}/disconnect", asJSON(g.networkConnect), []string{"POST /networks/{id:.*}/disconnect"}, "the pair of connect, checked the same (not asked by deploy/docker)"},
+
+		{"POST /volumes/create", asJSON(g.volumeCreate), []string{"POST /volumes/create"}, "the toolbox's volumes, local, with no driver options"},
+		{"GET /volumes/{name}", none(g.onVolume), []string{"GET /volumes/{name:.*}"}, "inspection; someone else's shows its name only"},
+		{"DELETE /volumes/{name}", none(g.onVolume), []string{"DELETE /volumes/{name:.*}"}, "the toolbox removes its volumes"},
+
+		{"POST /build", asTar(g.imageBuild), []string{"POST /build"}, "the toolbox's images, classic builder, default network, names not its own"},
+		{"POST /images/create", asTar(g.imageCreate), []string{"POST /images/create"}, "pulls (pinned for the toolbox's own names) and imports of the tar sent"},
+		// The rest of an image's path is its name, which may hold slashes:
+		// the handlers take only the one route of each method named here.
+		{"GET /images/{rest...}", none(g.imageRead), []string{"GET /images/{name:.*}/json"}, "image inspection"},
+		{"POST /images/{rest...}", none(g.imageTag), []string{"POST /images/{name:.*}/tag"}, "tags, under names not the toolbox's own (not asked by deploy/docker)"},
+		{"DELETE /images/{rest...}", none(g.imageRemove), []string{"DELETE /images/{name:.*}"}, "removal of the images the toolbox labelled"},
+	}
+}
+
+func (g *Guard) routes() {
+	m := http.NewServeMux()
+	g.mux = m
+	for _, r := range g.allowed() {
+		m.HandleFunc(r.pattern, r.handler)
 	}
 	// Every other path: refused. Registered as "/" so that it also takes
 	// the methods the patterns above do not.
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		g.refuse(w, r, deny("%s %s is not something the toolbox does", r.Method, r.URL.Path))
 	})
-
-	m.HandleFunc("GET /containers/json", none(g.listFiltered))
-	m.HandleFunc("GET /volumes", none(g.listFiltered))
-	m.HandleFunc("GET /networks", pass)
-	m.HandleFunc("POST /containers/create", asJSON(g.containerCreate))
-
-	// Containers the toolbox made: read, run, stop, remove.
-	for _, op := range []string{"GET /containers/{id}/json", "GET /containers/{id}/logs"} {
-		m.HandleFunc(op, none(g.onContainer(readOnly)))
-	}
-	for _, op := range []string{
-		"POST /containers/{id}/stop", "POST /containers/{id}/kill",
-		"POST /containers/{id}/restart", "POST /containers/{id}/pause", "POST /containers/{id}/unpause",
-		"POST /containers/{id}/wait", "POST /containers/{id}/resize",
-		"DELETE /containers/{id}", "GET /containers/{id}/archive", "HEAD /containers/{id}/archive",
-	} {
-		m.HandleFunc(op, none(g.onContainer(change)))
-	}
-	m.HandleFunc("POST /containers/{id}/start", none(g.onContainer(start)))
-	m.HandleFunc("POST /containers/{id}/attach", none(g.onContainer(attach)))
-	m.HandleFunc("PUT /containers/{id}/archive", asTar(g.onContainer(copyInto)))
-	m.HandleFunc("POST /containers/{id}/exec", asJSON(g.onContainer(execInto)))
-	m.HandleFunc("POST /exec/{id}/start", asJSON(g.onExec))
-	for _, op := range []string{"GET /exec/{id}/json", "POST /exec/{id}/resize"} {
-		m.HandleFunc(op, none(g.onExec))
-	}
-
-	m.HandleFunc("POST /networks/create", asJSON(g.networkCreate))
-	m.HandleFunc("GET /networks/{id}", none(g.onNetwork))
-	m.HandleFunc("DELETE /networks/{id}", none(g.onNetwork))
-	m.HandleFunc("POST /networks/{id}/connect", asJSON(g.networkConnect))
-	m.HandleFunc("POST /networks/{id}/disconnect", asJSON(g.networkConnect))
-
-	m.HandleFunc("POST /volumes/create", asJSON(g.volumeCreate))
-	m.HandleFunc("GET /volumes/{name}", none(g.onVolume))
-	m.HandleFunc("DELETE /volumes/{name}", none(g.onVolume))
-
-	m.HandleFunc("POST /build", asTar(g.imageBuild))
-	m.HandleFunc("POST /images/create", asTar(g.imageCreate))
-	m.HandleFunc("GET /images/{rest...}", none(g.imageRead))
-	m.HandleFunc("POST /images/{rest...}", none(g.imageTag))
-	m.HandleFunc("DELETE /images/{rest...}", none(g.imageRemove))
 }
 
 // forward sends the request on to the engine, its version prefix back.
@@ -964,3 +987,5 @@ func hasToolboxLabel(labels map[string]string) bool {
 	}
 	return false
 }
+
+func (v apiVersion) String() string { return strconv.Itoa(v.major) + "." + strconv.Itoa(v.minor) }
