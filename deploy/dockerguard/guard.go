@@ -577,10 +577,10 @@ func (g *Guard) containerCreate(w http.ResponseWriter, r *http.Request) {
 			found, err := g.lookUp(ctx, "/volumes/"+url.PathEscape(name), &v)
 			return v.Labels, found, err
 		},
-		network: func(name string) (map[string]string, bool, error) {
-			var n struct{ Labels map[string]string }
-			found, err := g.lookUp(ctx, "/networks/"+url.PathEscape(name), &n)
-			return n.Labels, found, err
+		network: func(ref string) (string, map[string]string, bool, error) {
+			var n labelled
+			found, err := g.lookUp(ctx, "/networks/"+url.PathEscape(ref), &n)
+			return n.Name, n.Labels, found, err
 		},
 	}
 	if err := g.policy.checkCreate(req, look); err != nil {
@@ -679,8 +679,13 @@ func (g *Guard) networkCreate(w http.ResponseWriter, r *http.Request) {
 		err = deny("networks are local bridges (no ingress, swarm scope or configuration networks)")
 	case len(req.Options) > 0:
 		err = deny("networks get no driver options")
+	case !networkName(req.Name):
+		err = deny("a network's name is not only hexadecimal digits (%q): the engine would take it for a prefix of other networks' IDs", req.Name)
 	default:
 		err = checkNetworkIPAM(req.IPAM)
+	}
+	if err == nil {
+		err = g.nameFree(r.Context(), req.Name)
 	}
 	if err != nil {
 		g.refuse(w, r, err)
@@ -689,6 +694,22 @@ func (g *Guard) networkCreate(w http.ResponseWriter, r *http.Request) {
 	req.IPAM = nil // the engine's default, as the toolbox asks
 	clean, _ := json.Marshal(req)
 	g.forwardBody(w, r, clean)
+}
+
+// nameFree refuses a network's name that a network already has: engines
+// before API 1.44 create a second network of that name, and a container
+// given the name then starts on whichever one is left of the two.
+func (g *Guard) nameFree(ctx context.Context, name string) error {
+	var n labelled
+	found, err := g.lookUp(ctx, "/networks/"+url.PathEscape(name), &n)
+	switch {
+	case err != nil:
+		return err
+	case found:
+		// 409, as newer engines answer: deploy/docker takes it as created meanwhile.
+		return &engineError{status: http.StatusConflict, message: fmt.Sprintf("network with name %s already exists", name)}
+	}
+	return nil
 }
 
 // checkNetworkIPAM refuses any address setting of a network's creation:
@@ -774,6 +795,11 @@ func (g *Guard) networkConnect(w http.ResponseWriter, r *http.Request) {
 	}
 	if extra := unlisted(req.EndpointConfig, createEndpointFields); len(extra) > 0 {
 		g.refuse(w, r, deny("containers join networks with none of the settings the toolbox does not use: %s", strings.Join(extra, ", ")))
+		return
+	}
+	if !networkName(n.Name) {
+		// The engine keeps the connection under the network's name.
+		g.refuse(w, r, deny("the network %q has a name that could be another network's ID", n.Name))
 		return
 	}
 	c, err := g.container(r.Context(), req.Container)

@@ -49,6 +49,9 @@ func (f *fakeEngine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/networks/apps":
 		_ = json.NewEncoder(w).Encode(map[string]any{"Id": fakeNetworkID, "Name": "apps", "Labels": managed})
 		return
+	case "/networks/new":
+		w.WriteHeader(http.StatusNotFound) // a name free for a network's creation
+		return
 	}
 	body, _ := io.ReadAll(r.Body)
 	f.mu.Lock()
@@ -361,7 +364,7 @@ func TestGuardLauncherArchive(t *testing.T) {
 func TestGuardNetworkIPAM(t *testing.T) {
 	engine, do := startFakeGuard(t)
 	create := "/v1.41/networks/create"
-	base := `{"Name":"apps","Driver":"bridge","Labels":{"toolbox.managed":"1"}`
+	base := `{"Name":"new","Driver":"bridge","Labels":{"toolbox.managed":"1"}`
 	var cases []guardCase
 	for _, ipam := range []string{
 		`{"Config":[{"Subnet":"10.0.0.0/8"}]}`,
@@ -386,4 +389,24 @@ func TestGuardNetworkIPAM(t *testing.T) {
 			t.Errorf("IPAM %q: the engine received %q, want no IPAM", ipam, seen)
 		}
 	}
+}
+
+// TestGuardNetworkCreateNames: a network's name is neither one a network
+// already has (409, as newer engines answer) nor only hexadecimal digits,
+// which the engine also reads as an ID prefix (TestGuardNetworkNameTakesNoOtherNetwork).
+func TestGuardNetworkCreateNames(t *testing.T) {
+	engine, do := startFakeGuard(t)
+	labels := `,"Driver":"bridge","Labels":{"toolbox.managed":"1"}}`
+	expectRefused(t, engine, do, []guardCase{
+		{"POST", "/v1.41/networks/create", "application/json", `{"Name":"cccccc"` + labels},
+		{"POST", "/v1.41/networks/create", "application/json", `{"Name":"0123456789abcdef"` + labels},
+	})
+	before := len(engine.requests())
+	if status, body := do("POST", "/v1.41/networks/create", "application/json", `{"Name":"apps"`+labels); status != http.StatusConflict {
+		t.Errorf("a network named as one that exists: %d %s, want 409", status, body)
+	}
+	if after := engine.requests(); len(after) != before {
+		t.Errorf("the engine received %q", after[before:])
+	}
+	expectForwarded(t, engine, do, guardCase{"POST", "/v1.41/networks/create", "application/json", `{"Name":"new"` + labels}, `POST /v1.41/networks/create {"Name":"new"`)
 }

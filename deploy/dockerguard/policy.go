@@ -84,7 +84,9 @@ type createRequest struct {
 // lookups are what the creation checks need from the engine.
 type lookups struct {
 	volume  func(name string) (labels map[string]string, found bool, err error)
-	network func(name string) (labels map[string]string, found bool, err error)
+	// network finds a network as the engine does, by ID, name or ID
+	// prefix, and gives its name.
+	network func(ref string) (name string, labels map[string]string, found bool, err error)
 }
 
 // checkCreate vets a container's creation. It returns the grant the
@@ -282,9 +284,26 @@ func checkCreateFields(req createRequest, hc *container.HostConfig) error {
 }
 
 // checkNetworks refuses the host's network and other containers' ones, and
-// networks that are not the toolbox's.
+// networks that are not the toolbox's. Each network is named, in what is
+// forwarded, by its name: the engine keeps a container's networks under the
+// names it is given and looks them up again at every start, by ID, then
+// name, then ID prefix (moby daemon/network.go FindNetwork), so that an ID
+// prefix given here could, by then, be another network's.
 func (p Policy) checkNetworks(hc *container.HostConfig, nc *network.NetworkingConfig, look lookups) error {
-	names := []string{}
+	resolve := func(ref string) (string, error) {
+		name, labels, found, err := look.network(ref)
+		switch {
+		case err != nil:
+			return "", err
+		case !found:
+			return "", deny("the network %q does not exist: the toolbox creates its networks before the containers on them", ref)
+		case !p.managed(labels):
+			return "", deny("the network %q is not the toolbox's", ref)
+		case !networkName(name):
+			return "", deny("the network %q has a name that could be another network's ID", name)
+		}
+		return name, nil
+	}
 	switch mode := string(hc.NetworkMode); {
 	case mode == "host":
 		return deny("containers do not get the host's network")
@@ -292,29 +311,42 @@ func (p Policy) checkNetworks(hc *container.HostConfig, nc *network.NetworkingCo
 		return deny("containers do not join another container's network (%s)", mode)
 	case mode == "", mode == "default", mode == "bridge", mode == "none":
 	default:
-		names = append(names, mode)
-	}
-	if nc != nil {
-		for n := range nc.EndpointsConfig {
-			switch n {
-			case "host":
-				return deny("containers do not get the host's network")
-			case "default", "bridge", "none":
-			default:
-				names = append(names, n)
-			}
-		}
-	}
-	for _, n := range names {
-		labels, found, err := look.network(n)
+		name, err := resolve(mode)
 		if err != nil {
 			return err
 		}
-		if found && !p.managed(labels) {
-			return deny("the network %q is not the toolbox's", n)
-		}
+		hc.NetworkMode = container.NetworkMode(name)
 	}
+	if nc == nil {
+		return nil
+	}
+	byName := map[string]*network.EndpointSettings{}
+	for _, ref := range slices.Sorted(maps.Keys(nc.EndpointsConfig)) {
+		name := ref
+		switch ref {
+		case "host":
+			return deny("containers do not get the host's network")
+		case "default", "bridge", "none":
+		default:
+			var err error
+			if name, err = resolve(ref); err != nil {
+				return err
+			}
+		}
+		if _, dup := byName[name]; dup {
+			return deny("the network %q is given twice", name)
+		}
+		byName[name] = nc.EndpointsConfig[ref]
+	}
+	nc.EndpointsConfig = byName
 	return nil
+}
+
+// networkName tells whether name can name a network of the toolbox: not
+// only hexadecimal digits, which the engine would also read as a prefix of
+// another network's ID when no network has that name any more.
+func networkName(name string) bool {
+	return strings.Trim(name, "0123456789abcdef") != ""
 }
 
 // checkMount lets through tmpfs, and volumes the toolbox made; a bind only
