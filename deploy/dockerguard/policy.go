@@ -83,7 +83,7 @@ type createRequest struct {
 
 // lookups are what the creation checks need from the engine.
 type lookups struct {
-	volume  func(name string) (labels map[string]string, found bool, err error)
+	volume func(name string) (labels map[string]string, found bool, err error)
 	// network finds a network as the engine does, by ID, name or ID
 	// prefix, and gives its name.
 	network func(ref string) (name string, labels map[string]string, found bool, err error)
