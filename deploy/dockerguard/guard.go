@@ -492,12 +492,7 @@ func (g *Guard) onContainer(op containerOp) http.HandlerFunc {
 				g.refuse(w, r, err)
 				return
 			}
-			var ex struct{ Privileged bool }
-			if err := json.Unmarshal(body, &ex); err != nil {
-				g.refuse(w, r, deny("exec: %v", err))
-				return
-			}
-			if err := checkExecCreate(ex.Privileged); err != nil {
+			if body, err = checkExecCreate(body); err != nil {
 				g.refuse(w, r, err)
 				return
 			}

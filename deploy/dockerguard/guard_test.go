@@ -410,3 +410,44 @@ func TestGuardNetworkCreateNames(t *testing.T) {
 	}
 	expectForwarded(t, engine, do, guardCase{"POST", "/v1.41/networks/create", "application/json", `{"Name":"new"` + labels}, `POST /v1.41/networks/create {"Name":"new"`)
 }
+
+// TestGuardExecCreate: an exec's settings reach the engine re-encoded from
+// what the guard checked (no field it does not know, no second spelling
+// of one), never privileged.
+func TestGuardExecCreate(t *testing.T) {
+	engine, do := startFakeGuard(t)
+	exec := "/v1.41/containers/app/exec"
+	expectRefused(t, engine, do, []guardCase{
+		{"POST", exec, "application/json", `{"Cmd":["id"],"Privileged":true}`},
+		{"POST", exec, "application/json", `{"Cmd":["id"],"privileged":true}`},
+		{"POST", exec, "application/json", `{"Cmd":["id"],"Privileged":false,"privileged":true}`},
+		{"POST", exec, "application/json", `{"Cmd":["id"]}{"Privileged":true}`},
+		{"POST", exec, "application/json", `{"Cmd":[]}`},
+		{"POST", "/v1.41/containers/launcher/exec", "application/json", `{"Cmd":["id"]}`},
+	})
+	before := len(engine.requests())
+	body := `{"Cmd":["sh","-c","cat"],"AttachStdin":true,"AttachStdout":true,"Detach":true,"Unknown":1,"privileged":true,"Privileged":false}`
+	if status, answer := do("POST", exec, "application/json", body); status != http.StatusNoContent {
+		t.Fatalf("exec: %d %s, want it forwarded", status, answer)
+	}
+	seen := engine.requests()[before:]
+	if len(seen) != 1 {
+		t.Fatalf("the engine received %q", seen)
+	}
+	prefix := "POST /v1.41/containers/" + fakeAppID + "/exec "
+	if !strings.HasPrefix(seen[0], prefix) {
+		t.Fatalf("the engine received %q, want %q...", seen[0], prefix)
+	}
+	var got map[string]any
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(seen[0], prefix)), &got); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"Detach", "Unknown", "privileged"} {
+		if _, ok := got[k]; ok {
+			t.Errorf("the engine received %s: %q", k, seen[0])
+		}
+	}
+	if got["Privileged"] != false || got["AttachStdin"] != true || fmt.Sprint(got["Cmd"]) != "[sh -c cat]" {
+		t.Errorf("the engine received %q", seen[0])
+	}
+}

@@ -3,6 +3,7 @@ package dockerguard
 import (
 	"archive/tar"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -518,12 +519,28 @@ func grantArchive(name string, content []byte) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// checkExecCreate vets the body of POST /containers/{id}/exec.
-func checkExecCreate(privileged bool) error {
-	if privileged {
-		return deny("exec gets no privileges")
+// execFields are the settings of an exec the guard lets through: those
+// deploy/docker's Exec sets, and the terminal's, environment, directory and
+// user, which give a process no more than the container's own have.
+var execFields = fieldSet("Cmd", "AttachStdin", "AttachStdout", "AttachStderr", "Tty", "ConsoleSize", "DetachKeys", "Env", "WorkingDir", "User")
+
+// checkExecCreate vets the body of POST /containers/{id}/exec and returns
+// it re-encoded from what was checked, as a container's creation is.
+func checkExecCreate(body []byte) ([]byte, error) {
+	var ex container.ExecCreateRequest
+	if err := json.Unmarshal(body, &ex); err != nil {
+		return nil, deny("exec: %v", err)
 	}
-	return nil
+	if ex.Privileged {
+		return nil, deny("exec gets no privileges")
+	}
+	if extra := unlisted(ex, execFields); len(extra) > 0 {
+		return nil, deny("exec gets none of the settings the toolbox does not use: %s", strings.Join(extra, ", "))
+	}
+	if len(ex.Cmd) == 0 {
+		return nil, deny("exec needs a command")
+	}
+	return json.Marshal(ex)
 }
 
 // protectedRepository tells whether the image name ref falls under one of
