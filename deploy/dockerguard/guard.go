@@ -72,7 +72,13 @@ func New(enginePath string, policy Policy, log *slog.Logger) *Guard {
 	g := &Guard{
 		policy: policy,
 		log:    log,
-		engine: &http.Client{Transport: transport, Timeout: 30 * time.Second},
+		engine: &http.Client{
+			Transport: transport, Timeout: 30 * time.Second,
+			// The engine's router (gorilla/mux) redirects a path it cleans,
+			// "/containers/./json" for a name "." in a body: a look-up
+			// checks the object named or none.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
 		proxy: &httputil.ReverseProxy{
 			Rewrite: func(r *httputil.ProxyRequest) {
 				r.Out.URL.Scheme, r.Out.URL.Host, r.Out.Host = "http", "docker", "docker"
@@ -384,6 +390,8 @@ func (g *Guard) lookUp(ctx context.Context, path string, out any) (found bool, e
 	switch {
 	case res.StatusCode == http.StatusNotFound:
 		return false, nil
+	case res.StatusCode >= 300 && res.StatusCode < 400:
+		return false, deny("the engine does not find %s under that name, but redirects it", path)
 	case res.StatusCode != http.StatusOK:
 		var m struct{ Message string }
 		_ = json.Unmarshal(body, &m)

@@ -49,6 +49,9 @@ func (f *fakeEngine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/networks/apps":
 		_ = json.NewEncoder(w).Encode(map[string]any{"Id": fakeNetworkID, "Name": "apps", "Labels": managed})
 		return
+	case "/containers/moved/json": // as gorilla/mux answers a path it cleans ("/containers/./json")
+		http.Redirect(w, r, "/containers/app/json", http.StatusMovedPermanently)
+		return
 	case "/networks/new":
 		w.WriteHeader(http.StatusNotFound) // a name free for a network's creation
 		return
@@ -449,5 +452,20 @@ func TestGuardExecCreate(t *testing.T) {
 	}
 	if got["Privileged"] != false || got["AttachStdin"] != true || fmt.Sprint(got["Cmd"]) != "[sh -c cat]" {
 		t.Errorf("the engine received %q", seen[0])
+	}
+}
+
+// TestGuardLookUpsFollowNoRedirect: the engine's router answers a path it
+// cleans (a name "." or ".." in a body) with a redirect; the guard's
+// look-ups do not follow it to check some other object than the one named.
+func TestGuardLookUpsFollowNoRedirect(t *testing.T) {
+	engine, do := startFakeGuard(t)
+	before := len(engine.requests())
+	status, body := do("POST", "/v1.41/networks/apps/connect", "application/json", `{"Container":"moved"}`)
+	if status != http.StatusForbidden || !strings.Contains(body, "redirects") {
+		t.Errorf("connect a container whose look-up is redirected: %d %s, want a 403", status, body)
+	}
+	if after := engine.requests(); len(after) != before {
+		t.Errorf("the engine received %q", after[before:])
 	}
 }
