@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"mime"
 	"net"
 	"net/http"
@@ -890,18 +891,27 @@ func (g *Guard) onVolume(w http.ResponseWriter, r *http.Request) {
 	g.forward(w, r)
 }
 
+// buildParams are the options of a build the guard lets through: those
+// deploy/docker's BuildImage sends and a few that change nothing of where
+// the build runs (moby daemon/server/router/build/build_routes.go reads
+// the rest: a remote context, BuildKit's session and outputs, cgroup
+// parent, isolation, extra hosts, ulimits, cache sources, resources).
+var buildParams = fieldSet("t", "dockerfile", "labels", "rm", "forcerm", "q", "nocache", "version", "networkmode", "buildargs", "target", "platform")
+
 // imageBuild lets the classic builder through, on the default network,
 // under names that are not the toolbox's own.
 func (g *Guard) imageBuild(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	var err error
-	switch {
-	case q.Get("remote") != "":
-		err = deny("builds use the context sent, not a remote one")
-	case q.Get("version") == "2" || q.Get("session") != "":
-		err = deny("builds use the classic builder")
-	case q.Get("cgroupparent") != "" || q.Get("isolation") != "" || q.Get("extrahosts") != "":
-		err = deny("builds get no cgroup parent, isolation or extra hosts")
+	for _, k := range slices.Sorted(maps.Keys(q)) {
+		if !buildParams[k] && err == nil {
+			err = deny("builds get none of the options the toolbox does not use (%s)", k)
+		}
+	}
+	switch v := q.Get("version"); v {
+	case "", "1":
+	default:
+		err = deny("builds use the classic builder, not %q", v)
 	}
 	switch m := q.Get("networkmode"); m {
 	case "", "default", "bridge", "none":
@@ -920,11 +930,21 @@ func (g *Guard) imageBuild(w http.ResponseWriter, r *http.Request) {
 	g.forward(w, r)
 }
 
+// imageCreateParams are the options of a pull or an import (moby
+// daemon/server/router/image/image_routes.go postImagesCreate).
+var imageCreateParams = fieldSet("fromImage", "fromSrc", "repo", "tag", "message", "changes", "platform")
+
 // imageCreate is a pull (fromImage) or an import of the tar sent (fromSrc=-).
 func (g *Guard) imageCreate(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	var err error
+	for _, k := range slices.Sorted(maps.Keys(q)) {
+		if !imageCreateParams[k] && err == nil {
+			err = deny("pulls and imports get none of the options the toolbox does not use (%s)", k)
+		}
+	}
 	switch {
+	case err != nil:
 	case q.Get("fromImage") != "" && r.ContentLength != 0:
 		err = deny("a pull takes no body")
 	case q.Get("fromImage") != "":

@@ -469,3 +469,31 @@ func TestGuardLookUpsFollowNoRedirect(t *testing.T) {
 		t.Errorf("the engine received %q", after[before:])
 	}
 }
+
+// TestGuardBuildOptions: a build (and a pull or an import) gets only the options the guard knows
+// to change nothing of where it runs; any other (ulimits, cache sources,
+// BuildKit's outputs, one the engine may add later) is refused.
+func TestGuardBuildOptions(t *testing.T) {
+	engine, do := startFakeGuard(t)
+	var cases []guardCase
+	for _, q := range []string{
+		"ulimits=" + `[{"Name":"nofile","Hard":1048576,"Soft":1048576}]`,
+		"cachefrom=" + `["toolbox:latest"]`,
+		"outputs=" + `[{"Type":"local"}]`,
+		"securityopt=seccomp=unconfined",
+		"remote=https://example.org/x.tar",
+		"session=abc", "version=2", "version=3", "extrahosts=host:1.2.3.4", "cgroupparent=/", "isolation=hyperv",
+		"networkmode=host", "networkmode=container:x", "squash=1", "buildid=x", "memory=1", "shmsize=1", "future=1",
+		"t=toolbox:latest", "t=ok&t=toolbox",
+	} {
+		cases = append(cases, guardCase{"POST", "/v1.41/build?t=ok:1&" + q, "application/x-tar", "tar"})
+	}
+	cases = append(cases, guardCase{"POST", "/v1.41/images/create?fromSrc=-&repo=ok&future=1", "application/x-tar", "tar"},
+		guardCase{"POST", "/v1.41/images/create?fromImage=alpine&tag=3&future=1", "", ""})
+	expectRefused(t, engine, do, cases)
+	expectForwarded(t, engine, do, guardCase{"POST", "/v1.41/images/create?changes=CMD+%5B%22x%22%5D&fromSrc=-&message=m&repo=ok&tag=1", "application/x-tar", "tar"},
+		"POST /v1.41/images/create?changes=CMD+%5B%22x%22%5D&fromSrc=-&message=m&repo=ok&tag=1 tar")
+	// What deploy/docker's BuildImage sends.
+	ok := "/v1.41/build?dockerfile=Dockerfile&forcerm=1&labels=%7B%22toolbox.app%22%3A%22x%22%7D&t=ok%3A1&version=1"
+	expectForwarded(t, engine, do, guardCase{"POST", ok, "application/x-tar", "tar"}, "POST "+ok+" tar")
+}
