@@ -671,12 +671,9 @@ func (g *Guard) networkCreate(w http.ResponseWriter, r *http.Request) {
 		g.refuse(w, r, deny("the network's configuration cannot be read: %v", err))
 		return
 	}
-	p := g.policy
+	err = g.policy.checkNewLabels("network", req.Labels)
 	switch {
-	case !p.managed(req.Labels):
-		err = deny("a network must carry the label %s=%s", p.ManagedLabel, p.ManagedValue)
-	case p.protected(req.Labels):
-		err = deny("the label %s=%s is the guard's own", p.ProtectedLabel, p.ProtectedValue)
+	case err != nil:
 	case req.Driver != "" && req.Driver != "bridge":
 		err = deny("networks are bridges, not %q", req.Driver)
 	case req.Ingress || req.ConfigOnly || req.ConfigFrom != nil || (req.Scope != "" && req.Scope != "local"):
@@ -849,12 +846,9 @@ func (g *Guard) volumeCreate(w http.ResponseWriter, r *http.Request) {
 		g.refuse(w, r, deny("the volume's configuration cannot be read: %v", err))
 		return
 	}
-	p := g.policy
+	err = g.policy.checkNewLabels("volume", req.Labels)
 	switch {
-	case !p.managed(req.Labels):
-		err = deny("a volume must carry the label %s=%s", p.ManagedLabel, p.ManagedValue)
-	case p.protected(req.Labels):
-		err = deny("the label %s=%s is the guard's own", p.ProtectedLabel, p.ProtectedValue)
+	case err != nil:
 	case req.Driver != "" && req.Driver != "local":
 		err = deny("volumes are local, not %q", req.Driver)
 	case len(req.DriverOpts) > 0:
@@ -958,11 +952,7 @@ func (g *Guard) imageCreate(w http.ResponseWriter, r *http.Request) {
 		}
 		err = g.policy.checkPull(ref)
 	case q.Get("fromSrc") == "-":
-		ref := q.Get("repo")
-		if tag := q.Get("tag"); tag != "" {
-			ref += ":" + tag
-		}
-		if ref != "" {
+		if ref := repoTag(q); ref != "" {
 			err = g.policy.checkImageWrite(ref)
 		}
 	default:
@@ -973,6 +963,14 @@ func (g *Guard) imageCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.forward(w, r)
+}
+
+// repoTag is the name an import or a tag gives an image: repo[:tag].
+func repoTag(q url.Values) string {
+	if tag := q.Get("tag"); tag != "" {
+		return q.Get("repo") + ":" + tag
+	}
+	return q.Get("repo")
 }
 
 // imageRead is an image's inspection (GET /images/{name}/json).
@@ -992,11 +990,7 @@ func (g *Guard) imageTag(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	ref := q.Get("repo")
-	if tag := q.Get("tag"); tag != "" {
-		ref += ":" + tag
-	}
-	if err := g.policy.checkImageWrite(ref); err != nil {
+	if err := g.policy.checkImageWrite(repoTag(q)); err != nil {
 		g.refuse(w, r, err)
 		return
 	}

@@ -75,6 +75,18 @@ func (p Policy) protected(labels map[string]string) bool {
 	return p.ProtectedLabel != "" && labels[p.ProtectedLabel] == p.ProtectedValue
 }
 
+// checkNewLabels vets the labels of a container, network or volume about
+// to be created: the toolbox's, never the guard's own.
+func (p Policy) checkNewLabels(kind string, labels map[string]string) error {
+	if !p.managed(labels) {
+		return deny("a %s must carry the label %s=%s", kind, p.ManagedLabel, p.ManagedValue)
+	}
+	if p.protected(labels) {
+		return deny("the label %s=%s is the guard's own", p.ProtectedLabel, p.ProtectedValue)
+	}
+	return nil
+}
+
 // createRequest is the body of POST /containers/create.
 type createRequest struct {
 	*container.Config
@@ -96,11 +108,8 @@ func (p Policy) checkCreate(req createRequest, look lookups) error {
 	if req.Config == nil {
 		return deny("a container needs a configuration")
 	}
-	if !p.managed(req.Labels) {
-		return deny("a container must carry the label %s=%s", p.ManagedLabel, p.ManagedValue)
-	}
-	if p.protected(req.Labels) {
-		return deny("the label %s=%s is the guard's own", p.ProtectedLabel, p.ProtectedValue)
+	if err := p.checkNewLabels("container", req.Labels); err != nil {
+		return err
 	}
 	hc := req.HostConfig
 	if hc == nil {
