@@ -892,8 +892,8 @@ func (g *Guard) onVolume(w http.ResponseWriter, r *http.Request) {
 // parent, isolation, extra hosts, ulimits, cache sources, resources).
 var buildParams = fieldSet("t", "dockerfile", "labels", "rm", "forcerm", "q", "nocache", "version", "networkmode", "buildargs", "target", "platform")
 
-// imageBuild lets the classic builder through, on the default network,
-// under names that are not the toolbox's own.
+// imageBuild lets the classic builder through, under names that are not
+// the toolbox's own, for a context buildContext checks.
 func (g *Guard) imageBuild(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	var err error
@@ -912,15 +912,29 @@ func (g *Guard) imageBuild(w http.ResponseWriter, r *http.Request) {
 	default:
 		err = deny("builds do not use the network %q", m)
 	}
+	if f := q.Get("dockerfile"); f != "" && f != "Dockerfile" {
+		err = deny("builds read the context's Dockerfile, not %q", f)
+	}
 	for _, t := range q["t"] {
 		if err == nil {
 			err = g.policy.checkImageWrite(t)
 		}
 	}
+	var context *buildContext
+	if err == nil {
+		context, err = newBuildContext(r.Body)
+	}
 	if err != nil {
 		g.refuse(w, r, err)
 		return
 	}
+	// The checked stream ends with the archive: its length is its own.
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{context, r.Body}
+	r.ContentLength = -1
+	r.Header.Del("Content-Length")
 	g.forward(w, r)
 }
 

@@ -3,6 +3,7 @@ package dockerguard
 import (
 	"archive/tar"
 	"bytes"
+	"cmp"
 	"compress/flate"
 	"compress/gzip"
 	"context"
@@ -200,7 +201,7 @@ func TestGuardFormBodies(t *testing.T) {
 		{"POST", "/v1.41/build?t=ok:1", "no/such type;;", ""},
 	})
 	expectForwarded(t, engine, do, guardCase{"POST", "/v1.41/images/evil/tag?repo=ok&tag=1", "", ""}, "POST /v1.41/images/evil/tag?repo=ok&tag=1")
-	expectForwarded(t, engine, do, guardCase{"POST", "/v1.41/build?t=ok:1", "application/x-tar", "tar"}, "POST /v1.41/build?t=ok:1 tar")
+	expectForwarded(t, engine, do, guardCase{"POST", "/v1.41/build?t=ok:1", "application/x-tar", scratchContext(t, scratchDockerfile)}, "POST /v1.41/build?t=ok:1 Dockerfile")
 	expectForwarded(t, engine, do, guardCase{"POST", "/v1.41/images/create?fromSrc=-&repo=ok", "", "tar"}, "POST /v1.41/images/create?fromSrc=-&repo=ok tar")
 }
 
@@ -486,7 +487,7 @@ func TestGuardBuildOptions(t *testing.T) {
 		"networkmode=host", "networkmode=container:x", "squash=1", "buildid=x", "memory=1", "shmsize=1", "future=1",
 		"t=toolbox:latest", "t=ok&t=toolbox",
 	} {
-		cases = append(cases, guardCase{"POST", "/v1.41/build?t=ok:1&" + q, "application/x-tar", "tar"})
+		cases = append(cases, guardCase{"POST", "/v1.41/build?t=ok:1&" + q, "application/x-tar", scratchContext(t, scratchDockerfile)})
 	}
 	cases = append(cases, guardCase{"POST", "/v1.41/images/create?fromSrc=-&repo=ok&future=1", "application/x-tar", "tar"},
 		guardCase{"POST", "/v1.41/images/create?fromImage=alpine&tag=3&future=1", "", ""})
@@ -495,5 +496,89 @@ func TestGuardBuildOptions(t *testing.T) {
 		"POST /v1.41/images/create?changes=CMD+%5B%22x%22%5D&fromSrc=-&message=m&repo=ok&tag=1 tar")
 	// What deploy/docker's BuildImage sends.
 	ok := "/v1.41/build?dockerfile=Dockerfile&forcerm=1&labels=%7B%22toolbox.app%22%3A%22x%22%7D&t=ok%3A1&version=1"
-	expectForwarded(t, engine, do, guardCase{"POST", ok, "application/x-tar", "tar"}, "POST "+ok+" tar")
+	expectForwarded(t, engine, do, guardCase{"POST", ok, "application/x-tar", scratchContext(t, scratchDockerfile)}, "POST "+ok+" Dockerfile")
+}
+
+// scratchDockerfile is what deploy/docker's BuildScratchImage writes.
+const scratchDockerfile = "FROM scratch\nCOPY rootfs/ /\nENTRYPOINT [\"/standin\"]\n"
+
+// scratchContext is a build context as BuildScratchImage writes it: the
+// Dockerfile first, then the files under rootfs/, and more entries.
+func scratchContext(t *testing.T, dockerfile string, more ...tar.Header) string {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	entries := append([]tar.Header{{Name: "Dockerfile", Size: int64(len(dockerfile))}, {Name: "rootfs/standin", Size: 2}}, more...)
+	for i, h := range entries {
+		h.Mode, h.Typeflag = 0o644, cmp.Or(h.Typeflag, tar.TypeReg)
+		if err := tw.WriteHeader(&h); err != nil {
+			t.Fatal(err)
+		}
+		data := strings.Repeat("x", int(h.Size))
+		if i == 0 {
+			data = dockerfile
+		}
+		if _, err := io.WriteString(tw, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.String()
+}
+
+// TestGuardBuildContext: a build is FROM scratch with COPY and ENTRYPOINT
+// only, of a plain tar whose first entry is that Dockerfile: the classic
+// builder fetches an ADD's URL from the engine's process, on the machine's
+// network, and runs a base image's ONBUILD triggers
+// (TestGuardBuildFetchesNothing shows it on the engine).
+func TestGuardBuildContext(t *testing.T) {
+	engine, do := startFakeGuard(t)
+	build := "/v1.41/build?t=ok:1"
+	var cases []guardCase
+	for _, df := range []string{
+		"FROM alpine\nCOPY rootfs/ /\n",
+		"FROM scratch\nADD http://127.0.0.1:2375/containers/json /x\n",
+		"FROM scratch\nRUN id\n",
+		"FROM scratch\nONBUILD ADD http://169.254.169.254/ /x\n",
+		"# escape=`\nFROM scratch\nCOPY rootfs/ /\n",
+		"FROM scratch\nCOPY --from=toolbox / /\n",
+		"FROM scratch\nCOPY rootfs/ \\\n /\n",
+		"FROM scratch\nCOPY $X /\n",
+		"FROM scratch\nFROM alpine\n",
+		"FROM scratch\nENTRYPOINT /bin/sh\n",
+		"",
+	} {
+		cases = append(cases, guardCase{"POST", build, "application/x-tar", scratchContext(t, df)})
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = io.WriteString(zw, scratchContext(t, scratchDockerfile))
+	_ = zw.Close()
+	cases = append(cases,
+		guardCase{"POST", build, "application/x-tar", gz.String()},
+		guardCase{"POST", build + "&dockerfile=rootfs/standin", "application/x-tar", scratchContext(t, scratchDockerfile)},
+		guardCase{"POST", build, "application/x-tar", "not a tar"},
+	)
+	expectRefused(t, engine, do, cases)
+
+	// A second Dockerfile later in the archive (the one extracted last is
+	// built) stops the stream there: the engine never gets that entry, nor
+	// the end of the archive.
+	for _, name := range []string{"Dockerfile", "./Dockerfile", "rootfs/../Dockerfile", "dockerfile", ".dockerignore"} {
+		before := len(engine.requests())
+		body := scratchContext(t, scratchDockerfile, tar.Header{Name: name, Size: 30})
+		status, _ := do("POST", build, "application/x-tar", body)
+		if status == http.StatusNoContent {
+			t.Errorf("a second entry %q: forwarded whole", name)
+		}
+		// The engine records a cut request when it has read what it got,
+		// maybe after the guard answered: each is cut before that entry.
+		for _, seen := range engine.requests()[before:] {
+			if len(seen) >= len("POST "+build+" ")+len(body)-1024 {
+				t.Errorf("a second entry %q: the engine received %d bytes of %d", name, len(seen), len(body))
+			}
+		}
+	}
 }

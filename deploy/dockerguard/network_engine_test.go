@@ -1,7 +1,13 @@
 package dockerguard
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
 	"testing"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -84,4 +90,67 @@ func TestGuardNetworkNameTakesNoOtherNetwork(t *testing.T) {
 	t.Run("ID prefix", func(t *testing.T) { escape(t, otherID[:12], false) })
 	t.Run("ID prefix by connect", func(t *testing.T) { escape(t, otherID[:10], true) })
 	t.Run("same name by connect", func(t *testing.T) { escape(t, otherNet, true) })
+}
+
+// TestGuardBuildFetchesNothing: on the engine, a build through the guard
+// does not have the engine fetch a URL of the machine's loopback, whether
+// the Dockerfile's own ADD asks it or a base image's ONBUILD trigger (an
+// image imported with that change, as any pulled image may carry it).
+func TestGuardBuildFetchesNothing(t *testing.T) {
+	g := startGuard(t, nil)
+	ctx := context.Background()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetched := make(chan string, 8)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetched <- r.URL.Path
+		_, _ = io.WriteString(w, "what only the machine reaches")
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	url := "http://" + ln.Addr().String()
+
+	run := g.labels[dockertest.LabelTestRun]
+	onbuild := "toolbox-test/guard-onbuild:" + run
+	var rootfs bytes.Buffer
+	tw := tar.NewWriter(&rootfs)
+	_ = tw.WriteHeader(&tar.Header{Name: "x", Mode: 0o644, Size: 1})
+	_, _ = io.WriteString(tw, "x")
+	_ = tw.Close()
+	if res, err := g.raw.ImageImport(ctx, client.ImageImportSource{Source: &rootfs, SourceName: "-"}, onbuild,
+		client.ImageImportOptions{Changes: []string{"ONBUILD ADD " + url + "/onbuild /y"}}); err != nil {
+		t.Fatalf("import an image with an ONBUILD trigger: %v", err)
+	} else {
+		_, _ = io.Copy(io.Discard, res)
+		res.Close()
+	}
+	t.Cleanup(func() { _ = g.direct.RemoveImage(ctx, onbuild) })
+
+	for name, dockerfile := range map[string]string{
+		"ADD":     "FROM " + g.standin + "\nADD " + url + "/add /x\n",
+		"ONBUILD": "FROM " + onbuild + "\n",
+	} {
+		tag := "toolbox-test/guard-fetch-" + strings.ToLower(name) + ":" + run
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		_ = tw.WriteHeader(&tar.Header{Name: "Dockerfile", Mode: 0o644, Size: int64(len(dockerfile))})
+		_, _ = io.WriteString(tw, dockerfile)
+		_ = tw.Close()
+		res, err := g.raw.ImageBuild(ctx, &buf, client.ImageBuildOptions{Dockerfile: "Dockerfile", Version: "1", Remove: true, ForceRemove: true, Tags: []string{tag}})
+		if err == nil {
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			_ = g.direct.RemoveImage(ctx, tag)
+			t.Errorf("%s: the build went through the guard", name)
+		} else {
+			refusedWith(t, name, err, "build")
+		}
+	}
+	select {
+	case p := <-fetched:
+		t.Errorf("the engine fetched %s%s from the machine's loopback for a build", url, p)
+	default:
+	}
 }
