@@ -79,11 +79,8 @@ type buildContext struct {
 // checks it; the rest is checked as the engine reads it.
 func newBuildContext(body io.Reader) (*buildContext, error) {
 	br := bufio.NewReader(body)
-	head, _ := br.Peek(6)
-	for _, magic := range compressedMagic {
-		if bytes.HasPrefix(head, magic) {
-			return nil, deny("build: the context is a plain tar archive, not a compressed one")
-		}
+	if head, _ := br.Peek(8); compressed(head) {
+		return nil, deny("build: the context is a plain tar archive, not a compressed one")
 	}
 	c := &buildContext{}
 	c.tr = tar.NewReader(io.TeeReader(br, &c.read))

@@ -582,3 +582,36 @@ func TestGuardBuildContext(t *testing.T) {
 		}
 	}
 }
+
+// TestGuardBuildContextZstdSkippableFrame: the engine also reads as zstd
+// an archive that opens with a skippable frame (moby/go-archive
+// compression_detect.go: 0x184D2A5?, little-endian), whose payload skips
+// past the checked Dockerfile to a frame of the client's choosing; a tar's
+// first block can open so when it is a PAX header, whose own name the tar
+// reader ignores. Such a context is refused.
+func TestGuardBuildContextZstdSkippableFrame(t *testing.T) {
+	engine, do := startFakeGuard(t)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	h := &tar.Header{Name: "Dockerfile", Mode: 0o644, Size: int64(len(scratchDockerfile)), Format: tar.FormatPAX, PAXRecords: map[string]string{"path": "Dockerfile"}}
+	if err := tw.WriteHeader(h); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.WriteString(tw, scratchDockerfile)
+	_ = tw.Close()
+	b := buf.Bytes()
+	if b[156] != tar.TypeXHeader {
+		t.Fatalf("the first block is of type %q, want a PAX header", b[156])
+	}
+	copy(b, []byte{0x5a, 0x2a, 0x4d, 0x18, 0x00, 0x04, 0x00, 0x00}) // a skippable frame of 1024 bytes
+	copy(b[148:156], "        ")
+	sum := 0
+	for _, c := range b[:512] {
+		sum += int(c)
+	}
+	copy(b[148:156], fmt.Sprintf("%06o\x00 ", sum))
+	if h, err := tar.NewReader(bytes.NewReader(b)).Next(); err != nil || h.Name != "Dockerfile" {
+		t.Fatalf("archive/tar reads %v, %v; want the Dockerfile", h, err)
+	}
+	expectRefused(t, engine, do, []guardCase{{"POST", "/v1.41/build?t=ok:1", "application/x-tar", string(b)}})
+}

@@ -450,6 +450,20 @@ func (p Policy) grantOf(image string) (SocketGrant, bool) {
 // whatever it detects, whatever the guard read.
 var compressedMagic = [][]byte{{0x1f, 0x8b}, []byte("BZh"), {0xfd, '7', 'z', 'X', 'Z', 0x00}, {0x28, 0xb5, 0x2f, 0xfd}}
 
+// compressed tells whether the engine would read an archive opening with
+// head as compressed: one of compressedMagic, or a zstd skippable frame
+// (0x184D2A50 to 0x184D2A5F, little-endian; moby/go-archive
+// compression/compression_detect.go), whose payload hides the tar the
+// guard checked and lets a frame of the client's follow.
+func compressed(head []byte) bool {
+	for _, magic := range compressedMagic {
+		if bytes.HasPrefix(head, magic) {
+			return true
+		}
+	}
+	return len(head) >= 4 && head[1] == 0x2a && head[2] == 0x4d && head[3] == 0x18 && head[0]&0xf0 == 0x50
+}
+
 // checkGrantArchive vets what is copied into a socket-mounting container:
 // only the grant's one file, as a plain tar extracted at "/". It returns the
 // archive to forward, which the guard writes itself from the checked file:
@@ -460,10 +474,8 @@ func checkGrantArchive(g SocketGrant, container, dest string, body []byte) ([]by
 	if path.Clean(dest) != "/" {
 		return nil, deny("a launcher's files are copied at /, not %s", dest)
 	}
-	for _, magic := range compressedMagic {
-		if bytes.HasPrefix(body, magic) {
-			return nil, deny("a launcher's files come as a plain tar archive, not a compressed one")
-		}
+	if compressed(body) {
+		return nil, deny("a launcher's files come as a plain tar archive, not a compressed one")
 	}
 	want := strings.TrimPrefix(path.Clean(g.ConfigPath), "/")
 	tr := tar.NewReader(bytes.NewReader(body))
