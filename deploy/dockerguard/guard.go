@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"mime"
 	"net"
 	"net/http"
@@ -72,7 +73,13 @@ func New(enginePath string, policy Policy, log *slog.Logger) *Guard {
 	g := &Guard{
 		policy: policy,
 		log:    log,
-		engine: &http.Client{Transport: transport, Timeout: 30 * time.Second},
+		engine: &http.Client{
+			Transport: transport, Timeout: 30 * time.Second,
+			// The engine's router (gorilla/mux) redirects a path it cleans,
+			// "/containers/./json" for a name "." in a body: a look-up
+			// checks the object named or none.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
 		proxy: &httputil.ReverseProxy{
 			Rewrite: func(r *httputil.ProxyRequest) {
 				r.Out.URL.Scheme, r.Out.URL.Host, r.Out.Host = "http", "docker", "docker"
@@ -219,65 +226,88 @@ func (g *Guard) withBody(h http.HandlerFunc, types ...string) http.HandlerFunc {
 	}
 }
 
-func (g *Guard) routes() {
-	m := http.NewServeMux()
-	g.mux = m
-	// Only the endpoints that take a body from the toolbox get one, of the
-	// type it sends; the rest take none.
+// A route is an endpoint the guard lets through, to its handler's checks:
+// the engine's routes it serves, as moby's routers declare them
+// (testdata/moby-routes.txt, which TestGuardMobyRoutes replays), and why
+// the toolbox uses them. Every other route of the engine is refused.
+type route struct {
+	pattern string // an http.ServeMux pattern, without the version prefix
+	handler http.HandlerFunc
+	moby    []string
+	why     string
+}
+
+// allowed is the guard's allowlist. Only the endpoints that take a body
+// from the toolbox get one, of the type it sends; the rest take none.
+func (g *Guard) allowed() []route {
 	none := g.bodiless
 	asJSON := func(h http.HandlerFunc) http.HandlerFunc { return g.withBody(h, "", "application/json") }
 	asTar := func(h http.HandlerFunc) http.HandlerFunc { return g.withBody(h, "", "application/x-tar") }
 	pass := none(g.forward)
-	for _, p := range []string{"GET /_ping", "HEAD /_ping", "GET /version", "GET /info", "GET /images/json"} {
-		m.HandleFunc(p, pass)
+	onContainer := func(op containerOp) http.HandlerFunc { return none(g.onContainer(op)) }
+	return []route{
+		{"GET /_ping", pass, []string{"GET /_ping"}, "the client's version negotiation and the guard's health check"},
+		{"HEAD /_ping", pass, []string{"HEAD /_ping"}, "the client's version negotiation"},
+		{"GET /version", pass, []string{"GET /version"}, "the engine's version, read-only (docker version; deploy/docker does not ask)"},
+		{"GET /info", pass, []string{"GET /info"}, "the machine's memory and the engine's settings, read-only"},
+		{"GET /images/json", pass, []string{"GET /images/json"}, "image lists, read-only (not asked by deploy/docker)"},
+
+		{"GET /containers/json", none(g.listFiltered), []string{"GET /containers/json"}, "the toolbox's containers, filtered to its label"},
+		{"GET /volumes", none(g.listFiltered), []string{"GET /volumes"}, "the toolbox's volumes, filtered to its label"},
+		{"GET /networks", pass, []string{"GET /networks"}, "network names, to find one a name of the toolbox's is taken by"},
+		{"POST /containers/create", asJSON(g.containerCreate), []string{"POST /containers/create"}, "containers of the toolbox, re-encoded from the checked configuration"},
+
+		{"GET /containers/{id}/json", onContainer(readOnly), []string{"GET /containers/{name:.*}/json"}, "inspection; someone else's shows its name and id only"},
+		{"GET /containers/{id}/logs", onContainer(readOnly), []string{"GET /containers/{name:.*}/logs"}, "an app's logs"},
+		{"POST /containers/{id}/stop", onContainer(change), []string{"POST /containers/{name:.*}/stop"}, "the toolbox's containers run, stop and restart"},
+		{"POST /containers/{id}/kill", onContainer(change), []string{"POST /containers/{name:.*}/kill"}, "the toolbox's containers run, stop and restart"},
+		{"POST /containers/{id}/restart", onContainer(change), []string{"POST /containers/{name:.*}/restart"}, "the toolbox's containers run, stop and restart"},
+		{"POST /containers/{id}/pause", onContainer(change), []string{"POST /containers/{name:.*}/pause"}, "the pair of unpause (deploy/docker itself only unpauses)"},
+		{"POST /containers/{id}/unpause", onContainer(change), []string{"POST /containers/{name:.*}/unpause"}, "converge unpauses a container it finds paused"},
+		{"POST /containers/{id}/wait", onContainer(change), []string{"POST /containers/{name:.*}/wait"}, "one-off runs"},
+		{"POST /containers/{id}/resize", onContainer(change), []string{"POST /containers/{name:.*}/resize"}, "a terminal's size, harmless (not asked by deploy/docker)"},
+		{"DELETE /containers/{id}", onContainer(change), []string{"DELETE /containers/{name:.*}"}, "the toolbox removes its containers"},
+		{"GET /containers/{id}/archive", onContainer(change), []string{"GET /containers/{name:.*}/archive"}, "files read back from the toolbox's containers (tests; not asked by deploy/docker)"},
+		{"HEAD /containers/{id}/archive", onContainer(change), []string{"HEAD /containers/{name:.*}/archive"}, "a file's stat, the pair of the GET"},
+		{"POST /containers/{id}/start", onContainer(start), []string{"POST /containers/{name:.*}/start"}, "the toolbox's containers run, with no options"},
+		{"POST /containers/{id}/attach", onContainer(attach), []string{"POST /containers/{name:.*}/attach"}, "one-off runs with stdin; never a socket holder"},
+		{"PUT /containers/{id}/archive", asTar(g.onContainer(copyInto)), []string{"PUT /containers/{name:.*}/archive"}, "configuration files; a launcher's only its checked app.yml"},
+		{"POST /containers/{id}/exec", asJSON(g.onContainer(execInto)), []string{"POST /containers/{name:.*}/exec"}, "backups and restores run in an app; never privileged, never in a socket holder"},
+		{"POST /exec/{id}/start", asJSON(g.onExec), []string{"POST /exec/{name:.*}/start"}, "runs an exec created as above"},
+		{"GET /exec/{id}/json", none(g.onExec), []string{"GET /exec/{id:.*}/json"}, "an exec's exit code"},
+		{"POST /exec/{id}/resize", none(g.onExec), []string{"POST /exec/{name:.*}/resize"}, "a terminal's size, harmless (not asked by deploy/docker)"},
+
+		{"POST /networks/create", asJSON(g.networkCreate), []string{"POST /networks/create"}, "the toolbox's bridges, with no driver or address settings"},
+		{"GET /networks/{id}", none(g.onNetwork), []string{"GET /networks/{id:.+}"}, "inspection; someone else's shows its name and id only"},
+		{"DELETE /networks/{id}", none(g.onNetwork), []string{"DELETE /networks/{id:.*}"}, "the toolbox removes its networks"},
+		{"POST /networks/{id}/connect", asJSON(g.networkConnect), []string{"POST /networks/{id:.*}/connect"}, "the toolbox's containers join its networks, with aliases only"},
+		{"POST /networks/{id}/disconnect", asJSON(g.networkConnect), []string{"POST /networks/{id:.*}/disconnect"}, "the pair of connect, checked the same (not asked by deploy/docker)"},
+
+		{"POST /volumes/create", asJSON(g.volumeCreate), []string{"POST /volumes/create"}, "the toolbox's volumes, local, with no driver options"},
+		{"GET /volumes/{name}", none(g.onVolume), []string{"GET /volumes/{name:.*}"}, "inspection; someone else's shows its name only"},
+		{"DELETE /volumes/{name}", none(g.onVolume), []string{"DELETE /volumes/{name:.*}"}, "the toolbox removes its volumes"},
+
+		{"POST /build", asTar(g.imageBuild), []string{"POST /build"}, "the toolbox's images, classic builder, default network, names not its own"},
+		{"POST /images/create", asTar(g.imageCreate), []string{"POST /images/create"}, "pulls (pinned for the toolbox's own names) and imports of the tar sent"},
+		// The rest of an image's path is its name, which may hold slashes:
+		// the handlers take only the one route of each method named here.
+		{"GET /images/{rest...}", none(g.imageRead), []string{"GET /images/{name:.*}/json"}, "image inspection"},
+		{"POST /images/{rest...}", none(g.imageTag), []string{"POST /images/{name:.*}/tag"}, "tags, under names not the toolbox's own (not asked by deploy/docker)"},
+		{"DELETE /images/{rest...}", none(g.imageRemove), []string{"DELETE /images/{name:.*}"}, "removal of the images the toolbox labelled"},
+	}
+}
+
+func (g *Guard) routes() {
+	m := http.NewServeMux()
+	g.mux = m
+	for _, r := range g.allowed() {
+		m.HandleFunc(r.pattern, r.handler)
 	}
 	// Every other path: refused. Registered as "/" so that it also takes
 	// the methods the patterns above do not.
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		g.refuse(w, r, deny("%s %s is not something the toolbox does", r.Method, r.URL.Path))
 	})
-
-	m.HandleFunc("GET /containers/json", none(g.listFiltered))
-	m.HandleFunc("GET /volumes", none(g.listFiltered))
-	m.HandleFunc("GET /networks", pass)
-	m.HandleFunc("POST /containers/create", asJSON(g.containerCreate))
-
-	// Containers the toolbox made: read, run, stop, remove.
-	for _, op := range []string{"GET /containers/{id}/json", "GET /containers/{id}/logs"} {
-		m.HandleFunc(op, none(g.onContainer(readOnly)))
-	}
-	for _, op := range []string{
-		"POST /containers/{id}/stop", "POST /containers/{id}/kill",
-		"POST /containers/{id}/restart", "POST /containers/{id}/pause", "POST /containers/{id}/unpause",
-		"POST /containers/{id}/wait", "POST /containers/{id}/resize",
-		"DELETE /containers/{id}", "GET /containers/{id}/archive", "HEAD /containers/{id}/archive",
-	} {
-		m.HandleFunc(op, none(g.onContainer(change)))
-	}
-	m.HandleFunc("POST /containers/{id}/start", none(g.onContainer(start)))
-	m.HandleFunc("POST /containers/{id}/attach", none(g.onContainer(attach)))
-	m.HandleFunc("PUT /containers/{id}/archive", asTar(g.onContainer(copyInto)))
-	m.HandleFunc("POST /containers/{id}/exec", asJSON(g.onContainer(execInto)))
-	m.HandleFunc("POST /exec/{id}/start", asJSON(g.onExec))
-	for _, op := range []string{"GET /exec/{id}/json", "POST /exec/{id}/resize"} {
-		m.HandleFunc(op, none(g.onExec))
-	}
-
-	m.HandleFunc("POST /networks/create", asJSON(g.networkCreate))
-	m.HandleFunc("GET /networks/{id}", none(g.onNetwork))
-	m.HandleFunc("DELETE /networks/{id}", none(g.onNetwork))
-	m.HandleFunc("POST /networks/{id}/connect", asJSON(g.networkConnect))
-	m.HandleFunc("POST /networks/{id}/disconnect", asJSON(g.networkConnect))
-
-	m.HandleFunc("POST /volumes/create", asJSON(g.volumeCreate))
-	m.HandleFunc("GET /volumes/{name}", none(g.onVolume))
-	m.HandleFunc("DELETE /volumes/{name}", none(g.onVolume))
-
-	m.HandleFunc("POST /build", asTar(g.imageBuild))
-	m.HandleFunc("POST /images/create", asTar(g.imageCreate))
-	m.HandleFunc("GET /images/{rest...}", none(g.imageRead))
-	m.HandleFunc("POST /images/{rest...}", none(g.imageTag))
-	m.HandleFunc("DELETE /images/{rest...}", none(g.imageRemove))
 }
 
 // forward sends the request on to the engine, its version prefix back.
@@ -361,6 +391,8 @@ func (g *Guard) lookUp(ctx context.Context, path string, out any) (found bool, e
 	switch {
 	case res.StatusCode == http.StatusNotFound:
 		return false, nil
+	case res.StatusCode >= 300 && res.StatusCode < 400:
+		return false, deny("the engine does not find %s under that name, but redirects it", path)
 	case res.StatusCode != http.StatusOK:
 		var m struct{ Message string }
 		_ = json.Unmarshal(body, &m)
@@ -469,12 +501,7 @@ func (g *Guard) onContainer(op containerOp) http.HandlerFunc {
 				g.refuse(w, r, err)
 				return
 			}
-			var ex struct{ Privileged bool }
-			if err := json.Unmarshal(body, &ex); err != nil {
-				g.refuse(w, r, deny("exec: %v", err))
-				return
-			}
-			if err := checkExecCreate(ex.Privileged); err != nil {
+			if body, err = checkExecCreate(body); err != nil {
 				g.refuse(w, r, err)
 				return
 			}
@@ -554,10 +581,10 @@ func (g *Guard) containerCreate(w http.ResponseWriter, r *http.Request) {
 			found, err := g.lookUp(ctx, "/volumes/"+url.PathEscape(name), &v)
 			return v.Labels, found, err
 		},
-		network: func(name string) (map[string]string, bool, error) {
-			var n struct{ Labels map[string]string }
-			found, err := g.lookUp(ctx, "/networks/"+url.PathEscape(name), &n)
-			return n.Labels, found, err
+		network: func(ref string) (string, map[string]string, bool, error) {
+			var n labelled
+			found, err := g.lookUp(ctx, "/networks/"+url.PathEscape(ref), &n)
+			return n.Name, n.Labels, found, err
 		},
 	}
 	if err := g.policy.checkCreate(req, look); err != nil {
@@ -644,20 +671,22 @@ func (g *Guard) networkCreate(w http.ResponseWriter, r *http.Request) {
 		g.refuse(w, r, deny("the network's configuration cannot be read: %v", err))
 		return
 	}
-	p := g.policy
+	err = g.policy.checkNewLabels("network", req.Labels)
 	switch {
-	case !p.managed(req.Labels):
-		err = deny("a network must carry the label %s=%s", p.ManagedLabel, p.ManagedValue)
-	case p.protected(req.Labels):
-		err = deny("the label %s=%s is the guard's own", p.ProtectedLabel, p.ProtectedValue)
+	case err != nil:
 	case req.Driver != "" && req.Driver != "bridge":
 		err = deny("networks are bridges, not %q", req.Driver)
 	case req.Ingress || req.ConfigOnly || req.ConfigFrom != nil || (req.Scope != "" && req.Scope != "local"):
 		err = deny("networks are local bridges (no ingress, swarm scope or configuration networks)")
 	case len(req.Options) > 0:
 		err = deny("networks get no driver options")
+	case !networkName(req.Name):
+		err = deny("a network's name is not only hexadecimal digits (%q): the engine would take it for a prefix of other networks' IDs", req.Name)
 	default:
 		err = checkNetworkIPAM(req.IPAM)
+	}
+	if err == nil {
+		err = g.nameFree(r.Context(), req.Name)
 	}
 	if err != nil {
 		g.refuse(w, r, err)
@@ -666,6 +695,22 @@ func (g *Guard) networkCreate(w http.ResponseWriter, r *http.Request) {
 	req.IPAM = nil // the engine's default, as the toolbox asks
 	clean, _ := json.Marshal(req)
 	g.forwardBody(w, r, clean)
+}
+
+// nameFree refuses a network's name that a network already has: engines
+// before API 1.44 create a second network of that name, and a container
+// given the name then starts on whichever one is left of the two.
+func (g *Guard) nameFree(ctx context.Context, name string) error {
+	var n labelled
+	found, err := g.lookUp(ctx, "/networks/"+url.PathEscape(name), &n)
+	switch {
+	case err != nil:
+		return err
+	case found:
+		// 409, as newer engines answer: deploy/docker takes it as created meanwhile.
+		return &engineError{status: http.StatusConflict, message: fmt.Sprintf("network with name %s already exists", name)}
+	}
+	return nil
 }
 
 // checkNetworkIPAM refuses any address setting of a network's creation:
@@ -753,6 +798,11 @@ func (g *Guard) networkConnect(w http.ResponseWriter, r *http.Request) {
 		g.refuse(w, r, deny("containers join networks with none of the settings the toolbox does not use: %s", strings.Join(extra, ", ")))
 		return
 	}
+	if !networkName(n.Name) {
+		// The engine keeps the connection under the network's name.
+		g.refuse(w, r, deny("the network %q has a name that could be another network's ID", n.Name))
+		return
+	}
 	c, err := g.container(r.Context(), req.Container)
 	if err != nil {
 		g.refuse(w, r, err)
@@ -796,12 +846,9 @@ func (g *Guard) volumeCreate(w http.ResponseWriter, r *http.Request) {
 		g.refuse(w, r, deny("the volume's configuration cannot be read: %v", err))
 		return
 	}
-	p := g.policy
+	err = g.policy.checkNewLabels("volume", req.Labels)
 	switch {
-	case !p.managed(req.Labels):
-		err = deny("a volume must carry the label %s=%s", p.ManagedLabel, p.ManagedValue)
-	case p.protected(req.Labels):
-		err = deny("the label %s=%s is the guard's own", p.ProtectedLabel, p.ProtectedValue)
+	case err != nil:
 	case req.Driver != "" && req.Driver != "local":
 		err = deny("volumes are local, not %q", req.Driver)
 	case len(req.DriverOpts) > 0:
@@ -838,41 +885,74 @@ func (g *Guard) onVolume(w http.ResponseWriter, r *http.Request) {
 	g.forward(w, r)
 }
 
-// imageBuild lets the classic builder through, on the default network,
-// under names that are not the toolbox's own.
+// buildParams are the options of a build the guard lets through: those
+// deploy/docker's BuildImage sends and a few that change nothing of where
+// the build runs (moby daemon/server/router/build/build_routes.go reads
+// the rest: a remote context, BuildKit's session and outputs, cgroup
+// parent, isolation, extra hosts, ulimits, cache sources, resources).
+var buildParams = fieldSet("t", "dockerfile", "labels", "rm", "forcerm", "q", "nocache", "version", "networkmode", "buildargs", "target", "platform")
+
+// imageBuild lets the classic builder through, under names that are not
+// the toolbox's own, for a context buildContext checks.
 func (g *Guard) imageBuild(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	var err error
-	switch {
-	case q.Get("remote") != "":
-		err = deny("builds use the context sent, not a remote one")
-	case q.Get("version") == "2" || q.Get("session") != "":
-		err = deny("builds use the classic builder")
-	case q.Get("cgroupparent") != "" || q.Get("isolation") != "" || q.Get("extrahosts") != "":
-		err = deny("builds get no cgroup parent, isolation or extra hosts")
+	for _, k := range slices.Sorted(maps.Keys(q)) {
+		if !buildParams[k] && err == nil {
+			err = deny("builds get none of the options the toolbox does not use (%s)", k)
+		}
+	}
+	switch v := q.Get("version"); v {
+	case "", "1":
+	default:
+		err = deny("builds use the classic builder, not %q", v)
 	}
 	switch m := q.Get("networkmode"); m {
 	case "", "default", "bridge", "none":
 	default:
 		err = deny("builds do not use the network %q", m)
 	}
+	if f := q.Get("dockerfile"); f != "" && f != "Dockerfile" {
+		err = deny("builds read the context's Dockerfile, not %q", f)
+	}
 	for _, t := range q["t"] {
 		if err == nil {
 			err = g.policy.checkImageWrite(t)
 		}
 	}
+	var context *buildContext
+	if err == nil {
+		context, err = newBuildContext(r.Body)
+	}
 	if err != nil {
 		g.refuse(w, r, err)
 		return
 	}
+	// The checked stream ends with the archive: its length is its own.
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{context, r.Body}
+	r.ContentLength = -1
+	r.Header.Del("Content-Length")
 	g.forward(w, r)
 }
+
+// imageCreateParams are the options of a pull or an import (moby
+// daemon/server/router/image/image_routes.go postImagesCreate).
+var imageCreateParams = fieldSet("fromImage", "fromSrc", "repo", "tag", "message", "changes", "platform")
 
 // imageCreate is a pull (fromImage) or an import of the tar sent (fromSrc=-).
 func (g *Guard) imageCreate(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	var err error
+	for _, k := range slices.Sorted(maps.Keys(q)) {
+		if !imageCreateParams[k] && err == nil {
+			err = deny("pulls and imports get none of the options the toolbox does not use (%s)", k)
+		}
+	}
 	switch {
+	case err != nil:
 	case q.Get("fromImage") != "" && r.ContentLength != 0:
 		err = deny("a pull takes no body")
 	case q.Get("fromImage") != "":
@@ -886,11 +966,7 @@ func (g *Guard) imageCreate(w http.ResponseWriter, r *http.Request) {
 		}
 		err = g.policy.checkPull(ref)
 	case q.Get("fromSrc") == "-":
-		ref := q.Get("repo")
-		if tag := q.Get("tag"); tag != "" {
-			ref += ":" + tag
-		}
-		if ref != "" {
+		if ref := repoTag(q); ref != "" {
 			err = g.policy.checkImageWrite(ref)
 		}
 	default:
@@ -901,6 +977,14 @@ func (g *Guard) imageCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.forward(w, r)
+}
+
+// repoTag is the name an import or a tag gives an image: repo[:tag].
+func repoTag(q url.Values) string {
+	if tag := q.Get("tag"); tag != "" {
+		return q.Get("repo") + ":" + tag
+	}
+	return q.Get("repo")
 }
 
 // imageRead is an image's inspection (GET /images/{name}/json).
@@ -920,11 +1004,7 @@ func (g *Guard) imageTag(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	ref := q.Get("repo")
-	if tag := q.Get("tag"); tag != "" {
-		ref += ":" + tag
-	}
-	if err := g.policy.checkImageWrite(ref); err != nil {
+	if err := g.policy.checkImageWrite(repoTag(q)); err != nil {
 		g.refuse(w, r, err)
 		return
 	}
@@ -964,3 +1044,5 @@ func hasToolboxLabel(labels map[string]string) bool {
 	}
 	return false
 }
+
+func (v apiVersion) String() string { return strconv.Itoa(v.major) + "." + strconv.Itoa(v.minor) }

@@ -3,6 +3,7 @@ package dockerguard
 import (
 	"archive/tar"
 	"bytes"
+	"cmp"
 	"compress/flate"
 	"compress/gzip"
 	"context"
@@ -48,6 +49,12 @@ func (f *fakeEngine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case "/networks/apps":
 		_ = json.NewEncoder(w).Encode(map[string]any{"Id": fakeNetworkID, "Name": "apps", "Labels": managed})
+		return
+	case "/containers/moved/json": // as gorilla/mux answers a path it cleans ("/containers/./json")
+		http.Redirect(w, r, "/containers/app/json", http.StatusMovedPermanently)
+		return
+	case "/networks/new":
+		w.WriteHeader(http.StatusNotFound) // a name free for a network's creation
 		return
 	}
 	body, _ := io.ReadAll(r.Body)
@@ -194,7 +201,7 @@ func TestGuardFormBodies(t *testing.T) {
 		{"POST", "/v1.41/build?t=ok:1", "no/such type;;", ""},
 	})
 	expectForwarded(t, engine, do, guardCase{"POST", "/v1.41/images/evil/tag?repo=ok&tag=1", "", ""}, "POST /v1.41/images/evil/tag?repo=ok&tag=1")
-	expectForwarded(t, engine, do, guardCase{"POST", "/v1.41/build?t=ok:1", "application/x-tar", "tar"}, "POST /v1.41/build?t=ok:1 tar")
+	expectForwarded(t, engine, do, guardCase{"POST", "/v1.41/build?t=ok:1", "application/x-tar", scratchContext(t, scratchDockerfile)}, "POST /v1.41/build?t=ok:1 Dockerfile")
 	expectForwarded(t, engine, do, guardCase{"POST", "/v1.41/images/create?fromSrc=-&repo=ok", "", "tar"}, "POST /v1.41/images/create?fromSrc=-&repo=ok tar")
 }
 
@@ -361,7 +368,7 @@ func TestGuardLauncherArchive(t *testing.T) {
 func TestGuardNetworkIPAM(t *testing.T) {
 	engine, do := startFakeGuard(t)
 	create := "/v1.41/networks/create"
-	base := `{"Name":"apps","Driver":"bridge","Labels":{"toolbox.managed":"1"}`
+	base := `{"Name":"new","Driver":"bridge","Labels":{"toolbox.managed":"1"}`
 	var cases []guardCase
 	for _, ipam := range []string{
 		`{"Config":[{"Subnet":"10.0.0.0/8"}]}`,
@@ -386,4 +393,225 @@ func TestGuardNetworkIPAM(t *testing.T) {
 			t.Errorf("IPAM %q: the engine received %q, want no IPAM", ipam, seen)
 		}
 	}
+}
+
+// TestGuardNetworkCreateNames: a network's name is neither one a network
+// already has (409, as newer engines answer) nor only hexadecimal digits,
+// which the engine also reads as an ID prefix (TestGuardNetworkNameTakesNoOtherNetwork).
+func TestGuardNetworkCreateNames(t *testing.T) {
+	engine, do := startFakeGuard(t)
+	labels := `,"Driver":"bridge","Labels":{"toolbox.managed":"1"}}`
+	expectRefused(t, engine, do, []guardCase{
+		{"POST", "/v1.41/networks/create", "application/json", `{"Name":"cccccc"` + labels},
+		{"POST", "/v1.41/networks/create", "application/json", `{"Name":"0123456789abcdef"` + labels},
+	})
+	before := len(engine.requests())
+	if status, body := do("POST", "/v1.41/networks/create", "application/json", `{"Name":"apps"`+labels); status != http.StatusConflict {
+		t.Errorf("a network named as one that exists: %d %s, want 409", status, body)
+	}
+	if after := engine.requests(); len(after) != before {
+		t.Errorf("the engine received %q", after[before:])
+	}
+	expectForwarded(t, engine, do, guardCase{"POST", "/v1.41/networks/create", "application/json", `{"Name":"new"` + labels}, `POST /v1.41/networks/create {"Name":"new"`)
+}
+
+// TestGuardExecCreate: an exec's settings reach the engine re-encoded from
+// what the guard checked (no field it does not know, no second spelling
+// of one), never privileged.
+func TestGuardExecCreate(t *testing.T) {
+	engine, do := startFakeGuard(t)
+	exec := "/v1.41/containers/app/exec"
+	expectRefused(t, engine, do, []guardCase{
+		{"POST", exec, "application/json", `{"Cmd":["id"],"Privileged":true}`},
+		{"POST", exec, "application/json", `{"Cmd":["id"],"privileged":true}`},
+		{"POST", exec, "application/json", `{"Cmd":["id"],"Privileged":false,"privileged":true}`},
+		{"POST", exec, "application/json", `{"Cmd":["id"]}{"Privileged":true}`},
+		{"POST", exec, "application/json", `{"Cmd":[]}`},
+		{"POST", "/v1.41/containers/launcher/exec", "application/json", `{"Cmd":["id"]}`},
+	})
+	before := len(engine.requests())
+	body := `{"Cmd":["sh","-c","cat"],"AttachStdin":true,"AttachStdout":true,"Detach":true,"Unknown":1,"privileged":true,"Privileged":false}`
+	if status, answer := do("POST", exec, "application/json", body); status != http.StatusNoContent {
+		t.Fatalf("exec: %d %s, want it forwarded", status, answer)
+	}
+	seen := engine.requests()[before:]
+	if len(seen) != 1 {
+		t.Fatalf("the engine received %q", seen)
+	}
+	prefix := "POST /v1.41/containers/" + fakeAppID + "/exec "
+	if !strings.HasPrefix(seen[0], prefix) {
+		t.Fatalf("the engine received %q, want %q...", seen[0], prefix)
+	}
+	var got map[string]any
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(seen[0], prefix)), &got); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"Detach", "Unknown", "privileged"} {
+		if _, ok := got[k]; ok {
+			t.Errorf("the engine received %s: %q", k, seen[0])
+		}
+	}
+	if got["Privileged"] != false || got["AttachStdin"] != true || fmt.Sprint(got["Cmd"]) != "[sh -c cat]" {
+		t.Errorf("the engine received %q", seen[0])
+	}
+}
+
+// TestGuardLookUpsFollowNoRedirect: the engine's router answers a path it
+// cleans (a name "." or ".." in a body) with a redirect; the guard's
+// look-ups do not follow it to check some other object than the one named.
+func TestGuardLookUpsFollowNoRedirect(t *testing.T) {
+	engine, do := startFakeGuard(t)
+	before := len(engine.requests())
+	status, body := do("POST", "/v1.41/networks/apps/connect", "application/json", `{"Container":"moved"}`)
+	if status != http.StatusForbidden || !strings.Contains(body, "redirects") {
+		t.Errorf("connect a container whose look-up is redirected: %d %s, want a 403", status, body)
+	}
+	if after := engine.requests(); len(after) != before {
+		t.Errorf("the engine received %q", after[before:])
+	}
+}
+
+// TestGuardBuildOptions: a build (and a pull or an import) gets only the options the guard knows
+// to change nothing of where it runs; any other (ulimits, cache sources,
+// BuildKit's outputs, one the engine may add later) is refused.
+func TestGuardBuildOptions(t *testing.T) {
+	engine, do := startFakeGuard(t)
+	var cases []guardCase
+	for _, q := range []string{
+		"ulimits=" + `[{"Name":"nofile","Hard":1048576,"Soft":1048576}]`,
+		"cachefrom=" + `["toolbox:latest"]`,
+		"outputs=" + `[{"Type":"local"}]`,
+		"securityopt=seccomp=unconfined",
+		"remote=https://example.org/x.tar",
+		"session=abc", "version=2", "version=3", "extrahosts=host:1.2.3.4", "cgroupparent=/", "isolation=hyperv",
+		"networkmode=host", "networkmode=container:x", "squash=1", "buildid=x", "memory=1", "shmsize=1", "future=1",
+		"t=toolbox:latest", "t=ok&t=toolbox",
+	} {
+		cases = append(cases, guardCase{"POST", "/v1.41/build?t=ok:1&" + q, "application/x-tar", scratchContext(t, scratchDockerfile)})
+	}
+	cases = append(cases, guardCase{"POST", "/v1.41/images/create?fromSrc=-&repo=ok&future=1", "application/x-tar", "tar"},
+		guardCase{"POST", "/v1.41/images/create?fromImage=alpine&tag=3&future=1", "", ""})
+	expectRefused(t, engine, do, cases)
+	expectForwarded(t, engine, do, guardCase{"POST", "/v1.41/images/create?changes=CMD+%5B%22x%22%5D&fromSrc=-&message=m&repo=ok&tag=1", "application/x-tar", "tar"},
+		"POST /v1.41/images/create?changes=CMD+%5B%22x%22%5D&fromSrc=-&message=m&repo=ok&tag=1 tar")
+	// What deploy/docker's BuildImage sends.
+	ok := "/v1.41/build?dockerfile=Dockerfile&forcerm=1&labels=%7B%22toolbox.app%22%3A%22x%22%7D&t=ok%3A1&version=1"
+	expectForwarded(t, engine, do, guardCase{"POST", ok, "application/x-tar", scratchContext(t, scratchDockerfile)}, "POST "+ok+" Dockerfile")
+}
+
+// scratchDockerfile is what deploy/docker's BuildScratchImage writes.
+const scratchDockerfile = "FROM scratch\nCOPY rootfs/ /\nENTRYPOINT [\"/standin\"]\n"
+
+// scratchContext is a build context as BuildScratchImage writes it: the
+// Dockerfile first, then the files under rootfs/, and more entries.
+func scratchContext(t *testing.T, dockerfile string, more ...tar.Header) string {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	entries := append([]tar.Header{{Name: "Dockerfile", Size: int64(len(dockerfile))}, {Name: "rootfs/standin", Size: 2}}, more...)
+	for i, h := range entries {
+		h.Mode, h.Typeflag = 0o644, cmp.Or(h.Typeflag, tar.TypeReg)
+		if err := tw.WriteHeader(&h); err != nil {
+			t.Fatal(err)
+		}
+		data := strings.Repeat("x", int(h.Size))
+		if i == 0 {
+			data = dockerfile
+		}
+		if _, err := io.WriteString(tw, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.String()
+}
+
+// TestGuardBuildContext: a build is FROM scratch with COPY and ENTRYPOINT
+// only, of a plain tar whose first entry is that Dockerfile: the classic
+// builder fetches an ADD's URL from the engine's process, on the machine's
+// network, and runs a base image's ONBUILD triggers
+// (TestGuardBuildFetchesNothing shows it on the engine).
+func TestGuardBuildContext(t *testing.T) {
+	engine, do := startFakeGuard(t)
+	build := "/v1.41/build?t=ok:1"
+	var cases []guardCase
+	for _, df := range []string{
+		"FROM alpine\nCOPY rootfs/ /\n",
+		"FROM scratch\nADD http://127.0.0.1:2375/containers/json /x\n",
+		"FROM scratch\nRUN id\n",
+		"FROM scratch\nONBUILD ADD http://169.254.169.254/ /x\n",
+		"# escape=`\nFROM scratch\nCOPY rootfs/ /\n",
+		"FROM scratch\nCOPY --from=toolbox / /\n",
+		"FROM scratch\nCOPY rootfs/ \\\n /\n",
+		"FROM scratch\nCOPY $X /\n",
+		"FROM scratch\nFROM alpine\n",
+		"FROM scratch\nENTRYPOINT /bin/sh\n",
+		"",
+	} {
+		cases = append(cases, guardCase{"POST", build, "application/x-tar", scratchContext(t, df)})
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = io.WriteString(zw, scratchContext(t, scratchDockerfile))
+	_ = zw.Close()
+	cases = append(cases,
+		guardCase{"POST", build, "application/x-tar", gz.String()},
+		guardCase{"POST", build + "&dockerfile=rootfs/standin", "application/x-tar", scratchContext(t, scratchDockerfile)},
+		guardCase{"POST", build, "application/x-tar", "not a tar"},
+	)
+	expectRefused(t, engine, do, cases)
+
+	// A second Dockerfile later in the archive (the one extracted last is
+	// built) stops the stream there: the engine never gets that entry, nor
+	// the end of the archive.
+	for _, name := range []string{"Dockerfile", "./Dockerfile", "rootfs/../Dockerfile", "dockerfile", ".dockerignore"} {
+		before := len(engine.requests())
+		body := scratchContext(t, scratchDockerfile, tar.Header{Name: name, Size: 30})
+		status, _ := do("POST", build, "application/x-tar", body)
+		if status == http.StatusNoContent {
+			t.Errorf("a second entry %q: forwarded whole", name)
+		}
+		// The engine records a cut request when it has read what it got,
+		// maybe after the guard answered: each is cut before that entry.
+		for _, seen := range engine.requests()[before:] {
+			if len(seen) >= len("POST "+build+" ")+len(body)-1024 {
+				t.Errorf("a second entry %q: the engine received %d bytes of %d", name, len(seen), len(body))
+			}
+		}
+	}
+}
+
+// TestGuardBuildContextZstdSkippableFrame: the engine also reads as zstd
+// an archive that opens with a skippable frame (moby/go-archive
+// compression_detect.go: 0x184D2A5?, little-endian), whose payload skips
+// past the checked Dockerfile to a frame of the client's choosing; a tar's
+// first block can open so when it is a PAX header, whose own name the tar
+// reader ignores. Such a context is refused.
+func TestGuardBuildContextZstdSkippableFrame(t *testing.T) {
+	engine, do := startFakeGuard(t)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	h := &tar.Header{Name: "Dockerfile", Mode: 0o644, Size: int64(len(scratchDockerfile)), Format: tar.FormatPAX, PAXRecords: map[string]string{"path": "Dockerfile"}}
+	if err := tw.WriteHeader(h); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.WriteString(tw, scratchDockerfile)
+	_ = tw.Close()
+	b := buf.Bytes()
+	if b[156] != tar.TypeXHeader {
+		t.Fatalf("the first block is of type %q, want a PAX header", b[156])
+	}
+	copy(b, []byte{0x5a, 0x2a, 0x4d, 0x18, 0x00, 0x04, 0x00, 0x00}) // a skippable frame of 1024 bytes
+	copy(b[148:156], "        ")
+	sum := 0
+	for _, c := range b[:512] {
+		sum += int(c)
+	}
+	copy(b[148:156], fmt.Sprintf("%06o\x00 ", sum))
+	if h, err := tar.NewReader(bytes.NewReader(b)).Next(); err != nil || h.Name != "Dockerfile" {
+		t.Fatalf("archive/tar reads %v, %v; want the Dockerfile", h, err)
+	}
+	expectRefused(t, engine, do, []guardCase{{"POST", "/v1.41/build?t=ok:1", "application/x-tar", string(b)}})
 }

@@ -3,6 +3,7 @@ package dockerguard
 import (
 	"archive/tar"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -74,6 +75,18 @@ func (p Policy) protected(labels map[string]string) bool {
 	return p.ProtectedLabel != "" && labels[p.ProtectedLabel] == p.ProtectedValue
 }
 
+// checkNewLabels vets the labels of a container, network or volume about
+// to be created: the toolbox's, never the guard's own.
+func (p Policy) checkNewLabels(kind string, labels map[string]string) error {
+	if !p.managed(labels) {
+		return deny("a %s must carry the label %s=%s", kind, p.ManagedLabel, p.ManagedValue)
+	}
+	if p.protected(labels) {
+		return deny("the label %s=%s is the guard's own", p.ProtectedLabel, p.ProtectedValue)
+	}
+	return nil
+}
+
 // createRequest is the body of POST /containers/create.
 type createRequest struct {
 	*container.Config
@@ -83,8 +96,10 @@ type createRequest struct {
 
 // lookups are what the creation checks need from the engine.
 type lookups struct {
-	volume  func(name string) (labels map[string]string, found bool, err error)
-	network func(name string) (labels map[string]string, found bool, err error)
+	volume func(name string) (labels map[string]string, found bool, err error)
+	// network finds a network as the engine does, by ID, name or ID
+	// prefix, and gives its name.
+	network func(ref string) (name string, labels map[string]string, found bool, err error)
 }
 
 // checkCreate vets a container's creation. It returns the grant the
@@ -93,11 +108,8 @@ func (p Policy) checkCreate(req createRequest, look lookups) error {
 	if req.Config == nil {
 		return deny("a container needs a configuration")
 	}
-	if !p.managed(req.Labels) {
-		return deny("a container must carry the label %s=%s", p.ManagedLabel, p.ManagedValue)
-	}
-	if p.protected(req.Labels) {
-		return deny("the label %s=%s is the guard's own", p.ProtectedLabel, p.ProtectedValue)
+	if err := p.checkNewLabels("container", req.Labels); err != nil {
+		return err
 	}
 	hc := req.HostConfig
 	if hc == nil {
@@ -282,9 +294,26 @@ func checkCreateFields(req createRequest, hc *container.HostConfig) error {
 }
 
 // checkNetworks refuses the host's network and other containers' ones, and
-// networks that are not the toolbox's.
+// networks that are not the toolbox's. Each network is named, in what is
+// forwarded, by its name: the engine keeps a container's networks under the
+// names it is given and looks them up again at every start, by ID, then
+// name, then ID prefix (moby daemon/network.go FindNetwork), so that an ID
+// prefix given here could, by then, be another network's.
 func (p Policy) checkNetworks(hc *container.HostConfig, nc *network.NetworkingConfig, look lookups) error {
-	names := []string{}
+	resolve := func(ref string) (string, error) {
+		name, labels, found, err := look.network(ref)
+		switch {
+		case err != nil:
+			return "", err
+		case !found:
+			return "", deny("the network %q does not exist: the toolbox creates its networks before the containers on them", ref)
+		case !p.managed(labels):
+			return "", deny("the network %q is not the toolbox's", ref)
+		case !networkName(name):
+			return "", deny("the network %q has a name that could be another network's ID", name)
+		}
+		return name, nil
+	}
 	switch mode := string(hc.NetworkMode); {
 	case mode == "host":
 		return deny("containers do not get the host's network")
@@ -292,29 +321,42 @@ func (p Policy) checkNetworks(hc *container.HostConfig, nc *network.NetworkingCo
 		return deny("containers do not join another container's network (%s)", mode)
 	case mode == "", mode == "default", mode == "bridge", mode == "none":
 	default:
-		names = append(names, mode)
-	}
-	if nc != nil {
-		for n := range nc.EndpointsConfig {
-			switch n {
-			case "host":
-				return deny("containers do not get the host's network")
-			case "default", "bridge", "none":
-			default:
-				names = append(names, n)
-			}
-		}
-	}
-	for _, n := range names {
-		labels, found, err := look.network(n)
+		name, err := resolve(mode)
 		if err != nil {
 			return err
 		}
-		if found && !p.managed(labels) {
-			return deny("the network %q is not the toolbox's", n)
-		}
+		hc.NetworkMode = container.NetworkMode(name)
 	}
+	if nc == nil {
+		return nil
+	}
+	byName := map[string]*network.EndpointSettings{}
+	for _, ref := range slices.Sorted(maps.Keys(nc.EndpointsConfig)) {
+		name := ref
+		switch ref {
+		case "host":
+			return deny("containers do not get the host's network")
+		case "default", "bridge", "none":
+		default:
+			var err error
+			if name, err = resolve(ref); err != nil {
+				return err
+			}
+		}
+		if _, dup := byName[name]; dup {
+			return deny("the network %q is given twice", name)
+		}
+		byName[name] = nc.EndpointsConfig[ref]
+	}
+	nc.EndpointsConfig = byName
 	return nil
+}
+
+// networkName tells whether name can name a network of the toolbox: not
+// only hexadecimal digits, which the engine would also read as a prefix of
+// another network's ID when no network has that name any more.
+func networkName(name string) bool {
+	return strings.Trim(name, "0123456789abcdef") != ""
 }
 
 // checkMount lets through tmpfs, and volumes the toolbox made; a bind only
@@ -408,6 +450,20 @@ func (p Policy) grantOf(image string) (SocketGrant, bool) {
 // whatever it detects, whatever the guard read.
 var compressedMagic = [][]byte{{0x1f, 0x8b}, []byte("BZh"), {0xfd, '7', 'z', 'X', 'Z', 0x00}, {0x28, 0xb5, 0x2f, 0xfd}}
 
+// compressed tells whether the engine would read an archive opening with
+// head as compressed: one of compressedMagic, or a zstd skippable frame
+// (0x184D2A50 to 0x184D2A5F, little-endian; moby/go-archive
+// compression/compression_detect.go), whose payload hides the tar the
+// guard checked and lets a frame of the client's follow.
+func compressed(head []byte) bool {
+	for _, magic := range compressedMagic {
+		if bytes.HasPrefix(head, magic) {
+			return true
+		}
+	}
+	return len(head) >= 4 && head[1] == 0x2a && head[2] == 0x4d && head[3] == 0x18 && head[0]&0xf0 == 0x50
+}
+
 // checkGrantArchive vets what is copied into a socket-mounting container:
 // only the grant's one file, as a plain tar extracted at "/". It returns the
 // archive to forward, which the guard writes itself from the checked file:
@@ -418,10 +474,8 @@ func checkGrantArchive(g SocketGrant, container, dest string, body []byte) ([]by
 	if path.Clean(dest) != "/" {
 		return nil, deny("a launcher's files are copied at /, not %s", dest)
 	}
-	for _, magic := range compressedMagic {
-		if bytes.HasPrefix(body, magic) {
-			return nil, deny("a launcher's files come as a plain tar archive, not a compressed one")
-		}
+	if compressed(body) {
+		return nil, deny("a launcher's files come as a plain tar archive, not a compressed one")
 	}
 	want := strings.TrimPrefix(path.Clean(g.ConfigPath), "/")
 	tr := tar.NewReader(bytes.NewReader(body))
@@ -486,12 +540,28 @@ func grantArchive(name string, content []byte) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// checkExecCreate vets the body of POST /containers/{id}/exec.
-func checkExecCreate(privileged bool) error {
-	if privileged {
-		return deny("exec gets no privileges")
+// execFields are the settings of an exec the guard lets through: those
+// deploy/docker's Exec sets, and the terminal's, environment, directory and
+// user, which give a process no more than the container's own have.
+var execFields = fieldSet("Cmd", "AttachStdin", "AttachStdout", "AttachStderr", "Tty", "ConsoleSize", "DetachKeys", "Env", "WorkingDir", "User")
+
+// checkExecCreate vets the body of POST /containers/{id}/exec and returns
+// it re-encoded from what was checked, as a container's creation is.
+func checkExecCreate(body []byte) ([]byte, error) {
+	var ex container.ExecCreateRequest
+	if err := json.Unmarshal(body, &ex); err != nil {
+		return nil, deny("exec: %v", err)
 	}
-	return nil
+	if ex.Privileged {
+		return nil, deny("exec gets no privileges")
+	}
+	if extra := unlisted(ex, execFields); len(extra) > 0 {
+		return nil, deny("exec gets none of the settings the toolbox does not use: %s", strings.Join(extra, ", "))
+	}
+	if len(ex.Cmd) == 0 {
+		return nil, deny("exec needs a command")
+	}
+	return json.Marshal(ex)
 }
 
 // protectedRepository tells whether the image name ref falls under one of

@@ -48,9 +48,15 @@ func testLookups() lookups {
 			l, ok := vols[n]
 			return l, ok, nil
 		},
-		network: func(n string) (map[string]string, bool, error) {
+		network: func(n string) (string, map[string]string, bool, error) {
+			switch n {
+			case "0123abcd": // a prefix of the ID of "apps"
+				n = "apps"
+			case "beef": // the toolbox's, named before the guard refused such names
+				return n, map[string]string{"toolbox.managed": "1"}, true, nil
+			}
 			l, ok := nets[n]
-			return l, ok, nil
+			return n, l, ok, nil
 		},
 	}
 }
@@ -385,4 +391,38 @@ func FuzzParseFilters(f *testing.F) {
 			t.Fatal("nil filters without an error")
 		}
 	})
+}
+
+// TestCheckNetworksByName: a container's networks are forwarded under their
+// names, never an ID prefix that the engine would look up again at the
+// next start; networks that do not exist or whose name is hexadecimal
+// (which the engine would read as an ID prefix) are refused.
+func TestCheckNetworksByName(t *testing.T) {
+	p := testPolicy()
+	req := managedCreate(func(r *createRequest) {
+		r.HostConfig = &container.HostConfig{NetworkMode: "0123abcd"}
+		r.NetworkingConfig = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{"0123abcd": {Aliases: []string{"app"}}}}
+	})
+	if err := p.checkCreate(req, testLookups()); err != nil {
+		t.Fatal(err)
+	}
+	if req.HostConfig.NetworkMode != "apps" || len(req.NetworkingConfig.EndpointsConfig) != 1 || req.NetworkingConfig.EndpointsConfig["apps"] == nil ||
+		!slices.Equal(req.NetworkingConfig.EndpointsConfig["apps"].Aliases, []string{"app"}) {
+		t.Errorf("forwarded: mode %q, endpoints %v; want both named apps", req.HostConfig.NetworkMode, req.NetworkingConfig.EndpointsConfig)
+	}
+	for ref, want := range map[string]string{"beef": "could be another network's ID", "missing": "does not exist"} {
+		err := p.checkCreate(managedCreate(func(r *createRequest) { r.HostConfig = &container.HostConfig{NetworkMode: container.NetworkMode(ref)} }), testLookups())
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("network %q: %v, want %q", ref, err, want)
+		}
+		err = p.checkCreate(managedCreate(func(r *createRequest) {
+			r.NetworkingConfig = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{ref: {}}}
+		}), testLookups())
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("endpoint on %q: %v, want %q", ref, err, want)
+		}
+	}
+	if networkName("cafe01") || !networkName("toolbox") || !networkName("CAFE") || !networkName("cafe-01") {
+		t.Error("networkName: only names of hexadecimal digits alone are refused")
+	}
 }
