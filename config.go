@@ -72,8 +72,11 @@ type config struct {
 
 	// The machine as the capacity guard counts it, instead of what the engine
 	// and /proc/meminfo say: TOOLBOX_MACHINE_MEMORY, TOOLBOX_MACHINE_SWAP.
-	MachineMemory  int64 // 0: the engine's MemTotal
-	MachineSwap    int64
+	MachineMemory int64 // 0: the engine's MemTotal
+	MachineSwap   int64
+	// CgroupParent puts every container of the toolbox under one parent
+	// cgroup (TOOLBOX_CGROUP_PARENT): a machine's size on a bigger one.
+	CgroupParent   string
 	MachineSwapSet bool
 	// Swap is TOOLBOX_SWAP: the swap file up creates when the machine has none.
 	Swap host.SwapSetting
@@ -225,6 +228,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if c.Retention.JobsKeep, err = strconv.Atoi(get("TOOLBOX_JOBS_KEEP", strconv.Itoa(state.DefaultJobsKeep))); err != nil || c.Retention.JobsKeep < 0 {
 		problems = append(problems, "TOOLBOX_JOBS_KEEP is not a whole number of jobs (0 or more)")
 	}
+	if v := get(host.EnvCgroupParent, ""); v != "" {
+		c.botSettings[host.EnvCgroupParent] = v
+		c.CgroupParent = v
+		if err := docker.CheckCgroupParent(v); err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
 	if v := get("TOOLBOX_MACHINE_MEMORY", ""); v != "" {
 		c.botSettings["TOOLBOX_MACHINE_MEMORY"] = v
 		if c.MachineMemory, err = parseMachineSize(v); err != nil || c.MachineMemory < 64<<20 {
@@ -300,7 +310,11 @@ func parseMachineSize(s string) (int64, error) {
 }
 
 // docker is how the engine is reached.
-func (c config) docker() docker.Config { return c.SSH.docker(c.DockerHost) }
+func (c config) docker() docker.Config {
+	d := c.SSH.docker(c.DockerHost)
+	d.CgroupParent = c.CgroupParent
+	return d
+}
 
 // parseAge reads a retention: "90d" (days), a Go duration ("36h"), or
 // "forever" (0: nothing goes).

@@ -40,7 +40,7 @@ func dockerGuardCommand(ctx context.Context, args []string, getenv func(string) 
 	case len(args) > 0:
 		return fmt.Errorf("unknown argument %q; usage: toolbox docker-guard [health]", args[0])
 	}
-	policy, err := guardPolicy(getenv(host.EnvGuardProtect))
+	policy, err := guardPolicy(getenv(host.EnvGuardProtect), getenv(host.EnvCgroupParent))
 	if err != nil {
 		return err
 	}
@@ -87,7 +87,7 @@ func guardHealth(ctx context.Context, socket string) error {
 // guardPolicy is what the guard lets the bot do: the toolbox's labels,
 // and the engine's socket only for the launchers of the embedded catalog,
 // exactly as the catalog describes them.
-func guardPolicy(botRepository string) (dockerguard.Policy, error) {
+func guardPolicy(botRepository, cgroupParent string) (dockerguard.Policy, error) {
 	apps, err := catalog.All()
 	if err != nil {
 		return dockerguard.Policy{}, err
@@ -129,6 +129,7 @@ func guardPolicy(botRepository string) (dockerguard.Policy, error) {
 		ProtectedLabel: host.GuardLabel, ProtectedValue: "1",
 		ProtectedRepositories: protected, PinnedPulls: pinned,
 		EngineSocket: stack.LauncherSocket, SocketGrants: grants,
+		CgroupParent: cgroupParent,
 	}, nil
 }
 

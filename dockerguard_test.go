@@ -21,7 +21,7 @@ import (
 // launcher only, at its pinned commit, and keeps the bot's, the launcher's
 // and the launcher's base image's names from local images.
 func TestGuardPolicy(t *testing.T) {
-	p, err := guardPolicy("registry.example.org/toolbox-bot")
+	p, err := guardPolicy("registry.example.org/toolbox-bot", "")
 	if err != nil {
 		t.Fatal(err)
 	}

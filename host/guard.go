@@ -38,6 +38,10 @@ const (
 	EnvGuardListen  = "TOOLBOX_GUARD_LISTEN"  // the socket it serves
 	EnvGuardEngine  = "TOOLBOX_GUARD_ENGINE"  // the engine's socket it forwards to
 	EnvGuardProtect = "TOOLBOX_GUARD_PROTECT" // the bot image's repository, kept from builds, tags and pulls
+	// EnvCgroupParent is the parent cgroup of every container (the guard
+	// lets only that one through): a setting of the toolbox's, passed on to
+	// the bot and the guard.
+	EnvCgroupParent = "TOOLBOX_CGROUP_PARENT"
 )
 
 func guardLabels() map[string]string {
@@ -49,8 +53,8 @@ func guardLabels() map[string]string {
 
 // guardSpec is the guard's container: the bot's image running
 // `toolbox docker-guard`, with the engine's socket, on no network.
-func guardSpec(socket socketInfo, image string) docker.ContainerSpec {
-	return docker.ContainerSpec{
+func guardSpec(socket socketInfo, image, cgroupParent string) docker.ContainerSpec {
+	spec := docker.ContainerSpec{
 		Name: GuardContainer, Image: image, Cmd: []string{"docker-guard"}, Labels: guardLabels(),
 		Network: "none",
 		Env: map[string]string{
@@ -70,6 +74,10 @@ func guardSpec(socket socketInfo, image string) docker.ContainerSpec {
 			Timeout: 3 * time.Second, StartPeriod: 5 * time.Second, Retries: 3,
 		},
 	}
+	if cgroupParent != "" {
+		spec.Env[EnvCgroupParent] = cgroupParent
+	}
+	return spec
 }
 
 // imageRepository is ref's repository in familiar form ("toolbox").
@@ -92,7 +100,7 @@ func ensureGuard(ctx context.Context, e *docker.Engine, cfg Config, image string
 	if err := e.EnsureVolume(ctx, guardVolume, vl); err != nil {
 		return err
 	}
-	res, err := e.EnsureContainer(ctx, guardSpec(socket, image))
+	res, err := e.EnsureContainer(ctx, guardSpec(socket, image, cfg.SSH.CgroupParent))
 	if err != nil {
 		return err
 	}

@@ -51,7 +51,7 @@ func TestGuardContainer(t *testing.T) {
 	if err := e.EnsureVolume(ctx, volume, labels); err != nil {
 		t.Fatal(err)
 	}
-	spec := guardSpec(socket, image)
+	spec := guardSpec(socket, image, "")
 	spec.Name = dockertest.Unique(t, "tb-guard-test")
 	for k, v := range labels {
 		spec.Labels[k] = v

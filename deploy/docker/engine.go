@@ -124,7 +124,7 @@ func Connect(ctx context.Context, cfg Config) (*Engine, error) {
 			host = client.DefaultDockerHost
 		}
 	}
-	if err := validCgroupParent(cfg.CgroupParent); err != nil {
+	if err := CheckCgroupParent(cfg.CgroupParent); err != nil {
 		return nil, err
 	}
 	e := &Engine{host: host, cgroupParent: cfg.CgroupParent}
@@ -179,10 +179,10 @@ func Connect(ctx context.Context, cfg Config) (*Engine, error) {
 	return e, nil
 }
 
-// validCgroupParent accepts what both of Docker's cgroup drivers take: a
+// CheckCgroupParent accepts what both of Docker's cgroup drivers take: a
 // path of plain names for cgroupfs ("/toolbox" or "toolbox/limited"), a
 // slice name for systemd ("toolbox.slice").
-func validCgroupParent(p string) error {
+func CheckCgroupParent(p string) error {
 	if p == "" {
 		return nil
 	}

@@ -42,6 +42,9 @@ type Policy struct {
 	// SocketGrants are the only containers that may mount the engine's
 	// socket, each described exactly.
 	SocketGrants []SocketGrant
+	// CgroupParent is the parent cgroup every container is created under
+	// (the toolbox's TOOLBOX_CGROUP_PARENT), exactly: "" for the engine's own.
+	CgroupParent string
 }
 
 // SocketGrant is a container that may mount the engine's socket: its image,
@@ -135,8 +138,15 @@ func (p Policy) checkCreate(req createRequest, look lookups) error {
 	if len(hc.Sysctls) > 0 {
 		add("sysctls")
 	}
-	if hc.CgroupParent != "" || hc.Runtime != "" || hc.Isolation != "" {
-		add("a cgroup parent, runtime or isolation of its own")
+	if hc.CgroupParent != p.CgroupParent {
+		if p.CgroupParent == "" {
+			add("a cgroup parent")
+		} else {
+			add("cgroup parent but %s (%q asked)", p.CgroupParent, hc.CgroupParent)
+		}
+	}
+	if hc.Runtime != "" || hc.Isolation != "" {
+		add("runtime or isolation of its own")
 	}
 	if hc.PidMode != "" {
 		add("the PID namespace %q", hc.PidMode)
@@ -208,7 +218,7 @@ func (p Policy) checkCreate(req createRequest, look lookups) error {
 var (
 	createConfigFields = fieldSet("Image", "Cmd", "Entrypoint", "Env", "Labels", "User", "StopTimeout", "Healthcheck",
 		"AttachStdin", "AttachStdout", "AttachStderr", "OpenStdin", "StdinOnce")
-	createHostFields     = fieldSet("Mounts", "NetworkMode", "RestartPolicy", "ShmSize", "Memory", "MemoryReservation")
+	createHostFields     = fieldSet("Mounts", "NetworkMode", "RestartPolicy", "ShmSize", "Memory", "MemoryReservation", "CgroupParent")
 	createEndpointFields = fieldSet("Aliases")
 	mountFields          = fieldSet("Type", "Source", "Target", "ReadOnly")
 	// A launcher holds the engine's socket: it runs its grant's command and

@@ -130,34 +130,35 @@ func TestCheckCreate(t *testing.T) {
 		req  createRequest
 		want string
 	}{
-		"no label":        {managedCreate(func(r *createRequest) { r.Labels = nil }), "must carry the label toolbox.managed=1"},
-		"wrong value":     {managedCreate(func(r *createRequest) { r.Labels["toolbox.managed"] = "0" }), "must carry the label"},
-		"no config":       {createRequest{HostConfig: &container.HostConfig{}}, "needs a configuration"},
-		"guard's label":   {managedCreate(func(r *createRequest) { r.Labels["toolbox.guard"] = "1" }), "the guard's own"},
-		"privileged":      {hc(func(h *container.HostConfig) { h.Privileged = true }), "privileged"},
-		"cap add":         {hc(func(h *container.HostConfig) { h.CapAdd = []string{"SYS_ADMIN"} }), "added capabilities (SYS_ADMIN)"},
-		"devices":         {hc(func(h *container.HostConfig) { h.Devices = []container.DeviceMapping{{PathOnHost: "/dev/sda"}} }), "devices"},
-		"gpu":             {hc(func(h *container.HostConfig) { h.DeviceRequests = []container.DeviceRequest{{Count: -1}} }), "devices"},
-		"seccomp off":     {hc(func(h *container.HostConfig) { h.SecurityOpt = []string{"seccomp=unconfined"} }), "security options"},
-		"apparmor off":    {hc(func(h *container.HostConfig) { h.SecurityOpt = []string{"apparmor=unconfined"} }), "security options"},
-		"unmasked proc":   {hc(func(h *container.HostConfig) { h.MaskedPaths = []string{} }), "masked"},
-		"sysctls":         {hc(func(h *container.HostConfig) { h.Sysctls = map[string]string{"kernel.x": "1"} }), "sysctls"},
-		"runtime":         {hc(func(h *container.HostConfig) { h.Runtime = "runc-unsafe" }), "runtime"},
-		"cgroup parent":   {hc(func(h *container.HostConfig) { h.CgroupParent = "/" }), "cgroup parent"},
-		"host network":    {hc(func(h *container.HostConfig) { h.NetworkMode = "host" }), "host's network"},
-		"other's netns":   {hc(func(h *container.HostConfig) { h.NetworkMode = "container:abc" }), "another container's network"},
-		"host pid":        {hc(func(h *container.HostConfig) { h.PidMode = "host" }), "PID namespace"},
-		"other's pid":     {hc(func(h *container.HostConfig) { h.PidMode = "container:abc" }), "PID namespace"},
-		"host ipc":        {hc(func(h *container.HostConfig) { h.IpcMode = "host" }), "IPC namespace"},
-		"host uts":        {hc(func(h *container.HostConfig) { h.UTSMode = "host" }), "UTS namespace"},
-		"host userns":     {hc(func(h *container.HostConfig) { h.UsernsMode = "host" }), "user namespace"},
-		"host cgroupns":   {hc(func(h *container.HostConfig) { h.CgroupnsMode = "host" }), "cgroup namespace"},
-		"volumes from":    {hc(func(h *container.HostConfig) { h.VolumesFrom = []string{"toolbox-guard"} }), "volumes from"},
-		"binds":           {hc(func(h *container.HostConfig) { h.Binds = []string{"/:/host"} }), "binds (/:/host)"},
-		"named via binds": {hc(func(h *container.HostConfig) { h.Binds = []string{"data:/data"} }), "binds"},
-		"links":           {hc(func(h *container.HostConfig) { h.Links = []string{"db:db"} }), "links"},
-		"log driver":      {hc(func(h *container.HostConfig) { h.LogConfig.Type = "syslog" }), "log driver"},
-		"annotations":     {hc(func(h *container.HostConfig) { h.Annotations = map[string]string{"run.oci.keep_original_groups": "1"} }), "annotations"},
+		"no label":           {managedCreate(func(r *createRequest) { r.Labels = nil }), "must carry the label toolbox.managed=1"},
+		"wrong value":        {managedCreate(func(r *createRequest) { r.Labels["toolbox.managed"] = "0" }), "must carry the label"},
+		"no config":          {createRequest{HostConfig: &container.HostConfig{}}, "needs a configuration"},
+		"guard's label":      {managedCreate(func(r *createRequest) { r.Labels["toolbox.guard"] = "1" }), "the guard's own"},
+		"privileged":         {hc(func(h *container.HostConfig) { h.Privileged = true }), "privileged"},
+		"cap add":            {hc(func(h *container.HostConfig) { h.CapAdd = []string{"SYS_ADMIN"} }), "added capabilities (SYS_ADMIN)"},
+		"devices":            {hc(func(h *container.HostConfig) { h.Devices = []container.DeviceMapping{{PathOnHost: "/dev/sda"}} }), "devices"},
+		"gpu":                {hc(func(h *container.HostConfig) { h.DeviceRequests = []container.DeviceRequest{{Count: -1}} }), "devices"},
+		"seccomp off":        {hc(func(h *container.HostConfig) { h.SecurityOpt = []string{"seccomp=unconfined"} }), "security options"},
+		"apparmor off":       {hc(func(h *container.HostConfig) { h.SecurityOpt = []string{"apparmor=unconfined"} }), "security options"},
+		"unmasked proc":      {hc(func(h *container.HostConfig) { h.MaskedPaths = []string{} }), "masked"},
+		"sysctls":            {hc(func(h *container.HostConfig) { h.Sysctls = map[string]string{"kernel.x": "1"} }), "sysctls"},
+		"runtime":            {hc(func(h *container.HostConfig) { h.Runtime = "runc-unsafe" }), "runtime"},
+		"cgroup parent":      {hc(func(h *container.HostConfig) { h.CgroupParent = "/" }), "cgroup parent"},
+		"runtime, isolation": {hc(func(h *container.HostConfig) { h.Isolation = "hyperv" }), "isolation"},
+		"host network":       {hc(func(h *container.HostConfig) { h.NetworkMode = "host" }), "host's network"},
+		"other's netns":      {hc(func(h *container.HostConfig) { h.NetworkMode = "container:abc" }), "another container's network"},
+		"host pid":           {hc(func(h *container.HostConfig) { h.PidMode = "host" }), "PID namespace"},
+		"other's pid":        {hc(func(h *container.HostConfig) { h.PidMode = "container:abc" }), "PID namespace"},
+		"host ipc":           {hc(func(h *container.HostConfig) { h.IpcMode = "host" }), "IPC namespace"},
+		"host uts":           {hc(func(h *container.HostConfig) { h.UTSMode = "host" }), "UTS namespace"},
+		"host userns":        {hc(func(h *container.HostConfig) { h.UsernsMode = "host" }), "user namespace"},
+		"host cgroupns":      {hc(func(h *container.HostConfig) { h.CgroupnsMode = "host" }), "cgroup namespace"},
+		"volumes from":       {hc(func(h *container.HostConfig) { h.VolumesFrom = []string{"toolbox-guard"} }), "volumes from"},
+		"binds":              {hc(func(h *container.HostConfig) { h.Binds = []string{"/:/host"} }), "binds (/:/host)"},
+		"named via binds":    {hc(func(h *container.HostConfig) { h.Binds = []string{"data:/data"} }), "binds"},
+		"links":              {hc(func(h *container.HostConfig) { h.Links = []string{"db:db"} }), "links"},
+		"log driver":         {hc(func(h *container.HostConfig) { h.LogConfig.Type = "syslog" }), "log driver"},
+		"annotations":        {hc(func(h *container.HostConfig) { h.Annotations = map[string]string{"run.oci.keep_original_groups": "1"} }), "annotations"},
 		"host network endpoint": {managedCreate(func(r *createRequest) {
 			r.NetworkingConfig = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{"host": {}}}
 		}), "host's network"},
@@ -424,5 +425,26 @@ func TestCheckNetworksByName(t *testing.T) {
 	}
 	if networkName("cafe01") || !networkName("toolbox") || !networkName("CAFE") || !networkName("cafe-01") {
 		t.Error("networkName: only names of hexadecimal digits alone are refused")
+	}
+}
+
+// With a cgroup parent set (TOOLBOX_CGROUP_PARENT), every container is made
+// under exactly that one: not the engine's default, not another.
+func TestCheckCreateCgroupParent(t *testing.T) {
+	p := testPolicy()
+	p.CgroupParent = "/toolbox-2g"
+	for parent, want := range map[string]string{
+		"/toolbox-2g":      "",
+		"":                 `cgroup parent but /toolbox-2g ("" asked)`,
+		"/":                `cgroup parent but /toolbox-2g ("/" asked)`,
+		"/toolbox-2g/../x": "cgroup parent but /toolbox-2g",
+	} {
+		err := p.checkCreate(managedCreate(func(r *createRequest) { r.HostConfig.CgroupParent = parent }), testLookups())
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("cgroup parent %q: %v, want allowed", parent, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("cgroup parent %q: %v, want refused with %q", parent, err, want)
+		}
 	}
 }
