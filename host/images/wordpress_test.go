@@ -156,6 +156,20 @@ echo get_permalink($id);`, title, "<p>"+marker+"</p>")))
 		if status != "200" || !strings.Contains(body, marker) || !strings.Contains(body, title) {
 			t.Errorf("%s answered %s without the post:\n%.2000s", link, status, body)
 		}
+		// Pretty permalinks go through the image's .htaccess: mod_rewrite
+		// on, and AllowOverride letting it act.
+		pretty := strings.TrimSpace(php(t, `global $wp_rewrite;
+$wp_rewrite->set_permalink_structure('/%year%/%monthnum%/%postname%/');
+flush_rewrite_rules(false);
+$p = get_posts(array('title' => `+fmt.Sprintf("%q", title)+`, 'post_type' => 'post', 'numberposts' => 1));
+echo get_permalink($p[0]);`))
+		pu, err := url.Parse(pretty)
+		if err != nil || !strings.HasSuffix(pu.Path, "/a-post-from-the-test/") {
+			t.Fatalf("the pretty permalink is %q, want one ending in /a-post-from-the-test/", pretty)
+		}
+		if status, body := curl(t, pu.Path); status != "200" || !strings.Contains(body, marker) {
+			t.Errorf("%s (rewritten by .htaccess) answered %s without the post:\n%.2000s", pretty, status, body)
+		}
 	})
 
 	t.Run("administrator", func(t *testing.T) {

@@ -29,6 +29,13 @@ apache2*) ;;
 *) [ "$self" = docker-ensure-installed.sh ] || exec "$@" ;;
 esac
 
+# A stop asked for while WordPress is being copied waits for the copy to
+# end (a half-copied folder would pass for an installed WordPress at the
+# next start), then ends the container instead of starting the command.
+# As the container's first process the shell would otherwise ignore it.
+stop_asked=
+trap 'stop_asked=1' TERM INT
+
 if [ "$(id -u)" = 0 ]; then
 	user=${APACHE_RUN_USER:-www-data}
 	group=${APACHE_RUN_GROUP:-www-data}
@@ -100,4 +107,9 @@ if [ ! -s wp-config.php ] && env | grep -q '^WORDPRESS_'; then
 	done
 fi
 
+if [ -n "$stop_asked" ]; then
+	log "Stopped before starting $1"
+	exit 143
+fi
+trap - TERM INT
 exec "$@"
