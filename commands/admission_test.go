@@ -315,9 +315,9 @@ func TestConcurrentAddsReserveMemory(t *testing.T) {
 
 // The reservation ends with the add: a failed add gives its memory back.
 func TestReservationReleasedWhenTheAddEnds(t *testing.T) {
-	m := withFree(2<<30, 300<<20)
+	m := withFree(2<<30, 500<<20)
 	e, _ := appsEnv(t, m)
-	// mattermost (224 MiB) and mediawiki (288 MiB) fit only alone; the
+	// mattermost (240 MiB) and mediawiki (464 MiB) fit only alone; the
 	// add of mattermost fails at the engine.
 	m.DeployFn = func(string) error { return fmt.Errorf("engine down") }
 	if got := e.handle(caller("ann"), "add mattermost"); got.JobID == 0 {

@@ -79,14 +79,14 @@ func TestTwoGigabyteMachine(t *testing.T) {
 
 	got := e.handle(caller("ann"), "add gitlab").Text
 	// 1.9 GiB + 2 GiB - 586 MiB margin = 3407 MiB; reserved: the toolbox's
-	// 96 MiB and the next backup's 96 MiB, mattermost 224, mediawiki 288,
-	// wordpress 288: 992 MiB; free 2415 MiB, 657 MiB short. Removing
-	// mediawiki and wordpress would free 576 MiB only, and mattermost is the
+	// 160 MiB and the next backup's 96 MiB, mattermost 240, mediawiki 464,
+	// wordpress 336: 1296 MiB; free 2111 MiB, 961 MiB short. Removing
+	// mediawiki and wordpress would free 800 MiB only, and mattermost is the
 	// chat app: no removal is proposed.
-	want := "gitlab needs 3.0 GiB of memory (what its services reserve), and only 2.4 GiB is free: " +
-		"1.9 GiB of memory + 2.0 GiB of swap - 586 MiB margin - 992 MiB reserved " +
-		"(toolbox 192 MiB, mattermost 224 MiB, mediawiki 288 MiB, wordpress 288 MiB). " +
-		"A machine with 3 GiB of memory would make room."
+	want := "gitlab needs 3.0 GiB of memory (what its services reserve), and only 2.1 GiB is free: " +
+		"1.9 GiB of memory + 2.0 GiB of swap - 586 MiB margin - 1.3 GiB reserved " +
+		"(toolbox 256 MiB, mattermost 240 MiB, mediawiki 464 MiB, wordpress 336 MiB). " +
+		"A machine with 4 GiB of memory would make room."
 	if got != want {
 		t.Errorf("add gitlab =\n%q\nwant\n%q", got, want)
 	}

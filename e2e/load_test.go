@@ -54,12 +54,12 @@ func TestChatLoad(t *testing.T) {
 	}))
 	defer echo.Close()
 	if _, _, err := admin.CreateCommand(ctx, &model.Command{
-		TeamId: team.Id, Trigger: "echo", Method: model.CommandMethodPost, URL: echo.URL,
-		DisplayName: "echo", Description: "the load test's baseline",
+		TeamId: team.Id, Trigger: "baseline", Method: model.CommandMethodPost, URL: echo.URL,
+		DisplayName: "baseline", Description: "the load test's baseline",
 	}); err != nil {
 		t.Fatal(err)
 	}
-	base := driveLoad(ctx, clients, channel.Id, "/echo", mix, perMember)
+	base := driveLoad(ctx, clients, channel.Id, "/baseline", mix, perMember)
 	if len(base.failures) > 0 {
 		t.Fatalf("%d baseline commands got no answer, first: %s", len(base.failures), base.failures[0])
 	}

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -38,7 +39,11 @@ func TestWordPress(t *testing.T) {
 
 	network := dockertest.Unique(t, "tbnet")
 	labels := dockertest.Labels(t, e)
-	if err := e.EnsureNetwork(ctx, network, labels); err != nil {
+	// The shared network as the toolbox makes it (its labels, which add
+	// checks), made first because Caddy is on it before the add.
+	netLabels := maps.Clone(labels)
+	netLabels[stack.LabelManaged], netLabels[stack.LabelApp] = "1", ""
+	if err := e.EnsureNetwork(ctx, network, netLabels); err != nil {
 		t.Fatal(err)
 	}
 	caddy := startWordPressCaddy(t, e, network, labels)
