@@ -84,10 +84,23 @@ func (c capacity) reserved() int64 {
 	for _, n := range c.m.Running {
 		sum += n
 	}
-	for _, n := range c.pending {
+	for _, n := range c.underWay() {
 		sum += n
 	}
 	return sum
+}
+
+// underWay is what the adds under way reserve beyond what their containers
+// already count among the running: an add's containers run from its deploy
+// step on, long before the add ends and gives its reservation back.
+func (c capacity) underWay() map[string]int64 {
+	out := map[string]int64{}
+	for app, n := range c.pending {
+		if rest := n - c.m.Running[app]; rest > 0 {
+			out[app] = rest
+		}
+	}
+	return out
 }
 
 func (c capacity) free() int64 { return c.budget() - c.reserved() }
@@ -111,8 +124,9 @@ func (c capacity) accounts() string {
 	for _, app := range slices.Sorted(maps.Keys(running)) {
 		parts = append(parts, fmt.Sprintf("%s %s", app, formatBytes(running[app])))
 	}
-	for _, app := range slices.Sorted(maps.Keys(c.pending)) {
-		parts = append(parts, fmt.Sprintf("%s %s (add under way)", app, formatBytes(c.pending[app])))
+	underWay := c.underWay()
+	for _, app := range slices.Sorted(maps.Keys(underWay)) {
+		parts = append(parts, fmt.Sprintf("%s %s (add under way)", app, formatBytes(underWay[app])))
 	}
 	return fmt.Sprintf("%s of memory + %s - %s margin - %s reserved (%s)",
 		formatBytes(c.m.Memory), swap, formatBytes(MemoryMargin(c.m.Memory)), formatBytes(c.reserved()), strings.Join(parts, ", "))

@@ -201,3 +201,21 @@ type downEngine struct{ *fakeEngine }
 func (downEngine) Memory(context.Context) (Machine, error) {
 	return Machine{}, errors.New("engine down")
 }
+
+// An add's containers run from its deploy step on, while its reservation
+// lasts until it ends: the memory is counted once, the larger of the two.
+func TestAddUnderWayCountedOnce(t *testing.T) {
+	const mib = 1 << 20
+	c := capacity{
+		m:       Machine{Memory: 4 << 30, Running: map[string]int64{"wordpress": 300 * mib, "mattermost": 240 * mib}},
+		pending: map[string]int64{"wordpress": 336 * mib, "mediawiki": 464 * mib},
+	}
+	aside := c.backupAside()
+	if got, want := c.reserved(), aside+(240+336+464)*mib; got != want {
+		t.Errorf("reserved = %s, want %s: wordpress's running containers and its pending add counted once", formatBytes(got), formatBytes(want))
+	}
+	if got := c.accounts(); !strings.Contains(got, "wordpress 300 MiB, wordpress 36 MiB (add under way), mediawiki 464 MiB (add under way)") &&
+		!strings.Contains(got, "mediawiki 464 MiB (add under way), wordpress 36 MiB (add under way)") {
+		t.Errorf("accounts = %q", got)
+	}
+}

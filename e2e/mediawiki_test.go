@@ -37,20 +37,7 @@ func TestMediaWiki(t *testing.T) {
 		"TOOLBOX_BASE_DOMAIN=localhost", "TOOLBOX_HTTP_PORT=0", "TOOLBOX_HTTPS_PORT=0",
 		"TOOLBOX_CATALOG_DIR="+t.TempDir(),
 	)
-	run := func(args ...string) string {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, bin, args...)
-		cmd.Env = env
-		start := time.Now()
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("toolbox %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		t.Logf("toolbox %s took %s", strings.Join(args, " "), time.Since(start).Round(time.Second))
-		return string(out)
-	}
+	run := toolboxCommand(t, bin, env)
 	ctx := context.Background()
 	wiki := stack.ContainerName(app, "mediawiki")
 	t.Cleanup(func() {

@@ -82,6 +82,26 @@ func toolboxRun(t *testing.T, env []string, args ...string) string {
 	return out
 }
 
+// toolboxCommand returns a function that runs bin (the static toolbox of
+// `up`'s tests) with env, and noSwap whatever env says, to its end; it
+// fails the test unless the command succeeds, and logs how long it took.
+func toolboxCommand(t *testing.T, bin string, env []string) func(args ...string) string {
+	return func(args ...string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.Env = append(append([]string(nil), env...), noSwap)
+		start := time.Now()
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("toolbox %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		t.Logf("toolbox %s took %s", strings.Join(args, " "), time.Since(start).Round(time.Second))
+		return string(out)
+	}
+}
+
 // noSwap keeps up from giving the CI machine a swap file (host/swap.go:
 // as root on the engine's machine, up would create /swapfile, turn it on
 // and add it to /etc/fstab). A test's own env comes after and may override it.

@@ -97,20 +97,7 @@ func TestTwoGigabyteMachine(t *testing.T) {
 		}
 	})
 
-	run := func(args ...string) string {
-		t.Helper()
-		rctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(rctx, bin, args...)
-		cmd.Env = env
-		start := time.Now()
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("toolbox %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		t.Logf("toolbox %s took %s", strings.Join(args, " "), time.Since(start).Round(time.Second))
-		return string(out)
-	}
+	run := toolboxCommand(t, bin, env)
 	// bot runs a toolbox command in the bot's container, as an operator
 	// would on the machine; its exit code is returned with what it printed.
 	bot := func(args ...string) (string, int) {

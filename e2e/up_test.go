@@ -93,20 +93,7 @@ func TestUp(t *testing.T) {
 		"TOOLBOX_CATALOG_DIR="+catalogDir,
 		noSwap, // up would otherwise give the CI machine a swap file
 	)
-	run := func(args ...string) string {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, bin, args...)
-		cmd.Env = env
-		start := time.Now()
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("toolbox %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		t.Logf("toolbox %s took %s", strings.Join(args, " "), time.Since(start).Round(time.Second))
-		return string(out)
-	}
+	run := toolboxCommand(t, bin, env)
 	t.Cleanup(func() {
 		if _, err := e.PublishedAddr(context.Background(), "toolbox-caddy", 2019); err == nil {
 			t.Errorf("caddy's admin port is published")
