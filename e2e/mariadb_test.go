@@ -277,7 +277,8 @@ func wordpressDBEntry(t *testing.T, app, dir string) []byte {
 			secrets = append(secrets, s)
 		}
 	}
-	limit, _ := svc["mem_limit"].(string)
+	// The service's own line of where its reservation comes from.
+	memory, _ := x["memory"].(map[string]any)
 	entry := map[string]any{
 		"services": map[string]any{service: svc},
 		"volumes":  volumes,
@@ -285,7 +286,7 @@ func wordpressDBEntry(t *testing.T, app, dir string) []byte {
 			"description": "WordPress's database alone, for tests",
 			"upstream":    x["upstream"],
 			"version":     tag, // the catalog wants the entry image's tag to hold the version
-			"memory":      map[string]any{"min": limit, "recommended": limit},
+			"memory":      map[string]any{service: memory[service]},
 			"disk":        x["disk"],
 			"entry":       map[string]any{"service": service, "port": mariadbPort},
 			"health_path": x["health_path"], // required by the catalog, read by nothing else

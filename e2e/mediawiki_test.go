@@ -37,7 +37,7 @@ func TestMediaWiki(t *testing.T) {
 		"TOOLBOX_BASE_DOMAIN=localhost", "TOOLBOX_HTTP_PORT=0", "TOOLBOX_HTTPS_PORT=0",
 		"TOOLBOX_CATALOG_DIR="+t.TempDir(),
 	)
-	run := toolboxCommand(t, bin, env)
+	run := toolboxCommand(t, bin, &env)
 	ctx := context.Background()
 	wiki := stack.ContainerName(app, "mediawiki")
 	t.Cleanup(func() {

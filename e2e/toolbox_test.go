@@ -83,15 +83,16 @@ func toolboxRun(t *testing.T, env []string, args ...string) string {
 }
 
 // toolboxCommand returns a function that runs bin (the static toolbox of
-// `up`'s tests) with env, and noSwap whatever env says, to its end; it
-// fails the test unless the command succeeds, and logs how long it took.
-func toolboxCommand(t *testing.T, bin string, env []string) func(args ...string) string {
+// `up`'s tests) with *env as it is then, and noSwap whatever it says, to its
+// end; it fails the test unless the command succeeds, and logs how long it
+// took.
+func toolboxCommand(t *testing.T, bin string, env *[]string) func(args ...string) string {
 	return func(args ...string) string {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, bin, args...)
-		cmd.Env = append(append([]string(nil), env...), noSwap)
+		cmd.Env = append(append([]string(nil), *env...), noSwap)
 		start := time.Now()
 		out, err := cmd.CombinedOutput()
 		if err != nil {

@@ -97,7 +97,7 @@ func TestTwoGigabyteMachine(t *testing.T) {
 		}
 	})
 
-	run := toolboxCommand(t, bin, env)
+	run := toolboxCommand(t, bin, &env)
 	// bot runs a toolbox command in the bot's container, as an operator
 	// would on the machine; its exit code is returned with what it printed.
 	bot := func(args ...string) (string, int) {

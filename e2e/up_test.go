@@ -93,7 +93,7 @@ func TestUp(t *testing.T) {
 		"TOOLBOX_CATALOG_DIR="+catalogDir,
 		noSwap, // up would otherwise give the CI machine a swap file
 	)
-	run := toolboxCommand(t, bin, env)
+	run := toolboxCommand(t, bin, &env)
 	t.Cleanup(func() {
 		if _, err := e.PublishedAddr(context.Background(), "toolbox-caddy", 2019); err == nil {
 			t.Errorf("caddy's admin port is published")
