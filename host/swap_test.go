@@ -1,6 +1,8 @@
 package host
 
 import (
+	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,9 +63,15 @@ func TestDecideSwap(t *testing.T) {
 		{"off", SwapSetting{Off: true}, twoGB, false, 0, "TOOLBOX_SWAP=off"},
 		{"swap already", SwapSetting{}, with(func(m *swapMachine) { m.Swap = gib }), false, 0, "has 1 GiB of swap"},
 		{"not root", SwapSetting{}, with(func(m *swapMachine) { m.Root = false }), false, 2 * gib, "run as root `fallocate -l 2048M /swapfile && chmod 600 /swapfile && mkswap /swapfile && swapon /swapfile && echo '/swapfile none swap sw 0 0' >> /etc/fstab`"},
-		{"remote engine", SwapSetting{}, with(func(m *swapMachine) { m.Local = false }), false, 2 * gib, "the engine is not on this machine: on it, as root, run `fallocate"},
+		{"remote engine", SwapSetting{}, with(func(m *swapMachine) { m.Local = false }), false, 2 * gib, "If it has none, on it, as root, run `fallocate"},
 		{"a full disk", SwapSetting{}, with(func(m *swapMachine) { m.FreeDisk = 3 * gib }), false, 2 * gib, "a 2 GiB swap file would leave 1 GiB of disk free, less than 2 GiB"},
-		{"the file left by a run that stopped", SwapSetting{}, with(func(m *swapMachine) { m.FreeDisk = gib; m.Exists = true }), true, 2 * gib, ""},
+		{"remote engine says it cannot see", SwapSetting{}, with(func(m *swapMachine) { m.Local = false }), false, 2 * gib, "I cannot see the swap of the engine's machine"},
+		{"a swap file turned off on purpose", SwapSetting{}, with(func(m *swapMachine) { m.Exists, m.Sig = true, true }), false, 2 * gib, "it is off (turned off on purpose?): I leave it off. To turn it on, run as root `swapon /swapfile`; or set TOOLBOX_SWAP=off"},
+		{"another file there", SwapSetting{}, with(func(m *swapMachine) { m.Exists = true }), false, 2 * gib, "exists but is not a swap file"},
+		{"tmpfs", SwapSetting{}, with(func(m *swapMachine) { m.FSType = unix.TMPFS_MAGIC }), false, 2 * gib, "is on tmpfs"},
+		{"overlayfs", SwapSetting{}, with(func(m *swapMachine) { m.FSType = unix.OVERLAYFS_SUPER_MAGIC }), false, 2 * gib, "is on overlayfs"},
+		{"zfs", SwapSetting{}, with(func(m *swapMachine) { m.FSType = zfsSuperMagic }), false, 2 * gib, "is on ZFS"},
+		{"btrfs: made, with nocow", SwapSetting{}, with(func(m *swapMachine) { m.FSType = unix.BTRFS_SUPER_MAGIC }), true, 2 * gib, ""},
 	}
 	for _, tt := range tests {
 		p := decideSwap(tt.setting, tt.m)
@@ -88,7 +96,7 @@ func TestPrepareSwapFile(t *testing.T) {
 	needMkswap(t)
 	path := filepath.Join(t.TempDir(), "swapfile")
 	const size = 64 << 20
-	if err := prepareSwapFile(t.Context(), path, size); err != nil {
+	if err := prepareSwapFile(t.Context(), path, size, 0); err != nil {
 		t.Fatal(err)
 	}
 	st, err := os.Stat(path)
@@ -105,32 +113,72 @@ func TestPrepareSwapFile(t *testing.T) {
 	if blocks := statBlocks(t, path); blocks*512 < size {
 		t.Errorf("swap file has %d bytes allocated, want %d", blocks*512, size)
 	}
-	// Again: kept as it is.
-	if err := os.Chmod(path, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := prepareSwapFile(t.Context(), path, size); err != nil {
-		t.Errorf("second prepare: %v", err)
-	}
-	if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
-		t.Errorf("mode after the second prepare = %v", st.Mode().Perm())
-	}
-	// Another size, or a file that is not swap: refused, left alone.
-	if err := prepareSwapFile(t.Context(), path, 2*size); err == nil || !strings.Contains(err.Error(), "is not a 128 MiB swap area") {
-		t.Errorf("prepare over a swap file of another size = %v", err)
-	}
+	// A file there already is never touched.
 	other := filepath.Join(t.TempDir(), "data")
 	if err := os.WriteFile(other, []byte("precious"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := prepareSwapFile(t.Context(), other, size); err == nil {
-		t.Error("prepare over a file that is not swap: no error")
+	if err := prepareSwapFile(t.Context(), other, size, 0); err == nil {
+		t.Error("prepare over a file: no error")
 	}
 	if data, _ := os.ReadFile(other); string(data) != "precious" {
 		t.Errorf("the other file was changed: %q", data)
 	}
 	if ok, _ := hasSwapSignature(other); ok {
 		t.Error("a short file has the swap signature")
+	}
+}
+
+// A run killed half way left the temporary file: the next run removes it
+// and builds the swap file; a cancelled run leaves nothing at the real name.
+func TestPrepareSwapFileAfterAKill(t *testing.T) {
+	needMkswap(t)
+	path := filepath.Join(t.TempDir(), "swapfile")
+	if err := os.WriteFile(path+swapNewSuffix, []byte("half made"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := prepareSwapFile(t.Context(), path, 64<<20, 0); err != nil {
+		t.Fatalf("prepare with a half-made file left: %v", err)
+	}
+	if ok, err := hasSwapSignature(path); err != nil || !ok {
+		t.Errorf("hasSwapSignature = %t, %v", ok, err)
+	}
+	if _, err := os.Stat(path + swapNewSuffix); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the temporary file is still there: %v", err)
+	}
+	cancelled := filepath.Join(t.TempDir(), "swapfile")
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := prepareSwapFile(ctx, cancelled, 64<<20, 0); err == nil {
+		t.Error("prepare with a cancelled context: no error")
+	}
+	for _, p := range []string{cancelled, cancelled + swapNewSuffix} {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s after a cancelled prepare: %v", p, err)
+		}
+	}
+}
+
+// The zero-writing fallback stops at Ctrl-C.
+func TestWriteZerosHonoursContext(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "zeros"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := writeZeros(ctx, f, 1<<30); !errors.Is(err, context.Canceled) {
+		t.Errorf("writeZeros with a cancelled context = %v", err)
+	}
+	if st, _ := f.Stat(); st.Size() != 0 {
+		t.Errorf("wrote %d bytes after the cancel", st.Size())
+	}
+	if err := writeZeros(t.Context(), f, 3<<20); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := f.Stat(); st.Size() != 3<<20 {
+		t.Errorf("wrote %d bytes, want 3 MiB", st.Size())
 	}
 }
 
@@ -175,7 +223,7 @@ func TestSwapOn(t *testing.T) {
 	}
 	needMkswap(t)
 	path := filepath.Join(t.TempDir(), "swapfile")
-	if err := prepareSwapFile(t.Context(), path, 64<<20); err != nil {
+	if err := prepareSwapFile(t.Context(), path, 64<<20, 0); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := exec.Command("swapon", path).CombinedOutput(); err != nil {
