@@ -67,9 +67,7 @@ func Up(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) err
 	if err != nil {
 		return err
 	}
-	if err := ensureSwap(ctx, cfg.Swap, e.Host(), info.MemTotal, stdout, say); err != nil {
-		return err
-	}
+	ensureSwap(ctx, cfg.Swap, cfg.BotSettings["TOOLBOX_MACHINE_SWAP"] != "", e.Host(), info.MemTotal, stdout, say)
 	if err := ensureImages(ctx, e, cfg, say); err != nil {
 		return err
 	}
