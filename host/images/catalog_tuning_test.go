@@ -204,6 +204,7 @@ echo new > /usr/src/wordpress/index.php
 echo image > /usr/src/wordpress/.htaccess
 echo image > /usr/src/wordpress/wp-content/plugins/akismet/akismet.php
 echo "<?php \$wp_version = '7.0.0';" > /var/www/html/wp-includes/version.php
+echo removed > /var/www/html/wp-includes/class-gone.php
 echo old > /var/www/html/index.php
 echo site > /var/www/html/.htaccess
 echo "<?php // salts" > /var/www/html/wp-config.php
@@ -216,9 +217,10 @@ echo photo > /var/www/html/wp-content/uploads/photo.jpg
 		got := engineSh(t, ctx, e, name, `cd /var/www/html
 cat index.php wp-includes/version.php .htaccess wp-config.php wp-content/uploads/photo.jpg
 test ! -e wp-content/plugins/akismet && echo "no plugin copied"
-stat -c %U index.php
+test ! -e wp-includes/class-gone.php && echo "a file the release removed is gone"
+stat -c %U index.php wp-includes/version.php
 cat /tmp/ran`)
-		want := "new\n<?php $wp_version = '7.1.2';\nsite\n<?php // salts\nphoto\nno plugin copied\nwww-data\ndocker-entrypoint.sh apache2-foreground\n"
+		want := "new\n<?php $wp_version = '7.1.2';\nsite\n<?php // salts\nphoto\nno plugin copied\na file the release removed is gone\nwww-data\nwww-data\ndocker-entrypoint.sh apache2-foreground\n"
 		if got != want {
 			t.Errorf("after the start with a newer image:\n%s\nwant\n%s", got, want)
 		}
@@ -283,16 +285,16 @@ cat /tmp/ran`)
 		got := engineSh(t, ctx, e, name, "cat "+settings+"; stat -c %U /var/www/html/images /var/www/html/images/a")
 		want := "<?php\n# End of automatically generated settings.\n# Add more configuration options below.\n\n" +
 			"# toolbox: proxy and uploads (appended by the toolbox's post-install step)\n" +
-			"$wgUseCdn = true;\n" +
 			"$wgCdnServersNoPurge = [ '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7' ];\n" +
 			"$wgEnableUploads = true;\n" +
 			"www-data\nwww-data\n"
 		if got != want {
 			t.Errorf("LocalSettings.php and the owners of images/:\n%s\nwant\n%s", got, want)
 		}
-		// Linted after the append; run again, the step stops before.
-		if ran := engineSh(t, ctx, e, name, "cat /tmp/ran"); ran != "php -l "+settings+"\n" {
-			t.Errorf("php ran as %q, want one lint of %s", ran, settings)
+		// The copy is linted before it replaces the file; run again, the
+		// step stops before.
+		if ran := engineSh(t, ctx, e, name, "cat /tmp/ran"); ran != "php -l "+settings+".toolbox-new\n" {
+			t.Errorf("php ran as %q, want one lint of the copy of %s", ran, settings)
 		}
 	})
 
